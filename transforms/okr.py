@@ -1,0 +1,452 @@
+"""The OKR math of CONTRACT section 3 as Polars expressions: progress, expected progress, status
+and grade per KR and day; objective scores, the parent roll-up and team scores per quarter.
+
+Nothing here reads the warehouse: measured values arrive as a frame, so every rule can be tested
+on numbers worked out by hand.
+"""
+
+from __future__ import annotations
+
+from datetime import date
+
+import polars as pl
+
+from transforms.calendar import Quarter
+from transforms.config import MAINTAIN_TYPES, OkrConfig, RelativeTarget, Settings
+
+ROUND = 9
+STATUSES = (
+    "not_started",
+    "no_data",
+    "achieved",
+    "missed",
+    "stale",
+    "on_track",
+    "at_risk",
+    "off_track",
+)
+
+KR_PARAMETERS_SCHEMA = {
+    "kr_id": pl.String,
+    "kr_title": pl.String,
+    "objective_id": pl.String,
+    "metric_id": pl.String,
+    "team": pl.String,
+    "owner": pl.String,
+    "kr_type": pl.String,
+    "period_start": pl.Date,
+    "period_end": pl.Date,
+    "baseline": pl.Float64,
+    "target": pl.Float64,
+    "range_low": pl.Float64,
+    "range_high": pl.Float64,
+    "weight": pl.Float64,
+    "success_level": pl.Float64,
+    "cumulative": pl.Boolean,
+    "higher_is_better": pl.Boolean,
+    "freshness_days": pl.Int64,
+}
+
+
+def kr_parameters(config: OkrConfig, baselines: dict[str, float | None]) -> pl.DataFrame:
+    """One row per KR with its resolved baseline and target (relative targets applied)."""
+    rows = []
+    for kr_id, resolved in config.key_results.items():
+        kr, metric = resolved.kr, resolved.metric
+        baseline = baselines.get(kr_id) if kr.baseline == "auto" else float(kr.baseline)
+        target = resolved.target
+        if isinstance(target, RelativeTarget):
+            target = target.apply(baseline)
+        rows.append(
+            {
+                "kr_id": kr_id,
+                "kr_title": kr.title,
+                "objective_id": resolved.objective.id,
+                "metric_id": metric.id,
+                "team": resolved.objective.team,
+                "owner": kr.owner or resolved.objective.owner,
+                "kr_type": kr.type,
+                "period_start": resolved.start,
+                "period_end": resolved.end,
+                "baseline": baseline,
+                "target": target,
+                "range_low": kr.range[0] if kr.range else None,
+                "range_high": kr.range[1] if kr.range else None,
+                "weight": kr.weight,
+                "success_level": resolved.objective.success_level,
+                "cumulative": metric.is_cumulative,
+                "higher_is_better": metric.direction == "higher_is_better",
+                "freshness_days": metric.freshness_days,
+            }
+        )
+    return pl.DataFrame(rows, schema=KR_PARAMETERS_SCHEMA)
+
+
+def _rounded(expr: pl.Expr) -> pl.Expr:
+    return expr.round(ROUND)
+
+
+def _clamp01(expr: pl.Expr) -> pl.Expr:
+    return expr.clip(0.0, 1.0)
+
+
+def key_result_daily(
+    params: pl.DataFrame, series: pl.DataFrame, settings: Settings
+) -> pl.DataFrame:
+    """Progress, expected progress, status and grade of each KR on each day of `series`
+    (`kr_id`, `date`, `value`, `latest_date`; days from the KR's start, in order)."""
+    a = _rounded(pl.col("value"))
+    b, t = pl.col("baseline"), pl.col("target")
+    kr_type = pl.col("kr_type")
+    maintain = kr_type.is_in(MAINTAIN_TYPES)
+    day_number = (pl.col("date") - pl.col("period_start")).dt.total_days() + 1
+    window_days = (pl.col("period_end") - pl.col("period_start")).dt.total_days() + 1
+    over_kr = {"partition_by": "kr_id", "order_by": "date"}
+
+    reached = pl.when(pl.col("higher_is_better")).then(a >= _rounded(t)).otherwise(a <= _rounded(t))
+    met = (
+        pl.when(kr_type == "maintain_above")
+        .then(a >= _rounded(t))
+        .when(kr_type == "maintain_below")
+        .then(a <= _rounded(t))
+        .otherwise((a >= pl.col("range_low")) & (a <= pl.col("range_high")))
+        .fill_null(False)
+    )
+    days_with_value = pl.col("value").is_not_null().cum_sum().over(**over_kr)
+
+    # Why a KR with data still has no progress (also surfaced by marts.okr_lint).
+    unmeasurable = (
+        pl.when(kr_type.is_in(["increase", "decrease"]) & ~pl.col("cumulative") & b.is_null())
+        .then(pl.lit("baseline has no data"))
+        .when(kr_type.is_in(["increase", "decrease"]) & ~pl.col("cumulative") & (b == t))
+        .then(pl.lit("target equals baseline"))
+        .when((kr_type != "within_range") & t.is_null())
+        .then(pl.lit("target depends on a baseline that has no data"))
+        .when(pl.col("cumulative") & (t <= 0))
+        .then(pl.lit("cumulative KR needs a target above zero"))
+    )
+    raw = (
+        pl.when(unmeasurable.is_not_null())
+        .then(None)
+        .when(maintain)
+        .then(
+            pl.when(days_with_value > 0).then(
+                met.cast(pl.Float64).cum_sum().over(**over_kr) / day_number
+            )
+        )
+        .when(kr_type == "milestone")
+        .then(
+            pl.when(days_with_value > 0).then(
+                reached.fill_null(False).cast(pl.Float64).cum_max().over(**over_kr)
+            )
+        )
+        .when(pl.col("cumulative"))
+        .then(pl.col("value") / t)
+        .otherwise((pl.col("value") - b) / (t - b))
+    )
+    expected = (
+        pl.when(maintain)
+        .then(1.0)
+        .when(kr_type == "milestone")
+        .then(pl.when(pl.col("date") >= pl.col("period_end")).then(1.0).otherwise(0.0))
+        .otherwise(_clamp01(day_number / window_days))
+    )
+    frame = (
+        series.join(params, on="kr_id", how="inner")
+        .sort("kr_id", "date")
+        .with_columns(raw_progress=raw, expected_progress=expected, note=unmeasurable)
+        .with_columns(progress=_clamp01(pl.col("raw_progress")))
+    )
+    return frame.with_columns(
+        status=_kr_status(settings),
+        grade=grade(pl.col("progress")),
+        note=pl.coalesce(
+            "note",
+            pl.when(pl.col("value").is_null() & (days_with_value == 0)).then(
+                pl.lit("no data in the KR window yet")
+            ),
+        ),
+    )
+
+
+def _kr_status(settings: Settings) -> pl.Expr:
+    p, d = _rounded(pl.col("progress")), pl.col("date")
+    maintain = pl.col("kr_type").is_in(MAINTAIN_TYPES)
+    achieved = (
+        pl.when(maintain)
+        .then((d >= pl.col("period_end")) & (p >= _rounded(pl.col("success_level"))))
+        .otherwise(_rounded(pl.col("raw_progress")) >= 1)
+    )
+    stale = pl.col("freshness_days").is_not_null() & (
+        pl.col("latest_date").is_null()
+        | ((d - pl.col("latest_date")).dt.total_days() > pl.col("freshness_days"))
+    )
+    return (
+        pl.when(d < pl.col("period_start"))
+        .then(pl.lit("not_started"))
+        .when(p.is_null())
+        .then(pl.lit("no_data"))
+        .when(achieved)
+        .then(pl.lit("achieved"))
+        .when(d >= pl.col("period_end"))
+        .then(pl.lit("missed"))
+        .when(stale)
+        .then(pl.lit("stale"))
+        .otherwise(_gap_status(pl.col("success_level") * pl.col("expected_progress") - p, settings))
+    )
+
+
+def _gap_status(gap: pl.Expr, settings: Settings) -> pl.Expr:
+    gap = _rounded(gap)
+    return (
+        pl.when(gap <= settings.on_track_gap)
+        .then(pl.lit("on_track"))
+        .when(gap <= settings.at_risk_gap)
+        .then(pl.lit("at_risk"))
+        .otherwise(pl.lit("off_track"))
+    )
+
+
+def grade(progress: pl.Expr) -> pl.Expr:
+    """Google's scale: red below 0.4, yellow below 0.7, green from 0.7."""
+    p = _rounded(progress)
+    return (
+        pl.when(p < 0.4)
+        .then(pl.lit("red"))
+        .when(p < 0.7)
+        .then(pl.lit("yellow"))
+        .when(p.is_not_null())
+        .then(pl.lit("green"))
+    )
+
+
+def quarters_frame(quarters: list[Quarter]) -> pl.DataFrame:
+    return pl.DataFrame(
+        {
+            "quarter": [q.label for q in quarters],
+            "quarter_start": [q.start for q in quarters],
+            "quarter_end": [q.end for q in quarters],
+        },
+        schema={"quarter": pl.String, "quarter_start": pl.Date, "quarter_end": pl.Date},
+    )
+
+
+def _touching(frame: pl.DataFrame, quarters: list[Quarter], today: date) -> pl.DataFrame:
+    """Cross `frame` (with period_start/period_end) with the quarters its period touches, as of
+    min(quarter end, period end, today)."""
+    return (
+        frame.join(quarters_frame(quarters), how="cross")
+        .filter(
+            (pl.col("period_start") <= pl.col("quarter_end"))
+            & (pl.col("period_end") >= pl.col("quarter_start"))
+        )
+        .with_columns(
+            as_of_date=pl.min_horizontal("quarter_end", "period_end", pl.lit(today, pl.Date))
+        )
+    )
+
+
+def key_result_attainment(
+    params: pl.DataFrame, daily: pl.DataFrame, quarters: list[Quarter], today: date
+) -> pl.DataFrame:
+    """One row per (KR, quarter it touches), read off the daily history at the as-of date."""
+    measured = daily.select(
+        "kr_id",
+        pl.col("date").alias("as_of_date"),
+        pl.col("value").alias("current_value"),
+        "latest_date",
+        "raw_progress",
+        "progress",
+        "expected_progress",
+        "status",
+        "grade",
+        "note",
+    )
+    return (
+        _touching(params, quarters, today)
+        .join(measured, on=["kr_id", "as_of_date"], how="left")
+        .with_columns(
+            status=pl.when(pl.col("as_of_date") < pl.col("period_start"))
+            .then(pl.lit("not_started"))
+            .otherwise(pl.col("status")),
+            note=pl.when(pl.col("as_of_date") < pl.col("period_start"))
+            .then(pl.lit("the KR window has not started"))
+            .otherwise(pl.col("note")),
+        )
+        .sort("quarter_start", "objective_id", "kr_id")
+    )
+
+
+OBJECTIVE_PARAMETERS_SCHEMA = {
+    "objective_id": pl.String,
+    "title": pl.String,
+    "team": pl.String,
+    "owner": pl.String,
+    "type": pl.String,
+    "parent_id": pl.String,
+    "weight": pl.Float64,
+    "success_level": pl.Float64,
+    "period_start": pl.Date,
+    "period_end": pl.Date,
+    "depth": pl.Int64,
+    "parent_team": pl.String,
+}
+
+
+def objective_parameters(config: OkrConfig) -> pl.DataFrame:
+    def depth(objective_id: str) -> int:
+        parent = config.objectives[objective_id].parent
+        return 0 if parent is None else 1 + depth(parent)
+
+    rows = [
+        {
+            "objective_id": o.id,
+            "title": o.title,
+            "team": o.team,
+            "owner": o.owner,
+            "type": o.type,
+            "parent_id": o.parent,
+            "weight": o.weight,
+            "success_level": o.success_level,
+            "period_start": config.objective_windows[o.id][0],
+            "period_end": config.objective_windows[o.id][1],
+            "depth": depth(o.id),
+            "parent_team": config.objectives[o.parent].team if o.parent else None,
+        }
+        for o in config.objectives.values()
+    ]
+    return pl.DataFrame(rows, schema=OBJECTIVE_PARAMETERS_SCHEMA)
+
+
+def _weighted_mean(value: str, weight: str = "weight") -> pl.Expr:
+    """sum(w*x)/sum(w) over rows where x is not null; null when none are left."""
+    has = pl.col(value).is_not_null()
+    total = pl.col(weight).filter(has).sum()
+    return pl.when(total > 0).then((pl.col(value) * pl.col(weight)).filter(has).sum() / total)
+
+
+def objective_attainment(
+    objectives: pl.DataFrame,
+    kr_attainment: pl.DataFrame,
+    quarters: list[Quarter],
+    today: date,
+    settings: Settings,
+) -> pl.DataFrame:
+    """Score, expected progress, status and roll-up of each objective in each quarter it touches."""
+    rows = _touching(objectives, quarters, today)
+    keys = ["objective_id", "quarter_start"]
+    scored = pl.col("progress").is_not_null()
+    own = kr_attainment.group_by(keys).agg(
+        own_weighted_sum=(pl.col("progress") * pl.col("weight")).filter(scored).sum(),
+        own_weight=pl.col("weight").filter(scored).sum(),
+        own_expected_sum=(pl.col("expected_progress") * pl.col("weight")).filter(scored).sum(),
+        kr_count=pl.len(),
+        **{f"kr_{s}": (pl.col("status") == s).sum() for s in STATUSES},
+    )
+    own_weight = pl.col("own_weight")
+    rows = (
+        rows.join(own, on=keys, how="left")
+        .with_columns(
+            pl.col("own_weighted_sum", "own_weight", "own_expected_sum").fill_null(0.0),
+            pl.col("kr_count", *[f"kr_{s}" for s in STATUSES]).fill_null(0).cast(pl.Int64),
+        )
+        .with_columns(
+            score=pl.when(own_weight > 0).then(pl.col("own_weighted_sum") / own_weight),
+            expected_progress=pl.when(own_weight > 0).then(pl.col("own_expected_sum") / own_weight),
+        )
+    )
+    rows = _roll_up(rows)
+    level = pl.col("success_level")
+    has_krs = pl.col("kr_count") > 0
+    value = pl.when(has_krs).then(pl.col("score")).otherwise(pl.col("rollup_score"))
+    expected = (
+        pl.when(has_krs)
+        .then(pl.col("expected_progress"))
+        .otherwise(pl.col("rollup_expected_progress"))
+    )
+    status = (
+        pl.when(pl.col("as_of_date") < pl.col("period_start"))
+        .then(pl.lit("not_started"))
+        .when(value.is_null())
+        .then(pl.lit("no_data"))
+        .when(pl.col("as_of_date") >= pl.col("period_end"))
+        .then(
+            pl.when(_rounded(value) >= _rounded(level))
+            .then(pl.lit("achieved"))
+            .otherwise(pl.lit("missed"))
+        )
+        .otherwise(_gap_status(level * expected - value, settings))
+    )
+    return rows.with_columns(status=status, grade=grade(value)).sort(
+        "quarter_start", "depth", "objective_id"
+    )
+
+
+def _roll_up(rows: pl.DataFrame) -> pl.DataFrame:
+    """rollup_score = (sum w*p over own KRs + sum w_c*rollup_c over children) / (their weights),
+    bottom-up one depth at a time; children count in the quarters their period touches."""
+    done: list[pl.DataFrame] = []
+    child_sums = None
+    for depth in sorted(rows["depth"].unique().to_list(), reverse=True):
+        level = rows.filter(pl.col("depth") == depth)
+        if child_sums is not None:
+            level = level.join(child_sums, on=["objective_id", "quarter_start"], how="left")
+        else:
+            level = level.with_columns(
+                child_weighted_sum=pl.lit(None, pl.Float64),
+                child_weight=pl.lit(None, pl.Float64),
+                child_expected_sum=pl.lit(None, pl.Float64),
+            )
+        level = level.with_columns(
+            pl.col("child_weighted_sum", "child_weight", "child_expected_sum").fill_null(0.0)
+        )
+        weight = pl.col("own_weight") + pl.col("child_weight")
+        level = level.with_columns(
+            rollup_score=pl.when(weight > 0).then(
+                (pl.col("own_weighted_sum") + pl.col("child_weighted_sum")) / weight
+            ),
+            rollup_expected_progress=pl.when(weight > 0).then(
+                (pl.col("own_expected_sum") + pl.col("child_expected_sum")) / weight
+            ),
+        )
+        done.append(level)
+        scored = pl.col("rollup_score").is_not_null()
+        child_sums = (
+            level.filter(pl.col("parent_id").is_not_null())
+            .group_by(pl.col("parent_id").alias("objective_id"), "quarter_start")
+            .agg(
+                child_weighted_sum=(pl.col("weight") * pl.col("rollup_score")).filter(scored).sum(),
+                child_weight=pl.col("weight").filter(scored).sum(),
+                child_expected_sum=(pl.col("weight") * pl.col("rollup_expected_progress"))
+                .filter(scored)
+                .sum(),
+            )
+        )
+    return pl.concat(done, how="diagonal_relaxed").drop(
+        "own_weighted_sum",
+        "own_weight",
+        "own_expected_sum",
+        "child_weighted_sum",
+        "child_weight",
+        "child_expected_sum",
+    )
+
+
+def team_attainment(objective_rows: pl.DataFrame) -> pl.DataFrame:
+    """A team's scores average the rollup_score of its objectives whose parent is in another
+    team (or that have none), by objective weight and unweighted."""
+    top = objective_rows.filter(
+        pl.col("parent_team").is_null() | (pl.col("parent_team") != pl.col("team"))
+    )
+    return (
+        top.group_by("team", "quarter", "quarter_start")
+        .agg(
+            score_weighted=_weighted_mean("rollup_score"),
+            score_unweighted=pl.col("rollup_score").mean(),
+            expected_progress=_weighted_mean("rollup_expected_progress"),
+            objective_count=pl.len().cast(pl.Int64),
+            scored_objective_count=pl.col("rollup_score").is_not_null().sum().cast(pl.Int64),
+            as_of_date=pl.col("as_of_date").max(),
+        )
+        .sort("quarter_start", "team")
+    )

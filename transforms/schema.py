@@ -1,0 +1,189 @@
+"""Table definitions: the one place a warehouse table's shape is written down.
+
+Each `Table` produces its DDL, its `COMMENT ON` statements, an empty Polars frame of the right
+types and (in `pipelines/`) the Dagster column metadata, so the four can never disagree.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import duckdb
+
+
+@dataclass(frozen=True)
+class Column:
+    name: str
+    type: str
+    description: str
+    nullable: bool = True
+
+
+@dataclass(frozen=True)
+class Table:
+    schema: str
+    name: str
+    description: str
+    columns: tuple[Column, ...]
+    primary_key: tuple[str, ...] = ()
+    partition_column: str | None = field(default=None)
+
+    @property
+    def fqn(self) -> str:
+        return f"{self.schema}.{self.name}"
+
+    @property
+    def column_names(self) -> list[str]:
+        return [c.name for c in self.columns]
+
+    def ddl(self) -> str:
+        cols = ",\n  ".join(
+            f"{c.name} {c.type}{'' if c.nullable else ' NOT NULL'}" for c in self.columns
+        )
+        return f"CREATE TABLE IF NOT EXISTS {self.fqn} (\n  {cols}\n)"
+
+    def comment_statements(self) -> list[str]:
+        statements = [f"COMMENT ON TABLE {self.fqn} IS {_quote(self.description)}"]
+        statements += [
+            f"COMMENT ON COLUMN {self.fqn}.{c.name} IS {_quote(c.description)}"
+            for c in self.columns
+        ]
+        return statements
+
+    def create(self, con: duckdb.DuckDBPyConnection) -> None:
+        """Create the schema and table if missing and (re)apply every comment."""
+        con.execute(f"CREATE SCHEMA IF NOT EXISTS {self.schema}")
+        con.execute(self.ddl())
+        for statement in self.comment_statements():
+            con.execute(statement)
+
+    def select_list(self) -> str:
+        """Column list casting a source relation to this table's types, in order."""
+        return ", ".join(f"CAST({c.name} AS {c.type}) AS {c.name}" for c in self.columns)
+
+
+def _quote(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
+
+
+def lineage_columns() -> tuple[Column, ...]:
+    """The lineage every raw table carries (CONTRACT section 2)."""
+    return (
+        Column(
+            "_source", "VARCHAR", "Source family the row came from (csv, analytics, crm).", False
+        ),
+        Column(
+            "_source_ref",
+            "VARCHAR",
+            "File path relative to the source folder, or URL and page.",
+            False,
+        ),
+        Column(
+            "_source_row",
+            "BIGINT",
+            "Line number in the file (header is line 1), or index in the page.",
+        ),
+        Column(
+            "_batch_id",
+            "VARCHAR",
+            "Load batch that wrote the row; one per file version or sync.",
+            False,
+        ),
+        Column("_loaded_at", "TIMESTAMPTZ", "When the row was loaded.", False),
+    )
+
+
+RAW_REJECTED_ROWS = Table(
+    "raw",
+    "rejected_rows",
+    "Input rows that could not be parsed, with where they were and why; the rest of their file loads.",
+    (
+        Column("source", "VARCHAR", "Source family (csv, analytics, crm).", False),
+        Column(
+            "source_ref",
+            "VARCHAR",
+            "File path relative to the source folder, or URL / object.",
+            False,
+        ),
+        Column("batch_id", "VARCHAR", "Load batch that rejected the row.", False),
+        Column(
+            "location",
+            "VARCHAR",
+            "Where the row is: 'file:line' for files, 'object id' for the CRM.",
+            False,
+        ),
+        Column("field", "VARCHAR", "The field that failed, when one did."),
+        Column("reason", "VARCHAR", "Why the row was rejected, in words.", False),
+        Column("raw_record", "VARCHAR", "The row as it arrived."),
+        Column("rejected_at", "TIMESTAMPTZ", "When the row was rejected.", False),
+    ),
+)
+
+RAW_LOADED_FILES = Table(
+    "raw",
+    "loaded_files",
+    "One row per input file version loaded: what makes loading the same file twice a no-op.",
+    (
+        Column("source", "VARCHAR", "Source family (csv, analytics).", False),
+        Column("source_ref", "VARCHAR", "File path relative to the source folder.", False),
+        Column("content_hash", "VARCHAR", "SHA-256 of the file's bytes.", False),
+        Column("size_bytes", "BIGINT", "File size in bytes.", False),
+        Column("batch_id", "VARCHAR", "Batch that loaded this version.", False),
+        Column("rows_loaded", "BIGINT", "Rows landed in the raw table.", False),
+        Column("rows_rejected", "BIGINT", "Rows sent to raw.rejected_rows.", False),
+        Column("loaded_at", "TIMESTAMPTZ", "When this version was loaded.", False),
+    ),
+    primary_key=("source", "source_ref"),
+)
+
+RAW_CSV_OBSERVATIONS = Table(
+    "raw",
+    "csv_observations",
+    "Metric observations from the CSV drop folder, long and wide files alike, as landed.",
+    (
+        Column("date", "DATE", "Observation date (ISO in the file).", False),
+        Column(
+            "metric_id",
+            "VARCHAR",
+            "Metric id (long files: the metric_id column; wide: the header).",
+            False,
+        ),
+        Column("value", "DOUBLE", "Observed value.", False),
+        Column(
+            "dimensions",
+            "JSON",
+            "Extra columns of a long file as a JSON object ('{}' if none).",
+            False,
+        ),
+        *lineage_columns(),
+    ),
+)
+
+STAGING_CSV_OBSERVATIONS = Table(
+    "staging",
+    "csv_observations",
+    "Typed metric observations, one row per (date, metric_id, dimensions): a later file's row "
+    "replaces an earlier file's. Partitioned by quarter.",
+    (
+        Column("date", "DATE", "Observation date.", False),
+        Column("metric_id", "VARCHAR", "Metric id the value belongs to.", False),
+        Column("value", "DOUBLE", "Observed value.", False),
+        Column(
+            "dimensions",
+            "JSON",
+            "Dimension columns of the row as a JSON object ('{}' if none).",
+            False,
+        ),
+        Column(
+            "quarter_start",
+            "DATE",
+            "First day of the fiscal quarter holding `date` (partition key).",
+            False,
+        ),
+        Column("_source_ref", "VARCHAR", "File the winning row came from.", False),
+        Column("_source_row", "BIGINT", "Line of the winning row in that file."),
+        Column("_batch_id", "VARCHAR", "Batch that loaded the winning row.", False),
+    ),
+    primary_key=("date", "metric_id", "dimensions"),
+    partition_column="quarter_start",
+)

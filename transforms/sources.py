@@ -1,0 +1,106 @@
+"""The staging tables metrics can read (CONTRACT section 2): table, default time column and the
+columns a metric may aggregate or filter on, with their kind."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+NUMERIC, TEXT, TIME, BOOL = "numeric", "text", "time", "bool"
+
+
+@dataclass(frozen=True)
+class SourceSpec:
+    name: str
+    table: str
+    time_column: str
+    columns: dict[str, str]
+    open_prefixes: tuple[str, ...] = ()
+    """Prefixes of nested keys (`dimensions.region`) that are allowed without being listed."""
+    open_columns: bool = False
+    """The table's columns depend on the input (report CSVs); any snake_case name is allowed."""
+
+    def column_kind(self, column: str) -> str | None:
+        if column in self.columns:
+            return self.columns[column]
+        if any(column.startswith(prefix) for prefix in self.open_prefixes):
+            return TEXT
+        if self.open_columns:
+            return NUMERIC
+        return None
+
+
+_CRM_COMMON = {
+    "id": TEXT,
+    "createdate": TIME,
+    "hs_lastmodifieddate": TIME,
+    "archived": BOOL,
+}
+
+SOURCES: dict[str, SourceSpec] = {
+    spec.name: spec
+    for spec in (
+        SourceSpec(
+            "csv_observations",
+            "staging.csv_observations",
+            "date",
+            {"date": TIME, "metric_id": TEXT, "value": NUMERIC, "dimensions": TEXT},
+            open_prefixes=("dimensions.",),
+        ),
+        SourceSpec(
+            "analytics_events",
+            "staging.analytics_events",
+            "timestamp",
+            {
+                "event": TEXT,
+                "timestamp": TIME,
+                "date": TIME,
+                "user_id": TEXT,
+                "anonymous_id": TEXT,
+                "properties": TEXT,
+            },
+            open_prefixes=("properties.",),
+        ),
+        SourceSpec(
+            "analytics_report",
+            "staging.analytics_report",
+            "date",
+            {"date": TIME},
+            open_columns=True,
+        ),
+        SourceSpec(
+            "crm_deals",
+            "staging.crm_deals",
+            "closedate",
+            {
+                **_CRM_COMMON,
+                "dealname": TEXT,
+                "amount": NUMERIC,
+                "dealstage": TEXT,
+                "pipeline": TEXT,
+                "closedate": TIME,
+                "hs_is_closed_won": BOOL,
+                "associated_company_id": TEXT,
+            },
+        ),
+        SourceSpec(
+            "crm_companies",
+            "staging.crm_companies",
+            "createdate",
+            {
+                **_CRM_COMMON,
+                "name": TEXT,
+                "domain": TEXT,
+                "industry": TEXT,
+                "lifecyclestage": TEXT,
+                "annualrevenue": NUMERIC,
+                "country": TEXT,
+            },
+        ),
+        SourceSpec(
+            "crm_contacts",
+            "staging.crm_contacts",
+            "createdate",
+            {**_CRM_COMMON, "lifecyclestage": TEXT, "country": TEXT},
+        ),
+    )
+}

@@ -1,0 +1,73 @@
+"""Writing warehouse tables: every replacement is one explicit transaction, so a failure
+half-way leaves the table as it was and readers never see a partial partition."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import duckdb
+import polars as pl
+import pyarrow as pa
+
+from transforms.schema import Table
+
+
+@contextmanager
+def transaction(con: duckdb.DuckDBPyConnection) -> Iterator[duckdb.DuckDBPyConnection]:
+    con.execute("BEGIN TRANSACTION")
+    try:
+        yield con
+    except BaseException:
+        con.execute("ROLLBACK")
+        raise
+    con.execute("COMMIT")
+
+
+def insert_frame(
+    con: duckdb.DuckDBPyConnection, table: Table, frame: pl.DataFrame | pa.Table
+) -> int:
+    """Append `frame` to `table`, casting its columns to the table's declared types."""
+    arrow = frame.to_arrow() if isinstance(frame, pl.DataFrame) else frame
+    if arrow.num_rows == 0:
+        return 0
+    con.register("_insert_frame", arrow)
+    try:
+        con.execute(
+            f"INSERT INTO {table.fqn} ({', '.join(table.column_names)}) "
+            f"SELECT {table.select_list()} FROM _insert_frame"
+        )
+    finally:
+        con.unregister("_insert_frame")
+    return arrow.num_rows
+
+
+def replace_rows(
+    con: duckdb.DuckDBPyConnection,
+    table: Table,
+    frame: pl.DataFrame | pa.Table,
+    where: str,
+    params: list[Any] | None = None,
+) -> int:
+    """Delete the rows matching `where` and insert `frame`, atomically; returns rows inserted."""
+    table.create(con)
+    with transaction(con):
+        con.execute(f"DELETE FROM {table.fqn} WHERE {where}", params or [])
+        return insert_frame(con, table, frame)
+
+
+def replace_partition(
+    con: duckdb.DuckDBPyConnection,
+    table: Table,
+    frame: pl.DataFrame | pa.Table,
+    partition_values: list[Any],
+) -> int:
+    """Replace the given partitions (values of `table.partition_column`) with `frame`."""
+    assert table.partition_column, f"{table.fqn} is not partitioned"
+    if not partition_values:
+        return 0
+    placeholders = ", ".join("?" for _ in partition_values)
+    return replace_rows(
+        con, table, frame, f"{table.partition_column} IN ({placeholders})", partition_values
+    )
