@@ -5,13 +5,14 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import date
 from typing import Any
 
 import duckdb
 import polars as pl
 import pyarrow as pa
 
-from transforms.schema import Table
+from transforms.schema import META_PARTITIONS, Table, quote_ident
 
 
 @contextmanager
@@ -35,7 +36,7 @@ def insert_frame(
     con.register("_insert_frame", arrow)
     try:
         con.execute(
-            f"INSERT INTO {table.fqn} ({', '.join(table.column_names)}) "
+            f"INSERT INTO {table.fqn} ({', '.join(map(quote_ident, table.column_names))}) "
             f"SELECT {table.select_list()} FROM _insert_frame"
         )
     finally:
@@ -61,13 +62,43 @@ def replace_partition(
     con: duckdb.DuckDBPyConnection,
     table: Table,
     frame: pl.DataFrame | pa.Table,
-    partition_values: list[Any],
+    partition_values: list[date],
 ) -> int:
-    """Replace the given partitions (values of `table.partition_column`) with `frame`."""
+    """Replace the given partitions (values of `table.partition_column`) with `frame` and record
+    them in `meta.partitions`, all in one transaction."""
     assert table.partition_column, f"{table.fqn} is not partitioned"
     if not partition_values:
         return 0
-    placeholders = ", ".join("?" for _ in partition_values)
-    return replace_rows(
-        con, table, frame, f"{table.partition_column} IN ({placeholders})", partition_values
+    table.create(con)
+    META_PARTITIONS.create(con)
+    arrow = frame.to_arrow() if isinstance(frame, pl.DataFrame) else frame
+    counts = (
+        pl.from_arrow(arrow.select([table.partition_column])).group_by(table.partition_column).len()
     )
+    written = {value: n for value, n in counts.iter_rows()}
+    placeholders = ", ".join("?" for _ in partition_values)
+    with transaction(con):
+        con.execute(
+            f"DELETE FROM {table.fqn} WHERE {table.partition_column} IN ({placeholders})",
+            partition_values,
+        )
+        inserted = insert_frame(con, table, arrow)
+        con.execute(
+            f"DELETE FROM {META_PARTITIONS.fqn} WHERE table_name = ? "
+            f"AND partition_value IN ({placeholders})",
+            [table.fqn, *[v.isoformat() for v in partition_values]],
+        )
+        con.executemany(
+            f"INSERT INTO {META_PARTITIONS.fqn} VALUES (?, ?, ?, now())",
+            [[table.fqn, v.isoformat(), written.get(v, 0)] for v in partition_values],
+        )
+    return inserted
+
+
+def written_partitions(con: duckdb.DuckDBPyConnection, table: Table) -> set[date]:
+    """Partitions of `table` that have been written (possibly with zero rows)."""
+    META_PARTITIONS.create(con)
+    rows = con.execute(
+        f"SELECT partition_value FROM {META_PARTITIONS.fqn} WHERE table_name = ?", [table.fqn]
+    ).fetchall()
+    return {date.fromisoformat(value) for (value,) in rows}

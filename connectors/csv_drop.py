@@ -1,0 +1,375 @@
+"""CSV drop folder -> `raw.csv_observations` (CONTRACT section 2).
+
+Every `*.csv` under the folder is a file of metric observations, either **long**
+(`date,metric_id,value[,dimension...]`, detected by `metric_id` and `value` headers) or **wide**
+(`date,<metric>,<metric>...`, unpivoted; an empty cell is no observation). UTF-8 with or without
+BOM, `,` or `;` delimited (whichever the header line has more of), ISO dates, plain numbers.
+
+How a file is read (all in DuckDB, no Python loop over rows):
+- `read_csv` reads it as *physical lines* (one VARCHAR column, quoting off), materialized in a
+  temp table, so `rowid + 1` is the line number by construction: a BOM, blank lines anywhere and
+  quoted delimiters cannot shift it. (DuckDB's own CSV parser skips blank lines without counting
+  them, numbers a multi-line record as one line, and in lenient mode silently turns `"a"b` into
+  `a`; `file_row_number` is not supported for CSV.)
+- Each line is split into fields by a quote-aware regular expression (RFC 4180 quoting: a
+  quoted field may hold the delimiter and doubled quotes). A line whose quoting does not parse
+  -- including a quoted field that runs over a line break, which this source does not accept --
+  is rejected, as is a line whose field count differs from the header's (ragged row).
+- Blank or whitespace-only lines are skipped: they are neither rows nor rejections.
+- Rows are then classified with `TRY_CAST` and regular expressions; the first failing check of
+  a line (quoting, field count, date, metric_id, value) becomes its `raw.rejected_rows` row. In
+  wide files each bad cell is rejected on its own (field = its column), the rest of the line
+  loads; a header that is not a valid metric id rejects every non-empty cell of its column.
+
+Idempotency: `raw.loaded_files` keeps each file's SHA-256. An unchanged file is skipped; a
+changed one replaces everything it loaded before (observations, rejected rows, registry row) in
+one transaction. Each file is its own transaction. Files that disappear from the folder keep
+their rows (a drop folder may be emptied after loading).
+
+A file that cannot be read at all (empty, not UTF-8, no `date` column, bad header) is left out
+and leaves whatever it loaded before untouched; the other files still load, and at the end one
+`CsvSourceError` lists every such file (the report is on its `.report`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import uuid
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+import duckdb
+
+from transforms.schema import RAW_CSV_OBSERVATIONS, RAW_LOADED_FILES, RAW_REJECTED_ROWS
+from transforms.warehouse import transaction
+
+SOURCE = "csv"
+METRIC_ID_PATTERN = "[a-z0-9][a-z0-9_.-]*"
+_DATE_PATTERN = r"\d{4}-\d{2}-\d{2}"
+_NUMBER_PATTERN = r"[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?"
+# A "delimiter" no text file contains, so read_csv yields each physical line as one column.
+_NO_SPLIT = "\x1e\x1f\x1e\x1f"
+_LINES = "_csv_drop_lines"
+_ROWS = "_csv_drop_rows"
+_DATE_HINT = "expected an ISO date YYYY-MM-DD"
+_NUMBER_HINT = "expected a plain decimal number such as 12, -3.5 or 1e6"
+_ID_HINT = f"ids match {METRIC_ID_PATTERN}"
+
+
+class CsvSourceError(Exception):
+    """A CSV file (or the folder) cannot be read at all; the message names it and says why."""
+
+    def __init__(self, message: str, report: CsvLoadReport | None = None) -> None:
+        super().__init__(message)
+        self.report = report
+
+
+@dataclass
+class CsvLoadReport:
+    files_seen: int = 0
+    files_loaded: list[str] = field(default_factory=list)  # loaded for the first time or replaced
+    files_skipped: list[str] = field(default_factory=list)  # unchanged since their last load
+    rows_loaded: int = 0
+    rows_rejected: int = 0
+    errors: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class _Header:
+    delim: str
+    names: list[str]  # trimmed, as written; positions are 1-based in SQL
+
+    def position(self, name: str) -> int | None:
+        lowered = [n.lower() for n in self.names]
+        return lowered.index(name) + 1 if name in lowered else None
+
+
+def load_csv_folder(
+    con: duckdb.DuckDBPyConnection, folder: Path, *, now: datetime | None = None
+) -> CsvLoadReport:
+    """Load every new or changed `*.csv` under `folder` (recursively, by relative path)."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise CsvSourceError(f"CSV drop folder {folder} does not exist or is not a folder")
+    for table in (RAW_CSV_OBSERVATIONS, RAW_REJECTED_ROWS, RAW_LOADED_FILES):
+        table.create(con)
+    files = sorted((p.relative_to(folder).as_posix(), p) for p in folder.rglob("*.csv"))
+    files = [(rel, path) for rel, path in files if path.is_file()]
+    report = CsvLoadReport(files_seen=len(files))
+    for rel, path in files:
+        try:
+            counts = _load_file(con, path, rel, now)
+        except CsvSourceError as exc:
+            report.errors.append(str(exc))
+            continue
+        if counts is None:
+            report.files_skipped.append(rel)
+        else:
+            report.files_loaded.append(rel)
+            report.rows_loaded += counts[0]
+            report.rows_rejected += counts[1]
+    if report.errors:
+        listing = "\n".join(f"- {error}" for error in report.errors)
+        raise CsvSourceError(
+            f"{len(report.errors)} of {len(files)} CSV files in {folder} could not be read "
+            f"(the other files loaded):\n{listing}",
+            report,
+        )
+    return report
+
+
+def _load_file(
+    con: duckdb.DuckDBPyConnection, path: Path, rel: str, now: datetime | None
+) -> tuple[int, int] | None:
+    """Load one file version in one transaction; None if it is unchanged since its last load."""
+    digest, size = _sha256(path)
+    previous = con.execute(
+        f"SELECT content_hash FROM {RAW_LOADED_FILES.fqn} WHERE source = ? AND source_ref = ?",
+        [SOURCE, rel],
+    ).fetchall()
+    if previous and previous[0][0] == digest:
+        return None
+    loaded_at = now or datetime.now(UTC)
+    if loaded_at.tzinfo is None:
+        loaded_at = loaded_at.replace(tzinfo=UTC)
+    batch_id = f"csv-{digest[:12]}-{uuid.uuid4().hex[:8]}"
+    try:
+        _parse(con, path, rel)
+        [(loaded, rejected)] = con.execute(
+            f"SELECT count(*) FILTER (WHERE reason IS NULL), "
+            f"count(*) FILTER (WHERE reason IS NOT NULL) FROM {_ROWS}"
+        ).fetchall()
+        with transaction(con):
+            for table, prefix in ((RAW_CSV_OBSERVATIONS, "_"), (RAW_REJECTED_ROWS, ""),
+                                  (RAW_LOADED_FILES, "")):
+                con.execute(
+                    f"DELETE FROM {table.fqn} WHERE {prefix}source = ? AND {prefix}source_ref = ?",
+                    [SOURCE, rel],
+                )
+            con.execute(
+                f"INSERT INTO {RAW_CSV_OBSERVATIONS.fqn} (date, metric_id, value, dimensions, "
+                "_source, _source_ref, _source_row, _batch_id, _loaded_at) "
+                f"SELECT date, metric_id, value, dimensions::JSON, ?, ?, line_no, ?, ? "
+                f"FROM {_ROWS} WHERE reason IS NULL",
+                [SOURCE, rel, batch_id, loaded_at],
+            )
+            con.execute(
+                f"INSERT INTO {RAW_REJECTED_ROWS.fqn} (source, source_ref, batch_id, location, "
+                "field, reason, raw_record, rejected_at) "
+                f"SELECT ?, ?, ?, ? || ':' || line_no, field, reason, raw_record, ? "
+                f"FROM {_ROWS} WHERE reason IS NOT NULL",
+                [SOURCE, rel, batch_id, rel, loaded_at],
+            )
+            con.execute(
+                f"INSERT INTO {RAW_LOADED_FILES.fqn} (source, source_ref, content_hash, "
+                "size_bytes, batch_id, rows_loaded, rows_rejected, loaded_at) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                [SOURCE, rel, digest, size, batch_id, loaded, rejected, loaded_at],
+            )
+    finally:
+        con.execute(f"DROP TABLE IF EXISTS {_LINES}")
+        con.execute(f"DROP TABLE IF EXISTS {_ROWS}")
+    return loaded, rejected
+
+
+def _sha256(path: Path) -> tuple[str, int]:
+    sha, size = hashlib.sha256(), 0
+    with path.open("rb") as handle:
+        while chunk := handle.read(1 << 20):
+            sha.update(chunk)
+            size += len(chunk)
+    return sha.hexdigest(), size
+
+
+def _parse(con: duckdb.DuckDBPyConnection, path: Path, rel: str) -> None:
+    """Fill temp table `_ROWS`: one row per observation or rejection, with its line number."""
+    try:
+        con.execute(
+            f"CREATE OR REPLACE TEMP TABLE {_LINES} AS SELECT line AS text FROM read_csv(?, "
+            f"header = false, columns = {{'line': 'VARCHAR'}}, delim = '{_NO_SPLIT}', "
+            "quote = '', escape = '', auto_detect = false)",
+            [str(path)],
+        )
+    except duckdb.Error as exc:
+        message = str(exc)
+        line = re.search(r"Line: (\d+)", message)
+        where = f" (line {line[1]})" if line else ""
+        if "unicode" in message.lower() or "utf-8" in message.lower():
+            raise CsvSourceError(f"{rel}: not UTF-8 text{where}; save it as UTF-8") from exc
+        first = message.splitlines()[0] if message else type(exc).__name__
+        raise CsvSourceError(f"{rel}: cannot be read{where}: {first}") from exc
+    header = _read_header(con, rel)
+    select = _long_sql(header) if header.position("metric_id") else _wide_sql(header)
+    con.execute(f"CREATE OR REPLACE TEMP TABLE {_ROWS} AS {select}")
+
+
+def _read_header(con: duckdb.DuckDBPyConnection, rel: str) -> _Header:
+    rows = con.execute(f"SELECT text FROM {_LINES} WHERE rowid = 0").fetchall()
+    if not rows:
+        raise CsvSourceError(f"{rel}: the file is empty; expected a header line such as "
+                             "date,metric_id,value")
+    text = rows[0][0]
+    if text is None or not text.strip():
+        raise CsvSourceError(f"{rel}: line 1 is empty; the header (e.g. date,metric_id,value) "
+                             "must be on line 1")
+    delim = ";" if text.count(";") > text.count(",") else ","
+    [(well_quoted, fields)] = con.execute(
+        f"SELECT {_well_quoted(delim)}, {_fields(delim)} FROM {_LINES} WHERE rowid = 0"
+    ).fetchall()
+    if not well_quoted:
+        raise CsvSourceError(f"{rel}: the header on line 1 has malformed quoting: {text!r}")
+    header = _Header(delim, [name.strip() for name in fields])
+    lowered = [name.lower() for name in header.names]
+    for i, name in enumerate(header.names, 1):
+        if not name:
+            raise CsvSourceError(f"{rel}: header column {i} has no name; every column needs one")
+        if lowered.count(name.lower()) > 1:
+            raise CsvSourceError(f"{rel}: column '{name}' appears twice in the header")
+    if "date" not in lowered:
+        raise CsvSourceError(
+            f"{rel}: the header has no 'date' column (found: {', '.join(header.names)}); "
+            "expected date,metric_id,value[,dimension...] or date,<metric>,<metric>..."
+        )
+    if ("metric_id" in lowered) != ("value" in lowered):
+        raise CsvSourceError(f"{rel}: a long file needs both 'metric_id' and 'value' columns "
+                             f"(found: {', '.join(header.names)})")
+    if len(header.names) == 1:
+        raise CsvSourceError(f"{rel}: the header has only a date column; expected "
+                             "date,metric_id,value[,dimension...] or date,<metric>,<metric>...")
+    return header
+
+
+def _lit(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
+
+
+def _trim(expr: str) -> str:
+    return f"trim({expr}, ' ' || chr(9) || chr(13))"
+
+
+def _field_pattern(delim: str) -> str:
+    return f'"(?:[^"]|"")*"|[^"{delim}]*'
+
+
+def _well_quoted(delim: str) -> str:
+    """True when the line (prefixed by a delimiter) is a sequence of well-formed fields."""
+    return f"regexp_full_match('{delim}' || text, '(?:{delim}(?:{_field_pattern(delim)}))+')"
+
+
+def _fields(delim: str) -> str:
+    """The line's fields, unquoted. Prefixing a delimiter makes every match non-empty."""
+    split = f"regexp_extract_all('{delim}' || text, '{delim}({_field_pattern(delim)})', 1)"
+    unquote = """CASE WHEN starts_with(f, '"') THEN replace(substr(f, 2, length(f) - 2), '""', '"')
+                 ELSE f END"""
+    return f"list_transform({split}, lambda f: {unquote})"
+
+
+def _parsed_lines(header: _Header) -> str:
+    """CTE body: the data lines with their number, text and fields (blank lines skipped)."""
+    return (
+        f"SELECT rowid + 1 AS line_no, text AS raw_record, {_well_quoted(header.delim)} "
+        f"AS well_quoted, {_fields(header.delim)} AS fields FROM {_LINES} "
+        f"WHERE rowid > 0 AND {_trim('text')} <> ''"
+    )
+
+
+def _cases(checks: list[tuple[str, str | None, str]]) -> tuple[str, str]:
+    """(field, reason) CASE expressions: the first failing check names the field and says why."""
+    field_sql = " ".join(f"WHEN {c} THEN {_lit(f) if f else 'NULL'}" for c, f, _ in checks)
+    reason_sql = " ".join(f"WHEN {c} THEN {r}" for c, _, r in checks)
+    return f"CASE {field_sql} END", f"CASE {reason_sql} END"
+
+
+def _line_checks(header: _Header, date_col: str) -> list[tuple[str, str | None, str]]:
+    n = len(header.names)
+    return [
+        ("NOT well_quoted", None,
+         "'line has malformed quoting: a quoted field must be wrapped in double quotes, with "
+         "inner quotes doubled, and cannot run over a line break'"),
+        (f"len(fields) <> {n}", None,
+         f"'line has ' || len(fields) || ' fields but the header has {n}'"),
+        ("date_txt = ''", date_col, _lit(f"{date_col} is empty; {_DATE_HINT}")),
+        (f"NOT regexp_full_match(date_txt, '{_DATE_PATTERN}') "
+         "OR TRY_CAST(date_txt AS DATE) IS NULL", date_col,
+         f"{_lit(date_col + ' ')} || '''' || date_txt || ''' is not a valid date; {_DATE_HINT}'"),
+    ]
+
+
+def _bad_number(expr: str) -> str:
+    return (f"NOT coalesce(regexp_full_match({expr}, '{_NUMBER_PATTERN}') "
+            f"AND isfinite(TRY_CAST({expr} AS DOUBLE)), false)")
+
+
+def _long_sql(header: _Header) -> str:
+    d, m, v = (header.position(name) for name in ("date", "metric_id", "value"))
+    date_col, metric_col, value_col = (header.names[i - 1] for i in (d, m, v))
+    dims = sorted((name, i) for i, name in enumerate(header.names, 1) if i not in (d, m, v))
+    if dims:
+        entries = ", ".join(f"{{'k': {_lit(name)}, 'v': {_trim(f'fields[{i}]')}}}"
+                            for name, i in dims)
+        dimensions = (f"to_json(map_from_entries(list_filter([{entries}], "
+                      "lambda e: e.v <> '')))::VARCHAR")
+    else:
+        dimensions = "'{}'"
+    field_sql, reason_sql = _cases([
+        *_line_checks(header, date_col),
+        ("metric_txt = ''", metric_col, _lit(f"{metric_col} is empty; {_ID_HINT}")),
+        (f"NOT regexp_full_match(metric_txt, '{METRIC_ID_PATTERN}')", metric_col,
+         f"{_lit(metric_col + ' ')} || '''' || metric_txt || ''' is not a valid metric id; "
+         f"{_ID_HINT}'"),
+        ("value_txt = ''", value_col, _lit(f"{value_col} is empty; {_NUMBER_HINT}")),
+        (_bad_number("value_txt"), value_col,
+         f"{_lit(value_col + ' ')} || '''' || value_txt || ''' is not a number; {_NUMBER_HINT}'"),
+    ])
+    return f"""
+        WITH lines AS ({_parsed_lines(header)}),
+        cells AS (
+            SELECT *, {_trim(f'fields[{d}]')} AS date_txt, {_trim(f'fields[{m}]')} AS metric_txt,
+                   {_trim(f'fields[{v}]')} AS value_txt
+            FROM lines
+        )
+        SELECT line_no, raw_record, {field_sql} AS field, {reason_sql} AS reason,
+               TRY_CAST(date_txt AS DATE) AS date, metric_txt AS metric_id,
+               TRY_CAST(value_txt AS DOUBLE) AS value, {dimensions} AS dimensions
+        FROM cells
+    """
+
+
+def _wide_sql(header: _Header) -> str:
+    d = header.position("date")
+    date_col = header.names[d - 1]
+    metrics = ", ".join(
+        f"({_lit(name)}, {i}, {str(bool(re.fullmatch(METRIC_ID_PATTERN, name))).lower()})"
+        for i, name in enumerate(header.names, 1)
+        if i != d
+    )
+    field_sql, reason_sql = _cases(_line_checks(header, date_col))
+    return f"""
+        WITH lines AS ({_parsed_lines(header)}),
+        checked AS (
+            SELECT *, {field_sql} AS field, {reason_sql} AS reason
+            FROM (SELECT *, {_trim(f'fields[{d}]')} AS date_txt FROM lines)
+        ),
+        metrics AS (SELECT * FROM (VALUES {metrics}) AS m(metric, position, valid_id)),
+        cells AS (
+            SELECT line_no, raw_record, date_txt, metric, valid_id,
+                   {_trim('fields[position]')} AS cell
+            FROM checked CROSS JOIN metrics
+            WHERE reason IS NULL
+        )
+        SELECT line_no, raw_record, field, reason, NULL::DATE AS date, NULL AS metric_id,
+               NULL::DOUBLE AS value, NULL AS dimensions
+        FROM checked WHERE reason IS NOT NULL
+        UNION ALL
+        SELECT line_no, raw_record,
+               CASE WHEN NOT valid_id OR {_bad_number('cell')} THEN metric END AS field,
+               CASE WHEN NOT valid_id THEN 'column ''' || metric || ''' is not a valid metric '
+                         || 'id ({_ID_HINT}), so its value ''' || cell || ''' was not loaded'
+                    WHEN {_bad_number('cell')} THEN 'value ''' || cell || ''' in column '''
+                         || metric || ''' is not a number; {_NUMBER_HINT}'
+               END AS reason,
+               TRY_CAST(date_txt AS DATE), metric, TRY_CAST(cell AS DOUBLE), '{{}}'
+        FROM cells WHERE cell <> ''
+    """

@@ -1,0 +1,150 @@
+"""Marts: what BI tools query. The four OKR marts come from one measurement pass per run, so
+they are one multi-asset; each is still its own asset with its own metadata."""
+
+from datetime import date
+
+import dagster as dg
+import polars as pl
+
+from pipelines.metadata import definition_metadata, table_metadata
+from pipelines.partitions import quarters_in_window
+from pipelines.resources import OkrConfigResource, WarehouseResource
+from transforms.attainment import compute_okr_results
+from transforms.calendar import Quarter, quarters_between
+from transforms.config import OkrConfig
+from transforms.dimensions import dim_key_results, dim_metrics, dim_objectives
+from transforms.history import earliest_needed, history_start
+from transforms.schema import (
+    MARTS_DIM_KEY_RESULTS,
+    MARTS_DIM_METRICS,
+    MARTS_DIM_OBJECTIVES,
+    MARTS_KEY_RESULT_ATTAINMENT,
+    MARTS_KEY_RESULT_PROGRESS_DAILY,
+    MARTS_OBJECTIVE_ATTAINMENT,
+    MARTS_TEAM_ATTAINMENT,
+    STAGING_CSV_OBSERVATIONS,
+    Table,
+)
+from transforms.warehouse import replace_partition, replace_rows, written_partitions
+
+OWNERS = ["team:analytics"]
+STAGING_TABLES = [STAGING_CSV_OBSERVATIONS]
+OKR_MARTS: dict[str, Table] = {
+    "key_result_progress_daily": MARTS_KEY_RESULT_PROGRESS_DAILY,
+    "key_result_attainment": MARTS_KEY_RESULT_ATTAINMENT,
+    "objective_attainment": MARTS_OBJECTIVE_ATTAINMENT,
+    "team_attainment": MARTS_TEAM_ATTAINMENT,
+}
+DIMENSIONS = {
+    "dim_metrics": (MARTS_DIM_METRICS, dim_metrics),
+    "dim_objectives": (MARTS_DIM_OBJECTIVES, dim_objectives),
+    "dim_key_results": (MARTS_DIM_KEY_RESULTS, dim_key_results),
+}
+
+
+def _spec(table: Table, deps: list, **kwargs) -> dg.AssetSpec:
+    return dg.AssetSpec(
+        key=[table.schema, table.name],
+        deps=deps,
+        group_name="marts",
+        kinds={"duckdb", "polars"},
+        owners=OWNERS,
+        description=table.description,
+        metadata=definition_metadata(table),
+        **kwargs,
+    )
+
+
+def _status_counts(frame: pl.DataFrame) -> dict[str, int]:
+    counts = frame.group_by("status").len().sort("status").iter_rows()
+    return {f"status/{status}": n for status, n in counts}
+
+
+def lookback_quarters(config: OkrConfig) -> int:
+    """How many quarters before a mart quarter its numbers can read (baselines, trailing windows)."""
+    fiscal_month = config.settings.fiscal_year_start_month
+    spans = [
+        len(quarters_between(history_start(kr), kr.end, fiscal_month)) - 1
+        for kr in config.key_results.values()
+    ]
+    return max(spans, default=0)
+
+
+def _check_history(con, config: OkrConfig, quarters: list[Quarter], first_partition: date) -> None:
+    """Fail, naming the command that fixes it, rather than compute from missing history."""
+    needed_from = max(earliest_needed(config, quarters) or quarters[0].start, first_partition)
+    fiscal_month = config.settings.fiscal_year_start_month
+    needed = quarters_between(needed_from, quarters[-1].end, fiscal_month)
+    for table in STAGING_TABLES:
+        written = written_partitions(con, table)
+        missing = [q.label for q in needed if q.start not in written]
+        if missing:
+            raise dg.Failure(
+                f"{table.fqn} has never been built for {', '.join(missing)}, which the KRs of "
+                f"{quarters[0].label}..{quarters[-1].label} read (baselines, trailing windows). "
+                f"Run: okr backfill {missing[0]} {quarters[-1].label}"
+            )
+
+
+def build_mart_assets(
+    partitions: dg.TimeWindowPartitionsDefinition, config: OkrConfig
+) -> list[dg.AssetsDefinition]:
+    history = dg.TimeWindowPartitionMapping(start_offset=-lookback_quarters(config))
+    staging = [dg.AssetDep([t.schema, t.name], partition_mapping=history) for t in STAGING_TABLES]
+    specs = [
+        _spec(OKR_MARTS["key_result_progress_daily"], staging),
+        _spec(OKR_MARTS["key_result_attainment"], staging),
+        _spec(OKR_MARTS["objective_attainment"], [dg.AssetKey(["marts", "key_result_attainment"])]),
+        _spec(OKR_MARTS["team_attainment"], [dg.AssetKey(["marts", "objective_attainment"])]),
+    ]
+
+    @dg.multi_asset(
+        specs=specs,
+        name="okr_marts",
+        partitions_def=partitions,
+        backfill_policy=dg.BackfillPolicy.single_run(),
+    )
+    def okr_marts(
+        context: dg.AssetExecutionContext,
+        warehouse: WarehouseResource,
+        okr_config: OkrConfigResource,
+    ):
+        config = okr_config.load()
+        today = okr_config.today(config)
+        quarters = quarters_in_window(
+            context.partition_time_window, config.settings.fiscal_year_start_month
+        )
+        starts = [q.start for q in quarters]
+        where = f"quarter_start IN ({', '.join('?' for _ in starts)})"
+        with warehouse.connect() as con:
+            _check_history(con, config, quarters, partitions.start.date())
+            results = compute_okr_results(con, config, quarters, today)
+            for name, table in OKR_MARTS.items():
+                frame = getattr(results, name)
+                replace_partition(con, table, frame.select(table.column_names), starts)
+                metadata = table_metadata(con, table, where, starts)
+                if "status" in frame.columns:
+                    metadata |= _status_counts(frame)
+                yield dg.MaterializeResult(
+                    asset_key=[table.schema, table.name],
+                    metadata={**metadata, "as_of": today.isoformat()},
+                )
+        context.log.info(
+            f"{', '.join(q.label for q in quarters)} as of {today}: "
+            f"{results.key_result_attainment.height} KR rows"
+        )
+
+    @dg.multi_asset(
+        specs=[_spec(table, []) for table, _ in DIMENSIONS.values()],
+        name="okr_dimensions",
+    )
+    def okr_dimensions(warehouse: WarehouseResource, okr_config: OkrConfigResource):
+        config = okr_config.load()
+        with warehouse.connect() as con:
+            for table, build in DIMENSIONS.values():
+                replace_rows(con, table, build(config), "TRUE")
+                yield dg.MaterializeResult(
+                    asset_key=[table.schema, table.name], metadata=table_metadata(con, table)
+                )
+
+    return [okr_marts, okr_dimensions]

@@ -1,0 +1,53 @@
+"""Raw layer: sources landed as they are, plus lineage. Unpartitioned and incremental: each
+run loads only new or changed input files."""
+
+import dagster as dg
+
+from connectors.csv_drop import load_csv_folder
+from pipelines.metadata import definition_metadata, table_metadata
+from pipelines.resources import SourceFoldersResource, WarehouseResource
+from transforms.schema import RAW_CSV_OBSERVATIONS, RAW_REJECTED_ROWS
+
+OWNERS = ["team:data-platform"]
+
+
+@dg.asset(
+    key=["raw", "csv_observations"],
+    group_name="raw",
+    kinds={"duckdb", "csv"},
+    owners=OWNERS,
+    description=(
+        "Metric observations from the CSV drop folder (`$OKR_DATA_DIR/csv`), long and wide files. "
+        "New or changed files replace the rows they loaded before; unparseable rows go to "
+        "raw.rejected_rows with file and line."
+    ),
+    metadata=definition_metadata(RAW_CSV_OBSERVATIONS),
+)
+def raw_csv_observations(
+    context: dg.AssetExecutionContext,
+    warehouse: WarehouseResource,
+    sources: SourceFoldersResource,
+) -> dg.MaterializeResult:
+    with warehouse.connect() as con:
+        report = load_csv_folder(con, sources.csv_dir)
+        metadata = table_metadata(con, RAW_CSV_OBSERVATIONS)
+        rejected = con.execute(
+            f"SELECT count(*) FROM {RAW_REJECTED_ROWS.fqn} WHERE source = 'csv'"
+        ).fetchall()[0][0]
+    for error in report.errors:
+        context.log.error(error)
+    if report.rows_rejected:
+        context.log.warning(
+            f"{report.rows_rejected} rows rejected; see raw.rejected_rows for file, line and reason"
+        )
+    return dg.MaterializeResult(
+        metadata={
+            **metadata,
+            "files_seen": report.files_seen,
+            "files_loaded": dg.MetadataValue.json(report.files_loaded),
+            "files_skipped": len(report.files_skipped),
+            "rows_loaded": report.rows_loaded,
+            "rows_rejected": report.rows_rejected,
+            "rejected_rows_total": rejected,
+        }
+    )

@@ -1,0 +1,60 @@
+"""Resources: the warehouse connection and the OKR config, swappable in tests."""
+
+from __future__ import annotations
+
+import zoneinfo
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import date, datetime
+from pathlib import Path
+
+import dagster as dg
+import duckdb
+from pydantic import Field
+
+from transforms.config import OkrConfig, load_config
+
+
+class WarehouseResource(dg.ConfigurableResource):
+    """The pipeline's DuckDB file. One connection per step; writes go through
+    `transforms.warehouse`, each partition replaced in one transaction."""
+
+    path: str = Field(description="DuckDB file of the warehouse (OKR_WAREHOUSE).")
+    memory_limit: str = Field("4GB", description="DuckDB memory_limit; larger data spills to disk.")
+    threads: int = Field(2, description="DuckDB worker threads.")
+
+    @contextmanager
+    def connect(self) -> Iterator[duckdb.DuckDBPyConnection]:
+        Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+        con = duckdb.connect(
+            self.path, config={"memory_limit": self.memory_limit, "threads": self.threads}
+        )
+        try:
+            yield con
+        finally:
+            con.close()
+
+
+class OkrConfigResource(dg.ConfigurableResource):
+    """The config folder (OKR_CONFIG_DIR) and the date treated as today (OKR_AS_OF)."""
+
+    config_dir: str = Field(description="Folder holding metrics.yaml and okrs.yaml.")
+    as_of: str | None = Field(None, description="ISO date treated as today; unset means today.")
+
+    def load(self) -> OkrConfig:
+        return load_config(self.config_dir)
+
+    def today(self, config: OkrConfig) -> date:
+        if self.as_of:
+            return date.fromisoformat(self.as_of)
+        return datetime.now(zoneinfo.ZoneInfo(config.settings.timezone)).date()
+
+
+class SourceFoldersResource(dg.ConfigurableResource):
+    """The input root (OKR_DATA_DIR): `csv/` is the drop folder, `analytics/` the exports."""
+
+    data_dir: str = Field(description="Input root folder.")
+
+    @property
+    def csv_dir(self) -> Path:
+        return Path(self.data_dir) / "csv"

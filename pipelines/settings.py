@@ -1,0 +1,35 @@
+"""Settings from the environment (CONTRACT section 5), with defaults that run the demo from a
+fresh clone. Read once, when the Definitions load."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+EXAMPLE_DIR = PROJECT_ROOT / "examples" / "acme"
+EXAMPLE_AS_OF = "2026-11-20"
+"""The last day of the shipped example data: the demo measures as of this day."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    config_dir: Path
+    data_dir: Path
+    warehouse: Path
+    bi_snapshot: Path
+    as_of: str | None
+
+    @classmethod
+    def from_env(cls) -> Settings:
+        def path(name: str, default: Path) -> Path:
+            return Path(os.environ.get(name) or default).expanduser().resolve()
+
+        return cls(
+            config_dir=path("OKR_CONFIG_DIR", EXAMPLE_DIR),
+            data_dir=path("OKR_DATA_DIR", EXAMPLE_DIR / "data"),
+            warehouse=path("OKR_WAREHOUSE", PROJECT_ROOT / "var" / "warehouse.duckdb"),
+            bi_snapshot=path("OKR_BI_SNAPSHOT", PROJECT_ROOT / "var" / "okr_bi.duckdb"),
+            as_of=os.environ.get("OKR_AS_OF") or None,
+        )
