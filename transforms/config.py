@@ -3,15 +3,27 @@ config stops before any number is computed, with an error naming the file, the i
 
 from __future__ import annotations
 
+import difflib
 import re
 import zoneinfo
-from dataclasses import dataclass
+from collections.abc import Hashable
+from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, get_args
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Discriminator,
+    Field,
+    Tag,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 from transforms.calendar import quarter_from_label
 from transforms.sources import NUMERIC, SOURCES, TIME
@@ -38,7 +50,7 @@ class ConfigError(ValueError):
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
 class Settings(_Strict):
@@ -55,15 +67,17 @@ class Settings(_Strict):
     def _known_timezone(cls, value: str) -> str:
         try:
             zoneinfo.ZoneInfo(value)
-        except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+        except (zoneinfo.ZoneInfoNotFoundError, ValueError, OSError):
             raise ValueError(f"unknown timezone '{value}'; use an IANA name such as UTC") from None
         return value
 
-    @model_validator(mode="after")
-    def _ordered_gaps(self) -> Settings:
-        if self.at_risk_gap < self.on_track_gap:
-            raise ValueError("at_risk_gap must be >= on_track_gap")
-        return self
+    @field_validator("at_risk_gap")
+    @classmethod
+    def _ordered_gaps(cls, value: float, info: ValidationInfo) -> float:
+        on_track = info.data.get("on_track_gap")
+        if on_track is not None and value < on_track:
+            raise ValueError(f"must be >= on_track_gap ({on_track}), got {value}")
+        return value
 
 
 class MetricTarget(_Strict):
@@ -142,7 +156,12 @@ class PeriodRange(_Strict):
         return self
 
 
-Period = str | PeriodRange
+Period = Annotated[
+    Annotated[str, Tag("Label")] | Annotated[PeriodRange, Tag("PeriodRange")],
+    Discriminator(
+        lambda value: "PeriodRange" if isinstance(value, dict | PeriodRange) else "Label"
+    ),
+]
 
 
 class KeyResult(_Strict):
@@ -244,54 +263,108 @@ def load_config(folder: Path | str) -> OkrConfig:
     if problems:
         raise ConfigError(problems)
 
-    settings = _parse_one(
+    for key in sorted(map(str, metrics_doc.keys() - {"settings", "metrics"})):
+        problems.append(f"metrics.yaml: unknown top-level key '{key}'; allowed: settings, metrics")
+    for key in sorted(map(str, okrs_doc.keys() - {"objectives"})):
+        problems.append(f"okrs.yaml: unknown top-level key '{key}'; allowed: objectives")
+    parsed_settings = _parse_one(
         Settings, metrics_doc.get("settings") or {}, "metrics.yaml", "settings", None, problems
     )
-    metrics = _parse_list(Metric, metrics_doc, "metrics", "metrics.yaml", "metric", problems)
-    objectives = _parse_list(Objective, okrs_doc, "objectives", "okrs.yaml", "objective", problems)
-    for key in set(metrics_doc) - {"settings", "metrics"}:
-        problems.append(f"metrics.yaml: unknown top-level key '{key}'; allowed: settings, metrics")
-    for key in set(okrs_doc) - {"objectives"}:
-        problems.append(f"okrs.yaml: unknown top-level key '{key}'; allowed: objectives")
-    if problems or settings is None:
-        raise ConfigError(problems)
-
+    settings = parsed_settings or Settings()  # keep checking the rest against the defaults
+    metrics, broken_metrics = _parse_list(
+        Metric, metrics_doc, "metrics", "metrics.yaml", "metric", problems
+    )
+    objectives, broken_objectives = _parse_list(
+        Objective, okrs_doc, "objectives", "okrs.yaml", "objective", problems
+    )
+    # Entries that failed to parse are reported already: references to them are not "unknown".
     metric_by_id = _unique(metrics, "metrics.yaml", "metric", problems)
+    metric_refs = _References("metric", metric_by_id, broken_metrics)
     objective_by_id = _unique(objectives, "okrs.yaml", "objective", problems)
-    _unique([kr for o in objectives for kr in o.key_results], "okrs.yaml", "key result", problems)
+    objective_refs = _References("objective", objective_by_id, broken_objectives)
+    _unique_key_results(objectives, problems)
+
     for metric in metrics:
-        _check_metric(metric, metric_by_id, problems)
+        _check_metric(metric, metric_refs, problems)
     windows = {
         o.id: _resolve_period(
             o.period, settings, f"okrs.yaml: objective '{o.id}', field 'period'", problems
         )
         for o in objectives
     }
-    _check_hierarchy(objective_by_id, problems)
+    _check_hierarchy(objective_refs, problems)
     key_results: dict[str, ResolvedKeyResult] = {}
     for objective in objectives:
         for metric_id in objective.related_metrics:
-            if metric_id not in metric_by_id:
+            if unknown := metric_refs.unknown(metric_id):
                 problems.append(
-                    f"okrs.yaml: objective '{objective.id}', field 'related_metrics': "
-                    f"unknown metric '{metric_id}'"
+                    f"okrs.yaml: objective '{objective.id}', field 'related_metrics': {unknown}"
                 )
         for kr in objective.key_results:
             resolved = _resolve_kr(
-                kr, objective, windows[objective.id], metric_by_id, settings, problems
+                kr, objective, windows[objective.id], metric_refs, settings, problems
             )
             if resolved:
-                key_results[kr.id] = resolved
+                key_results.setdefault(kr.id, resolved)
     if problems:
         raise ConfigError(problems)
     return OkrConfig(folder, settings, metric_by_id, objective_by_id, windows, key_results)
 
 
+@dataclass
+class _References:
+    """The ids one kind of entry can be referred to by."""
+
+    kind: str
+    by_id: dict[str, Any]
+    broken: set[str] = field(default_factory=set)
+
+    def unknown(self, ref: str) -> str | None:
+        """Why `ref` is not a valid reference, or None if it is (or its entry is broken)."""
+        if ref in self.by_id or ref in self.broken:
+            return None
+        known = sorted(self.by_id)
+        listed = ", ".join(known[:30]) + (", ..." if len(known) > 30 else "")
+        return f"unknown {self.kind} '{ref}'; defined: {listed or '(none)'}"
+
+
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """A YAML loader that rejects a key given twice in one mapping (YAML keeps the last)."""
+
+
+def _construct_mapping(loader: yaml.SafeLoader, node: yaml.MappingNode) -> dict[Any, Any]:
+    seen: set[Any] = set()
+    for key_node, _ in node.value:
+        key = loader.construct_object(key_node)
+        if isinstance(key, Hashable) and key in seen:
+            raise yaml.constructor.ConstructorError(
+                "while constructing a mapping",
+                node.start_mark,
+                f"found duplicate key '{key}'; each key may appear once",
+                key_node.start_mark,
+            )
+        if isinstance(key, Hashable):
+            seen.add(key)
+    mapping = loader.construct_mapping(node, deep=True)
+    for key_node, value_node in node.value:
+        # YAML reads an unquoted `target: +5` as the number 5; the '+' means a relative change.
+        plain = isinstance(value_node, yaml.ScalarNode) and value_node.style is None
+        if key_node.value == "target" and plain and value_node.value.startswith("+"):
+            mapping["target"] = value_node.value
+    return mapping
+
+
+_UniqueKeyLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
+
+
 def _read_yaml(path: Path, problems: list[str]) -> dict[str, Any]:
     try:
-        document = yaml.safe_load(path.read_text(encoding="utf-8-sig"))
+        document = yaml.load(path.read_text(encoding="utf-8-sig"), Loader=_UniqueKeyLoader)
     except FileNotFoundError:
         problems.append(f"{path.name}: file not found in {path.parent}")
+        return {}
+    except (OSError, UnicodeDecodeError) as error:
+        problems.append(f"{path.name}: cannot be read as UTF-8 text: {error}")
         return {}
     except yaml.YAMLError as error:
         problems.append(f"{path.name}: not valid YAML: {error}")
@@ -309,58 +382,109 @@ def _read_yaml(path: Path, problems: list[str]) -> dict[str, Any]:
 def _parse_one(model, raw, file: str, kind: str, entry_id: str | None, problems: list[str]):
     where = f"{file}: {kind}" + (f" '{entry_id}'" if entry_id else "")
     if not isinstance(raw, dict):
-        problems.append(f"{where}: must be a mapping, found {type(raw).__name__}")
+        problems.append(f"{where}: must be a mapping of fields, found {type(raw).__name__}")
         return None
     try:
         return model.model_validate(raw)
     except ValidationError as error:
         for detail in error.errors():
-            problems.append(f"{where}, {_field_path(raw, detail['loc'])}: {_message(detail)}")
+            loc = tuple(p for p in detail["loc"] if not _is_union_tag(p))
+            entry, entry_model, field_loc = where, model, loc
+            if len(loc) >= 2 and loc[0] == "key_results" and isinstance(loc[1], int):
+                krs = raw.get("key_results")
+                kr = krs[loc[1]] if isinstance(krs, list) and loc[1] < len(krs) else None
+                kr_id = kr.get("id") if isinstance(kr, dict) else None
+                entry = f"{file}: key result '{kr_id or f'#{loc[1] + 1}'}' ({kind} '{entry_id}')"
+                entry_model, field_loc = KeyResult, loc[2:]
+            message = _message(detail, entry_model, field_loc)
+            if (
+                message in _SHAPES.values()
+            ):  # about the whole field: [5] is a bad range, not range.1
+                field_loc = field_loc[:1]
+            field_name = ".".join(map(str, field_loc)) or "(entry)"
+            line = f"{entry}, field '{field_name}': {message}"
+            if line not in problems:  # union members report the same problem more than once
+                problems.append(line)
         return None
 
 
-def _field_path(raw: dict[str, Any], loc: tuple[Any, ...]) -> str:
-    """'field x' or, inside key_results, "key result 'kr-id', field 'x'"."""
-    if len(loc) >= 3 and loc[0] == "key_results" and isinstance(loc[1], int):
-        krs = raw.get("key_results") or []
-        kr = krs[loc[1]] if loc[1] < len(krs) else {}
-        kr_id = kr.get("id") if isinstance(kr, dict) else None
-        return f"key result '{kr_id or f'#{loc[1] + 1}'}', field '{_join(loc[2:])}'"
-    return f"field '{_join(loc)}'"
+def _is_union_tag(part: Any) -> bool:
+    """Pydantic adds the union member it tried ('float', 'PeriodRange', "literal['auto']") to the
+    location; field names are lowercase identifiers."""
+    return isinstance(part, str) and (part[:1].isupper() or "[" in part or part in _UNION_TAGS)
 
 
-def _join(loc: tuple[Any, ...]) -> str:
-    # Pydantic adds the union member it tried ('float', 'str', 'PeriodRange') to the location.
-    parts = [
-        str(p) for p in loc if not (isinstance(p, str) and p[:1].isupper() or p in _UNION_TAGS)
-    ]
-    return ".".join(parts) or "(entry)"
+_UNION_TAGS = {"float", "str", "int", "bool"}
+_PERIOD_SHAPE = "must be a quarter label like 2025-Q1, or {start: YYYY-MM-DD, end: YYYY-MM-DD}"
+_SHAPES = {
+    (KeyResult, "baseline"): "must be a number or 'auto'",
+    (KeyResult, "target"): "must be a number or a relative change like '+20%', '-15%', '+5'",
+    (KeyResult, "range"): "must be [low, high], two numbers",
+    (KeyResult, "period"): _PERIOD_SHAPE,
+    (Objective, "period"): _PERIOD_SHAPE,
+}
+"""What a field with several accepted forms allows, replacing pydantic's one message per form."""
 
 
-_UNION_TAGS = {"float", "str", "int", "bool", "literal['auto']", "tuple[float, float]", "list[...]"}
-
-
-def _message(detail: dict[str, Any]) -> str:
-    message = detail["msg"].removeprefix("Value error, ")
-    if detail["type"] == "extra_forbidden":
-        return "unknown field; check the spelling against CONTRACT section 1"
-    if detail["type"] == "missing":
+def _message(detail: dict[str, Any], model: type[BaseModel], loc: tuple[Any, ...]) -> str:
+    kind = detail["type"]
+    if kind == "extra_forbidden":
+        allowed = _fields_at(model, loc[:-1])
+        close = difflib.get_close_matches(str(loc[-1]), allowed, n=1)
+        hint = f"did you mean '{close[0]}'? " if close else ""
+        return f"unknown field; {hint}allowed: {', '.join(allowed)}"
+    shape = _SHAPES.get((model, loc[0] if loc else None))
+    if shape and kind != "value_error" and not (kind == "missing" and isinstance(loc[-1], str)):
+        return shape
+    if kind == "missing":
         return "is required"
-    return message
+    if kind == "string_pattern_mismatch" and loc and loc[-1] == "id":
+        return (
+            f"'{detail['input']}' is not a valid id; ids use lowercase letters, digits, '_', '.' "
+            "and '-', and start with a letter or digit"
+        )
+    if kind in ("model_type", "model_attributes_type", "dict_type"):
+        return f"must be a mapping of fields, found {type(detail['input']).__name__}"
+    return detail["msg"].removeprefix("Value error, ")
 
 
-def _parse_list(model, document, key, file, kind, problems):
+def _fields_at(model: type[BaseModel], path: tuple[Any, ...]) -> list[str]:
+    """The field names of the model found by following `path` from `model`."""
+    for part in path:
+        if isinstance(part, int):
+            continue
+        info = model.model_fields.get(part)
+        nested = _nested_model(info.annotation) if info else None
+        if nested is None:
+            return []
+        model = nested
+    return list(model.model_fields)
+
+
+def _nested_model(annotation: Any) -> type[BaseModel] | None:
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    for arg in get_args(annotation):
+        if found := _nested_model(arg):
+            return found
+    return None
+
+
+def _parse_list(model, document, key, file, kind, problems) -> tuple[list[Any], set[str]]:
+    """The entries that parse, and the ids of those that do not."""
     entries = document.get(key) or []
     if not isinstance(entries, list):
-        problems.append(f"{file}: '{key}' must be a list")
-        return []
-    parsed = []
+        problems.append(f"{file}: '{key}' must be a list of {kind} entries")
+        return [], set()
+    parsed, broken = [], set()
     for index, raw in enumerate(entries):
         entry_id = raw.get("id") if isinstance(raw, dict) else None
         item = _parse_one(model, raw, file, kind, str(entry_id or f"#{index + 1}"), problems)
         if item is not None:
             parsed.append(item)
-    return parsed
+        elif entry_id is not None:
+            broken.add(str(entry_id))
+    return parsed, broken
 
 
 def _unique(items, file: str, kind: str, problems: list[str]) -> dict[str, Any]:
@@ -370,11 +494,44 @@ def _unique(items, file: str, kind: str, problems: list[str]) -> dict[str, Any]:
             problems.append(
                 f"{file}: {kind} '{item.id}', field 'id': duplicate id; ids must be unique"
             )
-        by_id[item.id] = item
+        by_id.setdefault(item.id, item)
     return by_id
 
 
-def _check_metric(metric: Metric, metrics: dict[str, Metric], problems: list[str]) -> None:
+def _unique_key_results(objectives: list[Objective], problems: list[str]) -> None:
+    """KR ids are unique across all objectives."""
+    owner: dict[str, str] = {}
+    for objective in objectives:
+        for kr in objective.key_results:
+            if kr.id in owner:
+                problems.append(
+                    f"okrs.yaml: key result '{kr.id}' (objective '{objective.id}'), field 'id': "
+                    f"duplicate id, also used in objective '{owner[kr.id]}'; ids must be unique"
+                )
+            owner.setdefault(kr.id, objective.id)
+
+
+SNAKE_CASE = re.compile(r"^[a-z_][a-z0-9_]*$")
+
+
+def _column_problem(source_name: str, column: str) -> str | None:
+    """Why `column` is not a column of the source, or None."""
+    source = SOURCES[source_name]
+    if source.open_columns and source.column_kind(column) != TIME and not SNAKE_CASE.match(column):
+        return (
+            f"'{column}' cannot be a column of '{source_name}': report columns are the snake_case "
+            "of their display name ('Active users' -> 'active_users')"
+        )
+    if source.column_kind(column) is None:
+        prefixes = [f"{p}<key>" for p in source.open_prefixes]
+        return (
+            f"source '{source_name}' has no column '{column}'; "
+            f"it has: {', '.join([*source.columns, *prefixes])}"
+        )
+    return None
+
+
+def _check_metric(metric: Metric, metrics: _References, problems: list[str]) -> None:
     def problem(field: str, message: str) -> None:
         problems.append(f"metrics.yaml: metric '{metric.id}', field '{field}': {message}")
 
@@ -383,15 +540,23 @@ def _check_metric(metric: Metric, metrics: dict[str, Metric], problems: list[str
             ref = getattr(metric, field)
             if ref is None:
                 problem(field, "is required for aggregation 'ratio' (a metric id)")
-            elif ref not in metrics:
-                problem(field, f"unknown metric '{ref}'")
-            elif metrics[ref].aggregation == "ratio":
-                problem(field, f"'{ref}' is itself a ratio; numerator and denominator must not be")
-        if metric.column:
-            problem(
-                "column",
-                "a ratio divides two metrics; it takes numerator and denominator, not column",
-            )
+            elif unknown := metrics.unknown(ref):
+                problem(field, unknown)
+            elif (part := metrics.by_id.get(ref)) and part.aggregation not in (
+                CUMULATIVE_AGGREGATIONS
+            ):
+                problem(
+                    field,
+                    f"'{ref}' aggregates with '{part.aggregation}'; a ratio is a ratio of sums, "
+                    f"so its parts use {', '.join(CUMULATIVE_AGGREGATIONS)}",
+                )
+        for field in ("source", "column", "time_column", "filter"):
+            if getattr(metric, field):
+                problem(
+                    field,
+                    "a ratio divides its numerator and denominator metrics and takes no "
+                    f"'{field}'; set it on those metrics",
+                )
         return
     for field in ("numerator", "denominator"):
         if getattr(metric, field) is not None:
@@ -405,32 +570,27 @@ def _check_metric(metric: Metric, metrics: dict[str, Metric], problems: list[str
             problem("column", "count counts the rows the filter selects; remove 'column'")
     elif metric.column is None:
         problem("column", f"is required for aggregation '{metric.aggregation}'")
-    else:
-        kind = source.column_kind(metric.column)
-        if kind is None:
-            problem(
-                "column",
-                f"source '{metric.source}' has no column '{metric.column}'; "
-                f"it has: {', '.join(source.columns)}",
-            )
-        elif metric.aggregation != "count_distinct" and kind != NUMERIC:
-            problem(
-                "column",
-                f"aggregation '{metric.aggregation}' needs a numeric column; "
-                f"'{metric.column}' of '{metric.source}' is {kind}",
-            )
+    elif unknown := _column_problem(metric.source, metric.column):
+        problem("column", unknown)
+    elif (
+        metric.aggregation != "count_distinct"
+        and (kind := source.column_kind(metric.column)) != NUMERIC
+    ):
+        problem(
+            "column",
+            f"aggregation '{metric.aggregation}' needs a numeric column; "
+            f"'{metric.column}' of '{metric.source}' is {kind} (count_distinct works on any)",
+        )
     if metric.time_column is not None and source.column_kind(metric.time_column) != TIME:
+        times = [c for c, kind in source.columns.items() if kind == TIME]
         problem(
             "time_column",
-            f"'{metric.time_column}' is not a date or time column of '{metric.source}'",
+            f"'{metric.time_column}' is not a date or time column of '{metric.source}'; "
+            f"allowed: {', '.join(times)}",
         )
     for column in metric.filter:
-        if source.column_kind(column) is None:
-            problem(
-                f"filter.{column}",
-                f"source '{metric.source}' has no column '{column}'; "
-                f"it has: {', '.join(source.columns)}",
-            )
+        if unknown := _column_problem(metric.source, column):
+            problem(f"filter.{column}", unknown)
 
 
 def _resolve_period(period: Period, settings: Settings, where: str, problems: list[str]):
@@ -444,13 +604,11 @@ def _resolve_period(period: Period, settings: Settings, where: str, problems: li
     return quarter.start, quarter.end
 
 
-def _check_hierarchy(objectives: dict[str, Objective], problems: list[str]) -> None:
+def _check_hierarchy(refs: _References, problems: list[str]) -> None:
+    objectives: dict[str, Objective] = refs.by_id
     for objective in objectives.values():
-        if objective.parent is not None and objective.parent not in objectives:
-            problems.append(
-                f"okrs.yaml: objective '{objective.id}', field 'parent': "
-                f"unknown objective '{objective.parent}'"
-            )
+        if objective.parent is not None and (unknown := refs.unknown(objective.parent)):
+            problems.append(f"okrs.yaml: objective '{objective.id}', field 'parent': {unknown}")
     reported: set[str] = set()
     for objective in objectives.values():
         chain, current = [objective.id], objective.parent
@@ -462,68 +620,95 @@ def _check_hierarchy(objectives: dict[str, Objective], problems: list[str]) -> N
             reported.update(cycle)
             problems.append(
                 f"okrs.yaml: objective '{current}', field 'parent': the hierarchy has "
-                f"a cycle: {' -> '.join(cycle)}"
+                f"a cycle: {' -> '.join(cycle)}; parents must form a tree"
             )
 
 
-def _resolve_kr(kr, objective, objective_window, metrics, settings, problems):
+def _resolve_kr(kr, objective, objective_window, metrics: _References, settings, problems):
     def problem(field: str, message: str) -> None:
         problems.append(
             f"okrs.yaml: key result '{kr.id}' (objective '{objective.id}'), "
             f"field '{field}': {message}"
         )
 
-    metric = metrics.get(kr.metric)
-    if metric is None:
-        problem("metric", f"unknown metric '{kr.metric}'")
+    metric = metrics.by_id.get(kr.metric)
+    if unknown := metrics.unknown(kr.metric):
+        problem("metric", unknown)
     window = objective_window
     if kr.period is not None:
         window = _resolve_period(
-            kr.period, settings, f"okrs.yaml: key result '{kr.id}', field 'period'", problems
+            kr.period,
+            settings,
+            f"okrs.yaml: key result '{kr.id}' (objective '{objective.id}'), field 'period'",
+            problems,
         )
     target = parse_target(kr.target)
     if kr.type == "within_range":
         if kr.range is None:
             problem("range", "within_range needs range: [low, high]")
         elif kr.range[0] >= kr.range[1]:
-            problem("range", f"low {kr.range[0]} must be below high {kr.range[1]}")
+            problem("range", f"low {kr.range[0]:g} must be below high {kr.range[1]:g}")
         if kr.target is not None:
             problem("target", "within_range uses range: [low, high], not target")
     elif target is None:
         problem("target", f"is required for type '{kr.type}'")
     elif kr.range is not None:
         problem("range", "only within_range takes a range")
-    if kr.type in ("increase", "decrease"):
+    if kr.type in ("increase", "decrease") and target is not None:
         _check_direction(kr, target, problem)
-    if metric is not None and metric.is_cumulative and kr.type == "decrease":
-        problem(
-            "type",
-            f"metric '{metric.id}' accumulates over the KR window ({metric.aggregation} "
-            "with window: period), so it cannot decrease; use a trailing window or maintain_below",
-        )
+    if metric is not None and metric.is_cumulative:
+        if kr.type == "decrease":
+            problem(
+                "type",
+                f"metric '{metric.id}' accumulates over the KR window ({metric.aggregation} "
+                "with window: period), so it cannot decrease; use a trailing window or "
+                "maintain_below",
+            )
+        numeric = _numeric_target(kr, target)
+        if kr.type == "increase" and numeric is not None and numeric <= 0:
+            problem(
+                "target",
+                f"metric '{metric.id}' accumulates from zero over the KR window, so an increase "
+                f"target must be above 0, got {numeric:g}",
+            )
     if metric is None or window is None:
         return None
     return ResolvedKeyResult(kr, objective, metric, window[0], window[1], target)
 
 
-def _check_direction(kr: KeyResult, target, problem) -> None:
+def _numeric_target(kr: KeyResult, target: float | RelativeTarget | None) -> float | None:
+    """The target as a number when the config alone fixes it."""
+    if isinstance(target, RelativeTarget):
+        return target.apply(kr.baseline) if kr.baseline != "auto" else None
+    return target
+
+
+def _check_direction(kr: KeyResult, target: float | RelativeTarget, problem) -> None:
     goes_up = kr.type == "increase"
     if isinstance(target, RelativeTarget):
         if target.amount == 0:
             problem("target", f"'{kr.target}' equals the baseline; the target must differ from it")
-        elif (target.amount > 0) != goes_up:
+            return
+        if (target.amount > 0) != goes_up:
             problem(
                 "target",
-                f"'{kr.target}' moves the wrong way for an {kr.type} KR; "
+                f"'{kr.target}' moves the wrong way for a{'n' if goes_up else ''} {kr.type} KR; "
                 f"use '{'+' if goes_up else '-'}...'",
             )
-    elif isinstance(kr.baseline, float | int):
-        if target == kr.baseline:
-            problem("target", f"target equals the baseline ({kr.baseline}); it must differ")
-        elif (target > kr.baseline) != goes_up:
-            relation = "above" if goes_up else "below"
-            problem(
-                "target",
-                f"a{'n' if goes_up else ''} {kr.type} KR needs a target {relation} the baseline "
-                f"({kr.baseline}), got {target}",
-            )
+            return
+    numeric = _numeric_target(kr, target)
+    if numeric is None or kr.baseline == "auto":
+        return
+    shown = f"{kr.target}" if isinstance(target, RelativeTarget) else f"{numeric:g}"
+    if numeric == kr.baseline:
+        problem(
+            "target",
+            f"target {shown} equals the baseline ({kr.baseline:g}); the target must differ from it",
+        )
+    elif (numeric > kr.baseline) != goes_up:
+        relation = "above" if goes_up else "below"
+        problem(
+            "target",
+            f"a{'n' if goes_up else ''} {kr.type} KR needs a target {relation} the baseline "
+            f"({kr.baseline:g}), got {shown}",
+        )
