@@ -237,11 +237,11 @@ class MetricReader:
         value = _column_expr(metric.column) if with_value and metric.column else "NULL"
         conditions, params = ["TRUE"], []
         for column, wanted in metric.filter.items():
-            values = wanted if isinstance(wanted, list) else [wanted]
-            conditions.append(
-                f"CAST({_column_expr(column)} AS VARCHAR) IN ({', '.join('?' * len(values))})"
+            condition, values = _filter_condition(
+                _column_expr(column), wanted if isinstance(wanted, list) else [wanted]
             )
-            params += [_filter_text(v) for v in values]
+            conditions.append(condition)
+            params += values
         archived = " WHERE NOT coalesce(archived, FALSE)" if "archived" in source.columns else ""
         sql = (
             f"SELECT {day} AS date, {value} AS value, ({' AND '.join(conditions)}) AS matches "
@@ -309,6 +309,21 @@ def _column_expr(column: str) -> str:
     if key:
         return f"json_extract_string({_ident(head)}, '$.\"{key.replace(chr(34), '')}\"')"
     return _ident(column)
+
+
+def _filter_condition(expr: str, values: list[Any]) -> tuple[str, list[Any]]:
+    """Text values compare as text (booleans as 'true'/'false'); numbers compare as numbers, so
+    `value: 20` selects a DOUBLE 20.0 (whose text is '20.0') and a JSON 20 alike."""
+    numbers = [float(v) for v in values if isinstance(v, int | float) and not isinstance(v, bool)]
+    texts = [
+        _filter_text(v) for v in values if not isinstance(v, int | float) or isinstance(v, bool)
+    ]
+    parts = []
+    if texts:
+        parts.append(f"CAST({expr} AS VARCHAR) IN ({', '.join('?' * len(texts))})")
+    if numbers:
+        parts.append(f"TRY_CAST({expr} AS DOUBLE) IN ({', '.join('?' * len(numbers))})")
+    return "(" + (" OR ".join(parts) or "FALSE") + ")", [*texts, *numbers]
 
 
 def _filter_text(value: Any) -> str:

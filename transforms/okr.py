@@ -109,7 +109,7 @@ def key_result_daily(
         .then(a >= _rounded(t))
         .when(kr_type == "maintain_below")
         .then(a <= _rounded(t))
-        .otherwise((a >= pl.col("range_low")) & (a <= pl.col("range_high")))
+        .otherwise((a >= _rounded(pl.col("range_low"))) & (a <= _rounded(pl.col("range_high"))))
         .fill_null(False)
     )
     days_with_value = pl.col("value").is_not_null().cum_sum().over(**over_kr)
@@ -120,9 +120,16 @@ def key_result_daily(
         .then(pl.lit("baseline has no data"))
         .when(kr_type.is_in(["increase", "decrease"]) & ~pl.col("cumulative") & (b == t))
         .then(pl.lit("target equals baseline"))
+        # An auto baseline can land beyond an absolute target; (a - b) / (t - b) would then
+        # reward moving the wrong way, so there is no progress to report (load time rejects the
+        # same when both numbers are in the config).
+        .when((kr_type == "increase") & ~pl.col("cumulative") & (t < b))
+        .then(pl.lit("baseline is already above the target of an increase KR"))
+        .when((kr_type == "decrease") & (t > b))
+        .then(pl.lit("baseline is already below the target of a decrease KR"))
         .when((kr_type != "within_range") & t.is_null())
         .then(pl.lit("target depends on a baseline that has no data"))
-        .when(pl.col("cumulative") & (t <= 0))
+        .when((kr_type == "increase") & pl.col("cumulative") & (t <= 0))
         .then(pl.lit("cumulative KR needs a target above zero"))
     )
     raw = (
@@ -434,9 +441,22 @@ def _roll_up(rows: pl.DataFrame) -> pl.DataFrame:
 
 def team_attainment(objective_rows: pl.DataFrame) -> pl.DataFrame:
     """A team's scores average the rollup_score of its objectives whose parent is in another
-    team (or that have none), by objective weight and unweighted."""
-    top = objective_rows.filter(
-        pl.col("parent_team").is_null() | (pl.col("parent_team") != pl.col("team"))
+    team (or that have none), by objective weight and unweighted.
+
+    A parent in the same team only stands in for its child in the quarters where the parent is
+    reported itself; where the parent's period does not touch the quarter, the child counts
+    directly, so its work is not dropped from the team's score."""
+    reported = objective_rows.select(
+        pl.col("objective_id").alias("parent_id"), "quarter_start", parent_reported=pl.lit(True)
+    )
+    top = (
+        objective_rows.join(reported, on=["parent_id", "quarter_start"], how="left")
+        .filter(
+            pl.col("parent_team").is_null()
+            | (pl.col("parent_team") != pl.col("team"))
+            | pl.col("parent_reported").is_null()
+        )
+        .drop("parent_reported")
     )
     return (
         top.group_by("team", "quarter", "quarter_start")
