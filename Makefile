@@ -28,6 +28,7 @@ lint: install
 
 dev: install  ## the Dagster UI on http://127.0.0.1:3000
 	mkdir -p $(DAGSTER_HOME)
+	test -f $(DAGSTER_HOME)/dagster.yaml || cp dagster.yaml $(DAGSTER_HOME)/
 	.venv/bin/dagster dev -w workspace.yaml -h 127.0.0.1 -p 3000
 
 backfill: install  ## make backfill FROM=2025-Q1 TO=2025-Q4

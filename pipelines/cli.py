@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import sys
+import warnings
 from pathlib import Path
 
 import dagster as dg
@@ -23,12 +25,15 @@ from transforms.scorecard import scorecard_text
 
 
 def _instance() -> dg.DagsterInstance:
-    """The persistent instance under DAGSTER_HOME (so runs show in `dagster dev`), else an
-    ephemeral one."""
-    if os.environ.get("DAGSTER_HOME"):
-        Path(os.environ["DAGSTER_HOME"]).mkdir(parents=True, exist_ok=True)
-        return dg.DagsterInstance.get()
-    return dg.DagsterInstance.ephemeral()
+    """The persistent instance under DAGSTER_HOME (so runs show in `dagster dev`), set up from
+    the project's dagster.yaml on first use; else an ephemeral one."""
+    if not os.environ.get("DAGSTER_HOME"):
+        return dg.DagsterInstance.ephemeral()
+    home = Path(os.environ["DAGSTER_HOME"])
+    home.mkdir(parents=True, exist_ok=True)
+    if not (home / "dagster.yaml").exists():
+        shutil.copy(PROJECT_ROOT / "dagster.yaml", home / "dagster.yaml")
+    return dg.DagsterInstance.get()
 
 
 def backfill(
@@ -49,6 +54,7 @@ def backfill(
             )
     return job.execute_in_process(
         instance=instance,
+        run_config={"loggers": {"console": {"config": {"log_level": "INFO"}}}},
         tags={
             "dagster/asset_partition_range_start": start,
             "dagster/asset_partition_range_end": end,
@@ -76,6 +82,8 @@ def main(argv: list[str] | None = None) -> int:
     card.add_argument("quarters", nargs="*", help="quarter labels (default: all)")
     commands.add_parser("demo", help="run the shipped example end to end")
     args = parser.parse_args(argv)
+    # Single-run backfill policies are deliberate; Dagster still labels the parameter beta.
+    warnings.filterwarnings("ignore", message="Parameter `backfill_policy`")
 
     if args.command == "demo":
         os.environ.setdefault("OKR_CONFIG_DIR", str(EXAMPLE_DIR))

@@ -253,6 +253,11 @@ class OkrConfig:
     def children(self, objective_id: str) -> list[Objective]:
         return [o for o in self.objectives.values() if o.parent == objective_id]
 
+    def depth(self, objective_id: str) -> int:
+        """0 for a top-level objective, 1 for its children, ... (the hierarchy is acyclic)."""
+        parent = self.objectives[objective_id].parent
+        return 0 if parent is None else 1 + self.depth(parent)
+
 
 def load_config(folder: Path | str) -> OkrConfig:
     """Read and validate `metrics.yaml` and `okrs.yaml`; raise ConfigError listing every problem."""

@@ -52,10 +52,6 @@ def dim_metrics(config: OkrConfig) -> pl.DataFrame:
 
 
 def dim_objectives(config: OkrConfig) -> pl.DataFrame:
-    def depth(objective_id: str) -> int:
-        parent = config.objectives[objective_id].parent
-        return 0 if parent is None else 1 + depth(parent)
-
     rows = [
         {
             "objective_id": o.id,
@@ -69,7 +65,7 @@ def dim_objectives(config: OkrConfig) -> pl.DataFrame:
             "period_end": config.objective_windows[o.id][1],
             "parent_id": o.parent,
             "weight": o.weight,
-            "depth": depth(o.id),
+            "depth": config.depth(o.id),
             "related_metrics": list(o.related_metrics),
         }
         for o in config.objectives.values()

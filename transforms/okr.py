@@ -301,10 +301,6 @@ OBJECTIVE_PARAMETERS_SCHEMA = {
 
 
 def objective_parameters(config: OkrConfig) -> pl.DataFrame:
-    def depth(objective_id: str) -> int:
-        parent = config.objectives[objective_id].parent
-        return 0 if parent is None else 1 + depth(parent)
-
     rows = [
         {
             "objective_id": o.id,
@@ -317,7 +313,7 @@ def objective_parameters(config: OkrConfig) -> pl.DataFrame:
             "success_level": o.success_level,
             "period_start": config.objective_windows[o.id][0],
             "period_end": config.objective_windows[o.id][1],
-            "depth": depth(o.id),
+            "depth": config.depth(o.id),
             "parent_team": config.objectives[o.parent].team if o.parent else None,
         }
         for o in config.objectives.values()
