@@ -5,7 +5,7 @@ from __future__ import annotations
 import dagster as dg
 
 from pipelines.assets.marts import build_mart_assets
-from pipelines.assets.raw import raw_csv_observations
+from pipelines.assets.raw import raw_analytics_exports, raw_csv_observations
 from pipelines.assets.staging import build_staging_assets
 from pipelines.partitions import quarterly_partitions
 from pipelines.resources import OkrConfigResource, SourceFoldersResource, WarehouseResource
@@ -20,6 +20,7 @@ def build_definitions(settings: Settings) -> dg.Definitions:
     return dg.Definitions(
         assets=[
             raw_csv_observations,
+            raw_analytics_exports,
             *build_staging_assets(partitions),
             *build_mart_assets(partitions, config),
         ],

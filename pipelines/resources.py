@@ -58,3 +58,7 @@ class SourceFoldersResource(dg.ConfigurableResource):
     @property
     def csv_dir(self) -> Path:
         return Path(self.data_dir) / "csv"
+
+    @property
+    def analytics_dir(self) -> Path:
+        return Path(self.data_dir) / "analytics"

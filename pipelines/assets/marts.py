@@ -6,6 +6,7 @@ from datetime import date
 import dagster as dg
 import polars as pl
 
+from pipelines.assets.staging import STAGED_TABLES
 from pipelines.metadata import definition_metadata, table_metadata
 from pipelines.partitions import quarters_in_window
 from pipelines.resources import OkrConfigResource, WarehouseResource
@@ -22,13 +23,12 @@ from transforms.schema import (
     MARTS_KEY_RESULT_PROGRESS_DAILY,
     MARTS_OBJECTIVE_ATTAINMENT,
     MARTS_TEAM_ATTAINMENT,
-    STAGING_CSV_OBSERVATIONS,
     Table,
 )
 from transforms.warehouse import replace_partition, replace_rows, written_partitions
 
 OWNERS = ["team:analytics"]
-STAGING_TABLES = [STAGING_CSV_OBSERVATIONS]
+STAGING_TABLES = [staged.table for staged in STAGED_TABLES]
 OKR_MARTS: dict[str, Table] = {
     "key_result_progress_daily": MARTS_KEY_RESULT_PROGRESS_DAILY,
     "key_result_attainment": MARTS_KEY_RESULT_ATTAINMENT,

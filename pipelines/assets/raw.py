@@ -3,10 +3,12 @@ run loads only new or changed input files."""
 
 import dagster as dg
 
+from connectors.analytics_exports import AnalyticsLoadReport, load_analytics_exports
 from connectors.csv_drop import load_csv_folder
 from pipelines.metadata import definition_metadata, table_metadata
 from pipelines.resources import SourceFoldersResource, WarehouseResource
 from transforms.schema import RAW_CSV_OBSERVATIONS, RAW_REJECTED_ROWS
+from transforms.staging_analytics import RAW_ANALYTICS_EVENTS, RAW_ANALYTICS_REPORT
 
 OWNERS = ["team:data-platform"]
 
@@ -51,3 +53,56 @@ def raw_csv_observations(
             "rejected_rows_total": rejected,
         }
     )
+
+
+@dg.multi_asset(
+    name="raw_analytics_exports",
+    specs=[
+        dg.AssetSpec(
+            key=[table.schema, table.name],
+            group_name="raw",
+            kinds={"duckdb", "json"} if table is RAW_ANALYTICS_EVENTS else {"duckdb", "csv"},
+            owners=OWNERS,
+            description=description,
+            metadata=definition_metadata(table),
+        )
+        for table, description in (
+            (
+                RAW_ANALYTICS_EVENTS,
+                "Events from newline-delimited JSON exports (plain or .gz) in "
+                "`$OKR_DATA_DIR/analytics`, streamed by DuckDB.",
+            ),
+            (
+                RAW_ANALYTICS_REPORT,
+                "Report CSVs as analytics tools export them (comment preamble, display-name "
+                "header, YYYYMMDD dates), in a long shape: one row per date and column.",
+            ),
+        )
+    ],
+)
+def raw_analytics_exports(
+    context: dg.AssetExecutionContext,
+    warehouse: WarehouseResource,
+    sources: SourceFoldersResource,
+):
+    folder = sources.analytics_dir
+    with warehouse.connect() as con:
+        if folder.is_dir():
+            report = load_analytics_exports(con, folder)
+        else:
+            context.log.info(f"no analytics export folder at {folder}; nothing to load")
+            report = AnalyticsLoadReport()
+        for table in (RAW_ANALYTICS_EVENTS, RAW_ANALYTICS_REPORT):
+            table.create(con)
+            yield dg.MaterializeResult(
+                asset_key=[table.schema, table.name],
+                metadata={
+                    **table_metadata(con, table),
+                    "files_seen": report.files_seen,
+                    "files_loaded": dg.MetadataValue.json(report.files_loaded),
+                    "rows_loaded_this_run": report.rows_loaded,
+                    "rows_rejected_this_run": report.rows_rejected,
+                },
+            )
+    for warning in report.warnings:
+        context.log.warning(warning)

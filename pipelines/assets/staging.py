@@ -1,51 +1,103 @@
-"""Staging layer: typed, cleaned, one canonical shape; partitioned by fiscal quarter."""
+"""Staging layer: typed, cleaned, one canonical shape; partitioned by fiscal quarter, each
+quarter replaced in one transaction."""
+
+from collections.abc import Callable
+from dataclasses import dataclass
 
 import dagster as dg
+import duckdb
+import pyarrow as pa
 
 from pipelines.metadata import definition_metadata, table_metadata
 from pipelines.partitions import quarters_in_window
 from pipelines.resources import OkrConfigResource, WarehouseResource
-from transforms.schema import STAGING_CSV_OBSERVATIONS
+from transforms.calendar import Quarter
+from transforms.config import OkrConfig
+from transforms.schema import STAGING_CSV_OBSERVATIONS, Table
 from transforms.staging import stage_csv_observations
+from transforms.staging_analytics import (
+    STAGING_ANALYTICS_EVENTS,
+    STAGING_ANALYTICS_REPORT_LONG,
+    refresh_analytics_report_view,
+    stage_analytics_events,
+    stage_analytics_report,
+)
 from transforms.warehouse import replace_partition
 
 OWNERS = ["team:data-platform"]
 
 
-def build_staging_assets(partitions: dg.PartitionsDefinition) -> list[dg.AssetsDefinition]:
+@dataclass(frozen=True)
+class StagedTable:
+    table: Table
+    upstream: list[str]
+    stage: Callable[[duckdb.DuckDBPyConnection, Quarter, OkrConfig], pa.Table]
+    after_write: Callable[[duckdb.DuckDBPyConnection], object] | None = None
+
+
+STAGED_TABLES = [
+    StagedTable(
+        STAGING_CSV_OBSERVATIONS,
+        ["raw", "csv_observations"],
+        lambda con, q, config: stage_csv_observations(con, q.start, q.end),
+    ),
+    StagedTable(
+        STAGING_ANALYTICS_EVENTS,
+        ["raw", "analytics_events"],
+        lambda con, q, config: stage_analytics_events(
+            con, q.start, q.end, config.settings.timezone
+        ),
+    ),
+    StagedTable(
+        STAGING_ANALYTICS_REPORT_LONG,
+        ["raw", "analytics_report"],
+        lambda con, q, config: stage_analytics_report(con, q.start, q.end),
+        # Metrics read the pivoted view staging.analytics_report, whose columns follow the data.
+        after_write=refresh_analytics_report_view,
+    ),
+]
+
+
+def _staging_asset(staged: StagedTable, partitions: dg.PartitionsDefinition):
+    table = staged.table
+
     @dg.asset(
-        key=["staging", "csv_observations"],
-        deps=[dg.AssetKey(["raw", "csv_observations"])],
+        key=[table.schema, table.name],
+        deps=[dg.AssetKey(staged.upstream)],
         group_name="staging",
         kinds={"duckdb", "polars"},
         owners=OWNERS,
         partitions_def=partitions,
         backfill_policy=dg.BackfillPolicy.single_run(),
-        description=(
-            "Typed CSV observations, one row per (date, metric_id, dimensions); a later file's row "
-            "replaces an earlier file's. Each quarter is replaced in one transaction."
-        ),
-        metadata=definition_metadata(STAGING_CSV_OBSERVATIONS),
+        description=table.description,
+        metadata=definition_metadata(table),
     )
-    def staging_csv_observations(
+    def _asset(
         context: dg.AssetExecutionContext,
         warehouse: WarehouseResource,
         okr_config: OkrConfigResource,
     ) -> dg.MaterializeResult:
-        fiscal_month = okr_config.load().settings.fiscal_year_start_month
-        quarters = quarters_in_window(context.partition_time_window, fiscal_month)
+        config = okr_config.load()
+        quarters = quarters_in_window(
+            context.partition_time_window, config.settings.fiscal_year_start_month
+        )
         starts = [q.start for q in quarters]
         with warehouse.connect() as con:
             for quarter in quarters:
-                rows = stage_csv_observations(con, quarter.start, quarter.end)
-                replace_partition(con, STAGING_CSV_OBSERVATIONS, rows, [quarter.start])
-                context.log.info(f"{quarter.label}: {rows.num_rows} rows staged")
-            placeholders = ", ".join("?" for _ in starts)
+                rows = staged.stage(con, quarter, config)
+                replace_partition(con, table, rows, [quarter.start])
+                context.log.info(f"{table.fqn} {quarter.label}: {rows.num_rows} rows")
+            if staged.after_write:
+                staged.after_write(con)
             metadata = table_metadata(
-                con, STAGING_CSV_OBSERVATIONS, f"quarter_start IN ({placeholders})", starts
+                con, table, f"quarter_start IN ({', '.join('?' for _ in starts)})", starts
             )
         return dg.MaterializeResult(
             metadata={**metadata, "quarters": ", ".join(q.label for q in quarters)}
         )
 
-    return [staging_csv_observations]
+    return _asset
+
+
+def build_staging_assets(partitions: dg.PartitionsDefinition) -> list[dg.AssetsDefinition]:
+    return [_staging_asset(staged, partitions) for staged in STAGED_TABLES]

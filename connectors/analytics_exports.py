@@ -1,0 +1,563 @@
+"""Analytics exports folder -> `raw.analytics_events` and `raw.analytics_report` (CONTRACT 2).
+
+Files are found recursively under the folder (the lead passes `$OKR_DATA_DIR/analytics`):
+- **events**: `*.jsonl`, `*.ndjson`, `*.json` (each also as `.gz`): one JSON object per line,
+  `{"event", "timestamp", "user_id", "anonymous_id", "properties": {...}}`. Other keys are
+  ignored. A `.json` file must be newline-delimited too (a JSON array is rejected line by line).
+- **reports**: `*.csv` and `*.csv.gz` as analytics tools export them: `#` comment lines (the
+  preamble; also skipped anywhere later), blank lines, then a header of display names and data
+  lines. `,`, `;` or tab delimited (whichever the header has most of), RFC 4180 quoting. Each
+  non-empty cell of a non-date column becomes one long row (date, column_name, value) with
+  `column_name` the snake_case of the display name; `report` is the file name without
+  `.csv[.gz]`. Dates are `YYYYMMDD` (ISO `YYYY-MM-DD` is accepted too); numbers may carry
+  thousands separators (`"1,234"`); a totals row (first cell empty, `Total`, `Totals` or `Grand
+  total`) is skipped, neither loaded nor rejected. Reports broken down by a text dimension are
+  not supported (their text cells are rejected as non-numbers): one row per date is the shape.
+
+How a file is read (no Python loop over rows, never the whole file in Python memory): DuckDB's
+`read_csv` reads it -- `.gz` decompressed by DuckDB -- as physical lines into a temp table
+(one VARCHAR column, no quoting), so `rowid + 1` is the line number; then one SQL statement
+classifies every line with the `json` functions, `TRY_CAST` and regular expressions into a
+second temp table, from which the good rows and the rejects are inserted. Blank lines are
+skipped but counted.
+
+When DuckDB cannot read a file as lines -- a damaged gzip stream ("Unexpected end of GZIP
+stream": DuckDB fails the whole read and gives no prefix), mixed LF / CRLF line endings (its
+strict reader refuses them, its lenient one miscounts lines), invalid UTF-8 -- the file is
+streamed with Python instead (`gzip` for `.gz`) into the same temp table, in chunks of about
+`CHUNK_BYTES` bytes split on LF and decoded in C, inserted through Arrow: never the whole file
+in memory, no Python loop over lines. For a damaged gzip every complete line before the damage
+is loaded (or rejected on its own merits) and one rejected row at `relpath:<last complete line +
+1>` names the gzip error and holds the partial last line, if any; the file is listed in the
+report's `warnings`. Invalid UTF-8 makes the file unreadable (below).
+
+Rejected lines go to `raw.rejected_rows` (location `relpath:line`, `field`, `reason`,
+`raw_record`); the first failing check of a line decides. Events are rejected for: not valid
+JSON; JSON but not an object; `event` missing, not a string or empty; `timestamp` missing, not a
+string, not ISO-8601 **with a UTC offset** (`Z`, `+02:00`, `-0500`, `+05`) -- a timestamp without
+offset is rejected, since the contract promises an offset and guessing a zone would shift
+dates -- or not a real instant; `user_id` / `anonymous_id` an object, array or boolean (numbers
+are kept as text; empty strings count as absent); neither id present; `properties` present but
+not an object (absent or null becomes `{}`). Report lines are rejected for bad quoting, a field
+count different from the header's, an empty or invalid date; a non-numeric cell is rejected on
+its own (field = its display name) while the rest of the line loads.
+
+Idempotency as in the CSV source: `raw.loaded_files` (source 'analytics') keeps each file's
+SHA-256; an unchanged file is skipped, a changed one replaces its rows, rejects and registry row
+in one transaction per file. A file that cannot be read at all (not UTF-8, a report without a
+header or `Date` column, ...) is left out and keeps what it loaded before; the other files
+still load and one `AnalyticsSourceError` at the end lists every such file.
+"""
+
+from __future__ import annotations
+
+import gzip
+import re
+import unicodedata
+import uuid
+import zlib
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+import duckdb
+import pyarrow as pa
+
+from connectors.csv_drop import _NO_SPLIT, _bad_number, _fields, _lit, _sha256, _well_quoted
+from transforms.schema import RAW_LOADED_FILES, RAW_REJECTED_ROWS, Table
+from transforms.staging_analytics import (
+    RAW_ANALYTICS_EVENTS,
+    RAW_ANALYTICS_REPORT,
+    RESERVED_REPORT_COLUMNS,
+)
+from transforms.warehouse import transaction
+
+SOURCE = "analytics"
+EVENT_SUFFIXES = (".jsonl", ".ndjson", ".json")
+REPORT_SUFFIXES = (".csv",)
+CHUNK_BYTES = 8 << 20  # decompressed bytes per chunk in the Python gzip fallback
+MAX_LINE_BYTES = 64 << 20
+TOTAL_LABELS = ("total", "totals", "grand total")
+_LINES = "_analytics_lines"
+_ROWS = "_analytics_rows"
+_CHUNK = "_analytics_chunk"
+_ISO_WITH_OFFSET = r"\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(:\d{2}(\.\d{1,9})?)?(Z|[+-]\d{2}(:?\d{2})?)"
+_ISO_WITHOUT_OFFSET = r"\d{4}-\d{2}-\d{2}([T ]\d{2}:\d{2}(:\d{2}(\.\d{1,9})?)?)?"
+_TS_HINT = "expected ISO-8601 with a UTC offset such as 2025-03-31T23:30:00-05:00 or ...Z"
+_DATE_HINT = "expected YYYYMMDD such as 20250131"
+_NUMBER_HINT = "expected a number such as 1234, 1,234 or 12.5"
+
+
+class AnalyticsSourceError(Exception):
+    """A file (or the folder) cannot be read at all; the message names it and says why."""
+
+    def __init__(self, message: str, report: AnalyticsLoadReport | None = None) -> None:
+        super().__init__(message)
+        self.report = report
+
+
+@dataclass
+class AnalyticsLoadReport:
+    files_seen: int = 0
+    files_loaded: list[str] = field(default_factory=list)  # loaded for the first time or replaced
+    files_skipped: list[str] = field(default_factory=list)  # unchanged since their last load
+    rows_loaded: int = 0  # events plus report cells
+    rows_rejected: int = 0
+    warnings: list[str] = field(default_factory=list)  # damaged gzip files (partially loaded)
+    errors: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class _Damage:
+    line_no: int
+    reason: str
+    partial: str | None
+
+
+def file_kind(path: Path) -> str | None:
+    """'events', 'report' or None (not an analytics export) from the file name."""
+    name = path.name.lower().removesuffix(".gz")
+    if name.endswith(EVENT_SUFFIXES):
+        return "events"
+    if name.endswith(REPORT_SUFFIXES):
+        return "report"
+    return None
+
+
+def report_name(path: Path) -> str:
+    name = path.name
+    for suffix in (".gz", ".csv"):
+        if name.lower().endswith(suffix):
+            name = name[: -len(suffix)]
+    return name
+
+
+def snake_case(display_name: str) -> str:
+    """'Active users' -> 'active_users', 'Avg. session duration' -> 'avg_session_duration',
+    'activeUsers' -> 'active_users'; a leading digit gets a leading underscore."""
+    text = unicodedata.normalize("NFKD", display_name).encode("ascii", "ignore").decode()
+    text = re.sub(r"([a-z0-9])([A-Z])", r"\1_\2", text.strip())
+    text = re.sub(r"[^a-z0-9]+", "_", text.lower()).strip("_")
+    return f"_{text}" if text[:1].isdigit() else text
+
+
+def load_analytics_exports(
+    con: duckdb.DuckDBPyConnection, folder: Path, *, now: datetime | None = None
+) -> AnalyticsLoadReport:
+    """Load every new or changed export under `folder` (recursively, by relative path)."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise AnalyticsSourceError(
+            f"analytics exports folder {folder} does not exist or is not a folder"
+        )
+    for table in (RAW_ANALYTICS_EVENTS, RAW_ANALYTICS_REPORT, RAW_REJECTED_ROWS, RAW_LOADED_FILES):
+        table.create(con)
+    files = sorted(
+        (p.relative_to(folder).as_posix(), p)
+        for p in folder.rglob("*")
+        if p.is_file() and file_kind(p)
+    )
+    report = AnalyticsLoadReport(files_seen=len(files))
+    for rel, path in files:
+        try:
+            result = _load_file(con, path, rel, now)
+        except AnalyticsSourceError as exc:
+            report.errors.append(str(exc))
+            continue
+        if result is None:
+            report.files_skipped.append(rel)
+            continue
+        loaded, rejected, damage = result
+        report.files_loaded.append(rel)
+        report.rows_loaded += loaded
+        report.rows_rejected += rejected
+        if damage:
+            report.warnings.append(f"{rel}:{damage.line_no}: {damage.reason}")
+    if report.errors:
+        listing = "\n".join(f"- {error}" for error in report.errors)
+        raise AnalyticsSourceError(
+            f"{len(report.errors)} of {len(files)} analytics export files in {folder} could not "
+            f"be read (the other files loaded):\n{listing}",
+            report,
+        )
+    return report
+
+
+def _load_file(
+    con: duckdb.DuckDBPyConnection, path: Path, rel: str, now: datetime | None
+) -> tuple[int, int, _Damage | None] | None:
+    """Load one file version in one transaction; None if it is unchanged since its last load."""
+    digest, size = _sha256(path)
+    previous = con.execute(
+        f"SELECT content_hash FROM {RAW_LOADED_FILES.fqn} WHERE source = ? AND source_ref = ?",
+        [SOURCE, rel],
+    ).fetchall()
+    if previous and previous[0][0] == digest:
+        return None
+    loaded_at = now or datetime.now(UTC)
+    if loaded_at.tzinfo is None:
+        loaded_at = loaded_at.replace(tzinfo=UTC)
+    batch_id = f"analytics-{digest[:12]}-{uuid.uuid4().hex[:8]}"
+    kind = file_kind(path)
+    target: Table = RAW_ANALYTICS_EVENTS if kind == "events" else RAW_ANALYTICS_REPORT
+    try:
+        damage = _read_lines(con, path, rel)
+        if kind == "events":
+            con.execute(f"CREATE OR REPLACE TEMP TABLE {_ROWS} AS {_events_sql()}")
+            columns = values = "event, timestamp, user_id, anonymous_id, properties"
+            extra: list[object] = []
+        else:
+            con.execute(f"CREATE OR REPLACE TEMP TABLE {_ROWS} AS {_report_sql(con, rel, damage)}")
+            columns, values = "date, report, column_name, value", "date, ?, column_name, value"
+            extra = [report_name(path)]
+        con.execute(f"DROP TABLE IF EXISTS {_LINES}")
+        if damage:
+            con.execute(
+                f"INSERT INTO {_ROWS} (line_no, raw_record, field, reason) VALUES (?, ?, NULL, ?)",
+                [damage.line_no, damage.partial, damage.reason],
+            )
+        [(loaded, rejected)] = con.execute(
+            f"SELECT count(*) FILTER (WHERE reason IS NULL), "
+            f"count(*) FILTER (WHERE reason IS NOT NULL) FROM {_ROWS}"
+        ).fetchall()
+        with transaction(con):
+            for table, prefix in ((target, "_"), (RAW_REJECTED_ROWS, ""), (RAW_LOADED_FILES, "")):
+                con.execute(
+                    f"DELETE FROM {table.fqn} WHERE {prefix}source = ? AND {prefix}source_ref = ?",
+                    [SOURCE, rel],
+                )
+            con.execute(
+                f"INSERT INTO {target.fqn} ({columns}, _source, _source_ref, _source_row, "
+                f"_batch_id, _loaded_at) SELECT {values}, ?, ?, line_no, ?, ? "
+                f"FROM {_ROWS} WHERE reason IS NULL",
+                [*extra, SOURCE, rel, batch_id, loaded_at],
+            )
+            con.execute(
+                f"INSERT INTO {RAW_REJECTED_ROWS.fqn} (source, source_ref, batch_id, location, "
+                "field, reason, raw_record, rejected_at) "
+                f"SELECT ?, ?, ?, ? || ':' || line_no, field, reason, raw_record, ? "
+                f"FROM {_ROWS} WHERE reason IS NOT NULL",
+                [SOURCE, rel, batch_id, rel, loaded_at],
+            )
+            con.execute(
+                f"INSERT INTO {RAW_LOADED_FILES.fqn} (source, source_ref, content_hash, "
+                "size_bytes, batch_id, rows_loaded, rows_rejected, loaded_at) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                [SOURCE, rel, digest, size, batch_id, loaded, rejected, loaded_at],
+            )
+    finally:
+        for temp in (_LINES, _ROWS):
+            con.execute(f"DROP TABLE IF EXISTS {temp}")
+    return loaded, rejected, damage
+
+
+# -- reading lines ------------------------------------------------------------------------------
+
+
+def _read_lines(con: duckdb.DuckDBPyConnection, path: Path, rel: str) -> _Damage | None:
+    """Fill temp table `_LINES` (one VARCHAR `text` per physical line, in order); returns the
+    damage of a gzip file that could be read only up to some line."""
+    try:
+        con.execute(
+            f"CREATE OR REPLACE TEMP TABLE {_LINES} AS SELECT line AS text FROM read_csv(?, "
+            f"header = false, columns = {{'line': 'VARCHAR'}}, delim = '{_NO_SPLIT}', "
+            f"quote = '', escape = '', auto_detect = false, max_line_size = {MAX_LINE_BYTES})",
+            [str(path)],
+        )
+        return None
+    except duckdb.Error as exc:
+        # A damaged gzip stream, mixed line endings (which DuckDB's strict reader refuses and
+        # its lenient one miscounts), invalid UTF-8: stream the file in Python, which either
+        # reads what is readable or raises an error naming the file and line.
+        return _stream_lines(con, path, rel, str(exc).splitlines()[0] if str(exc) else "")
+
+
+def _stream_lines(
+    con: duckdb.DuckDBPyConnection, path: Path, rel: str, duckdb_message: str
+) -> _Damage | None:
+    """Stream the readable lines of `path` into `_LINES`, about `CHUNK_BYTES` at a time, split
+    on LF (a CR before it is dropped later). A gzip error ends the stream: what came before it
+    is kept and the damage is returned."""
+    con.execute(f"CREATE OR REPLACE TEMP TABLE {_LINES} (text VARCHAR)")
+    lines_done, pending, error, first = 0, b"", None, True
+    opener = gzip.open if path.name.lower().endswith(".gz") else open
+    with opener(path, "rb") as handle:
+        while True:
+            try:
+                block = handle.read1(CHUNK_BYTES)
+            except (EOFError, OSError, zlib.error) as exc:
+                error = exc
+                break
+            if first and block.startswith(b"\xef\xbb\xbf"):
+                block = block[3:]
+            first = False
+            if not block:
+                break
+            pending += block
+            cut = pending.rfind(b"\n")
+            if cut >= 0 and len(pending) >= CHUNK_BYTES:
+                lines_done += _append_lines(con, pending[:cut], rel, lines_done)
+                pending = pending[cut + 1 :]
+    cut = pending.rfind(b"\n")
+    if cut >= 0:
+        lines_done += _append_lines(con, pending[:cut], rel, lines_done)
+        pending = pending[cut + 1 :]
+    if error is None:
+        if pending:  # an unterminated last line
+            lines_done += _append_lines(con, pending, rel, lines_done)
+        return None
+    detail = f"{type(error).__name__}: {error}" if str(error) else type(error).__name__
+    return _Damage(
+        lines_done + 1,
+        f"gzip stream is damaged after line {lines_done} ({detail}; DuckDB: {duckdb_message}); "
+        "the lines before it were loaded, this line and anything after it were not",
+        pending.decode("utf-8", "replace") if pending else None,
+    )
+
+
+def _append_lines(con: duckdb.DuckDBPyConnection, data: bytes, rel: str, lines_done: int) -> int:
+    """Append the lines of `data` (complete lines, no final newline) to `_LINES`."""
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = lines_done + data.count(b"\n", 0, exc.start) + 1
+        raise AnalyticsSourceError(
+            f"{rel}: not UTF-8 text (line {line}); save it as UTF-8"
+        ) from exc
+    chunk = pa.table({"text": pa.array(text.split("\n"), pa.string())})
+    con.register(_CHUNK, chunk)
+    try:
+        con.execute(f"INSERT INTO {_LINES} SELECT text FROM {_CHUNK}")
+    finally:
+        con.unregister(_CHUNK)
+    return chunk.num_rows
+
+
+def _numbered_lines() -> str:
+    """Non-blank physical lines with their line number (CR of CRLF files removed)."""
+    return (
+        f"SELECT line_no, text FROM (SELECT rowid + 1 AS line_no, "
+        f"rtrim(coalesce(text, ''), chr(13)) AS text FROM {_LINES}) WHERE trim(text) <> ''"
+    )
+
+
+def _cases(checks: list[tuple[str, str | None, str]]) -> str:
+    """`field` and `reason` columns: the first failing check names the field and says why."""
+    field_sql = " ".join(f"WHEN {c} THEN {_lit(f) if f else 'NULL'}" for c, f, _ in checks)
+    reason_sql = " ".join(f"WHEN {c} THEN {r}" for c, _, r in checks)
+    return f"CASE {field_sql} END AS field, CASE {reason_sql} END AS reason"
+
+
+# -- events -------------------------------------------------------------------------------------
+
+
+def _events_sql() -> str:
+    def bad_id(name: str) -> tuple[str, str, str]:
+        return (
+            f"{name}_t IN ('OBJECT', 'ARRAY', 'BOOLEAN')",
+            name,
+            f"'{name} must be a string or a number, not ' || lower({name}_t)",
+        )
+
+    def present(name: str) -> str:
+        return f"coalesce({name}_t NOT IN ('NULL') AND trim({name}_s) <> '', false)"
+
+    checks = [
+        ("NOT valid", None, "'line is not valid JSON'"),
+        (
+            "json_type(j) <> 'OBJECT'",
+            None,
+            "'line is JSON but not an object (' || lower(json_type(j)) || '); each line must be "
+            'one event object {"event": ..., "timestamp": ..., ...}\'',
+        ),
+        (
+            "coalesce(event_t, 'NULL') = 'NULL'",
+            "event",
+            "'event is missing; every event needs a name'",
+        ),
+        ("event_t <> 'VARCHAR'", "event", "'event must be a string, not ' || lower(event_t)"),
+        ("trim(event_s) = ''", "event", "'event is empty; every event needs a name'"),
+        ("coalesce(ts_t, 'NULL') = 'NULL'", "timestamp", f"'timestamp is missing; {_TS_HINT}'"),
+        (
+            "ts_t <> 'VARCHAR'",
+            "timestamp",
+            f"'timestamp must be a string, not ' || lower(ts_t) || '; {_TS_HINT}'",
+        ),
+        (
+            f"regexp_full_match(trim(ts_s), '{_ISO_WITHOUT_OFFSET}')",
+            "timestamp",
+            f"'timestamp ''' || ts_s || ''' has no UTC offset, so its instant is unknown; {_TS_HINT}'",
+        ),
+        (
+            f"NOT regexp_full_match(trim(ts_s), '{_ISO_WITH_OFFSET}') OR ts IS NULL",
+            "timestamp",
+            f"'timestamp ''' || ts_s || ''' is not a valid timestamp; {_TS_HINT}'",
+        ),
+        bad_id("user_id"),
+        bad_id("anonymous_id"),
+        (
+            f"NOT {present('user_id')} AND NOT {present('anonymous_id')}",
+            "user_id",
+            "'neither user_id nor anonymous_id is set; an event needs at least one'",
+        ),
+        (
+            "props_t NOT IN ('OBJECT', 'NULL')",
+            "properties",
+            "'properties must be a JSON object, not ' || lower(props_t)",
+        ),
+    ]
+    return f"""
+        WITH lines AS ({_numbered_lines()}),
+        parsed AS (
+            SELECT line_no, text, valid, j,
+                   json_type(j, '$.event') AS event_t, json_extract_string(j, '$.event') AS event_s,
+                   json_type(j, '$.timestamp') AS ts_t,
+                   json_extract_string(j, '$.timestamp') AS ts_s,
+                   json_type(j, '$.user_id') AS user_id_t,
+                   json_extract_string(j, '$.user_id') AS user_id_s,
+                   json_type(j, '$.anonymous_id') AS anonymous_id_t,
+                   json_extract_string(j, '$.anonymous_id') AS anonymous_id_s,
+                   json_type(j, '$.properties') AS props_t,
+                   json_extract(j, '$.properties') AS props
+            FROM (
+                SELECT line_no, text, json_valid(text) AS valid,
+                       CASE WHEN json_valid(text) THEN text::JSON END AS j
+                FROM lines
+            )
+        ),
+        typed AS (SELECT *, TRY_CAST(trim(ts_s) AS TIMESTAMPTZ) AS ts FROM parsed)
+        SELECT line_no, CASE WHEN reason IS NOT NULL THEN text END AS raw_record, field, reason,
+               event, "timestamp", user_id, anonymous_id, properties
+        FROM (
+            SELECT line_no, text, {_cases(checks)},
+                   event_s AS event, ts AS "timestamp",
+                   CASE WHEN {present("user_id")} THEN user_id_s END AS user_id,
+                   CASE WHEN {present("anonymous_id")} THEN anonymous_id_s END AS anonymous_id,
+                   CASE WHEN props_t = 'OBJECT' THEN props ELSE '{{}}'::JSON END AS properties
+            FROM typed
+        )
+    """
+
+
+# -- reports ------------------------------------------------------------------------------------
+
+
+def _report_sql(con: duckdb.DuckDBPyConnection, rel: str, damage: _Damage | None) -> str:
+    """SQL classifying the lines of a report CSV; one row per cell loaded or line/cell rejected."""
+    content = f"SELECT * FROM ({_numbered_lines()}) WHERE NOT starts_with(ltrim(text), '#')"
+    rows = con.execute(f"{content} ORDER BY line_no LIMIT 1").fetchall()
+    if not rows:
+        what = "damaged before its header" if damage else "has no header line"
+        raise AnalyticsSourceError(
+            f"{rel}: the report {what}; expected '#' comment lines, then a header such as "
+            "Date,Active users,Sessions"
+        )
+    header_line, text = rows[0]
+    delim = max((",", ";", "\t"), key=text.count)
+    [(well_quoted, fields)] = con.execute(
+        f"SELECT {_well_quoted(delim)}, {_fields(delim)} FROM (SELECT ? AS text)", [text]
+    ).fetchall()
+    if not well_quoted:
+        raise AnalyticsSourceError(
+            f"{rel}: the header on line {header_line} has malformed quoting: {text!r}"
+        )
+    names = [name.strip() for name in fields]
+    snakes = [snake_case(name) for name in names]
+    for i, (name, snake) in enumerate(zip(names, snakes, strict=True), 1):
+        if not snake:
+            raise AnalyticsSourceError(
+                f"{rel}: header column {i} on line {header_line} ({name!r}) has no usable name"
+            )
+        if snakes.count(snake) > 1:
+            others = [n for n, s in zip(names, snakes, strict=True) if s == snake]
+            raise AnalyticsSourceError(
+                f"{rel}: columns {', '.join(map(repr, others))} on line {header_line} all become "
+                f"'{snake}'; report columns must differ in snake_case"
+            )
+        if snake in RESERVED_REPORT_COLUMNS - {"date"}:
+            raise AnalyticsSourceError(f"{rel}: column {name!r} is reserved ('{snake}')")
+    if "date" not in snakes:
+        raise AnalyticsSourceError(
+            f"{rel}: the header on line {header_line} has no Date column (found: "
+            f"{', '.join(names)}); expected e.g. Date,Active users,Sessions"
+        )
+    if len(names) == 1:
+        raise AnalyticsSourceError(
+            f"{rel}: the header on line {header_line} has only a Date column"
+        )
+    n, d = len(names), snakes.index("date") + 1
+    date_name = names[d - 1]
+    columns = ", ".join(
+        f"({_lit(name)}, {_lit(snake)}, {i})"
+        for i, (name, snake) in enumerate(zip(names, snakes, strict=True), 1)
+        if i != d
+    )
+    date_value = (
+        r"CASE WHEN regexp_full_match(date_txt, '\d{8}') "
+        "THEN TRY_STRPTIME(date_txt, '%Y%m%d')::DATE "
+        r"WHEN regexp_full_match(date_txt, '\d{4}-\d{2}-\d{2}') THEN TRY_CAST(date_txt AS DATE) END"
+    )
+    line_checks = _cases(
+        [
+            (
+                "NOT well_quoted",
+                None,
+                "'line has malformed quoting: a quoted field must be wrapped in double quotes, with "
+                "inner quotes doubled, and cannot run over a line break'",
+            ),
+            (
+                f"len(fields) <> {n}",
+                None,
+                f"'line has ' || len(fields) || ' fields but the header has {n}'",
+            ),
+            ("date_txt = ''", date_name, _lit(f"{date_name} is empty; {_DATE_HINT}")),
+            (
+                "date_value IS NULL",
+                date_name,
+                f"{_lit(date_name + ' ')} || '''' || date_txt || ''' is not a valid date; {_DATE_HINT}'",
+            ),
+        ]
+    )
+    totals = ", ".join(_lit(label) for label in TOTAL_LABELS)
+    number = (
+        r"CASE WHEN regexp_full_match(cell, '[+-]?\d{1,3}(,\d{3})+(\.\d*)?') "
+        "THEN replace(cell, ',', '') ELSE cell END"
+    )
+    return f"""
+        WITH data AS (
+            SELECT line_no, text AS raw_record, {_well_quoted(delim)} AS well_quoted,
+                   {_fields(delim)} AS fields
+            FROM ({content}) WHERE line_no > {header_line}
+        ),
+        kept AS (
+            SELECT *, trim(fields[{d}]) AS date_txt FROM data
+            WHERE NOT (well_quoted AND (trim(fields[1]) = '' OR lower(trim(fields[1])) IN ({totals})))
+        ),
+        checked AS (
+            SELECT *, {line_checks}
+            FROM (SELECT *, {date_value} AS date_value FROM kept)
+        ),
+        columns AS (SELECT * FROM (VALUES {columns}) AS c(display_name, column_name, position)),
+        cells AS (
+            SELECT line_no, raw_record, date_value, display_name, column_name, num_txt
+            FROM (
+                SELECT *, {number} AS num_txt
+                FROM (
+                    SELECT checked.*, columns.*, trim(fields[position]) AS cell
+                    FROM checked CROSS JOIN columns WHERE reason IS NULL
+                )
+                WHERE cell <> ''
+            )
+        )
+        SELECT line_no, raw_record, field, reason, NULL::DATE AS date, NULL::VARCHAR AS column_name,
+               NULL::DOUBLE AS value
+        FROM checked WHERE reason IS NOT NULL
+        UNION ALL
+        SELECT line_no,
+               CASE WHEN {_bad_number("num_txt")} THEN raw_record END,
+               CASE WHEN {_bad_number("num_txt")} THEN display_name END,
+               CASE WHEN {_bad_number("num_txt")} THEN 'value ''' || num_txt || ''' in column '''
+                    || display_name || ''' is not a number; {_NUMBER_HINT}' END,
+               date_value, column_name, TRY_CAST(num_txt AS DOUBLE)
+        FROM cells
+    """

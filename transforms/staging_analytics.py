@@ -1,0 +1,226 @@
+"""Analytics exports: raw and staging table specs, and the staging transforms (CONTRACT section 2).
+
+Events: `raw.analytics_events` -> `staging.analytics_events`, one quarter partition at a time.
+A quarter holds the events whose timestamp, converted to `settings.timezone`, falls on one of
+its days (CONTRACT section 3, "Dates"); `date` is that local day. Exact duplicates -- the same
+(event, timestamp, user_id, anonymous_id, properties), as when a period is exported twice --
+are kept once (the first loaded copy).
+
+Reports: their columns differ from report to report, so the raw rows are long
+(date, column_name, value). Staging keeps that fixed shape in `staging.analytics_report_long`
+(partitioned by quarter like every staging table; the most recently loaded file wins per
+(date, column_name)), and `staging.analytics_report` is a VIEW that pivots it to one row per
+date with one DOUBLE column per column name. DuckDB cannot keep a data-driven PIVOT in a view,
+so the view names its columns and is re-created from the data by
+`refresh_analytics_report_view` after each write of the long table: a column appears once some
+report has it and disappears when no staged row has it any more.
+"""
+
+from __future__ import annotations
+
+from datetime import date, timedelta
+
+import duckdb
+import pyarrow as pa
+
+from transforms.schema import Column, Table, lineage_columns, quote_ident
+
+RAW_ANALYTICS_EVENTS = Table(
+    "raw",
+    "analytics_events",
+    "Events from newline-delimited JSON exports (.jsonl/.ndjson/.json, plain or .gz), as landed: "
+    "one row per valid line.",
+    (
+        Column("event", "VARCHAR", "Event name.", False),
+        Column(
+            "timestamp", "TIMESTAMPTZ", "When the event happened (ISO-8601 with offset).", False
+        ),
+        Column("user_id", "VARCHAR", "User id (numbers become text); null when absent or empty."),
+        Column("anonymous_id", "VARCHAR", "Anonymous id; null when absent or empty."),
+        Column(
+            "properties",
+            "JSON",
+            "Event properties as a JSON object (minified; '{}' when absent or null).",
+            False,
+        ),
+        *lineage_columns(),
+    ),
+)
+
+RAW_ANALYTICS_REPORT = Table(
+    "raw",
+    "analytics_report",
+    "Report CSV cells in long form: one row per date and report column with a numeric value "
+    "(empty cells and totals rows are not loaded).",
+    (
+        Column("date", "DATE", "Report date (YYYYMMDD in the file).", False),
+        Column("report", "VARCHAR", "Report name: the file name without .csv / .csv.gz.", False),
+        Column(
+            "column_name",
+            "VARCHAR",
+            "snake_case of the column's display name ('Active users' -> 'active_users').",
+            False,
+        ),
+        Column("value", "DOUBLE", "The cell's number (thousands separators removed).", False),
+        *lineage_columns(),
+    ),
+)
+
+_STAGING_LINEAGE = (
+    Column("_source_ref", "VARCHAR", "File the row came from.", False),
+    Column("_source_row", "BIGINT", "Line of the row in that file."),
+    Column("_batch_id", "VARCHAR", "Batch that loaded the row.", False),
+)
+
+_QUARTER_START = Column(
+    "quarter_start",
+    "DATE",
+    "First day of the fiscal quarter holding `date` (partition key).",
+    False,
+)
+
+STAGING_ANALYTICS_EVENTS = Table(
+    "staging",
+    "analytics_events",
+    "Typed analytics events, exact duplicates removed; `date` is the event's day in the "
+    "configured timezone. Partitioned by quarter of that day.",
+    (
+        Column("event", "VARCHAR", "Event name.", False),
+        Column("timestamp", "TIMESTAMPTZ", "When the event happened.", False),
+        Column("date", "DATE", "Local date of `timestamp` in settings.timezone.", False),
+        Column("user_id", "VARCHAR", "User id, when known."),
+        Column("anonymous_id", "VARCHAR", "Anonymous id, when known."),
+        Column(
+            "properties",
+            "JSON",
+            "Event properties (JSON object); metrics read keys as properties.<key>.",
+            False,
+        ),
+        _QUARTER_START,
+        *_STAGING_LINEAGE,
+    ),
+    partition_column="quarter_start",
+)
+
+STAGING_ANALYTICS_REPORT_LONG = Table(
+    "staging",
+    "analytics_report_long",
+    "Report values, one row per (date, column_name): the most recently loaded file wins. "
+    "Partitioned by quarter; staging.analytics_report is the same data pivoted to columns.",
+    (
+        Column("date", "DATE", "Report date.", False),
+        Column("column_name", "VARCHAR", "snake_case report column.", False),
+        Column("value", "DOUBLE", "The value.", False),
+        Column("report", "VARCHAR", "Report (file stem) the winning value came from.", False),
+        _QUARTER_START,
+        *_STAGING_LINEAGE,
+    ),
+    primary_key=("date", "column_name"),
+    partition_column="quarter_start",
+)
+
+ANALYTICS_REPORT_VIEW = "staging.analytics_report"
+RESERVED_REPORT_COLUMNS = frozenset({"date", "quarter_start"})
+
+
+def _quote(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
+
+
+# Any UTC offset is at most 14 hours, so events of local days [start, end] lie in this range.
+_MARGIN = timedelta(days=2)
+
+
+def stage_analytics_events(
+    con: duckdb.DuckDBPyConnection, quarter_start: date, quarter_end: date, timezone: str
+) -> pa.Table:
+    """`staging.analytics_events` rows whose local date in `timezone` is in the quarter."""
+    RAW_ANALYTICS_EVENTS.create(con)
+    return con.sql(
+        f"""
+        SELECT {STAGING_ANALYTICS_EVENTS.select_list()}
+        FROM (
+            SELECT event, "timestamp", local_date AS date, user_id, anonymous_id, properties,
+                   ?::DATE AS quarter_start, _source_ref, _source_row, _batch_id
+            FROM (
+                SELECT *, CAST(timezone(?, "timestamp") AS DATE) AS local_date
+                FROM {RAW_ANALYTICS_EVENTS.fqn}
+                WHERE "timestamp" >= ?::TIMESTAMPTZ AND "timestamp" < ?::TIMESTAMPTZ
+            )
+            WHERE local_date BETWEEN ? AND ?
+            QUALIFY row_number() OVER (
+                PARTITION BY event, "timestamp", user_id, anonymous_id, properties::VARCHAR
+                ORDER BY _loaded_at, _batch_id, _source_ref, _source_row
+            ) = 1
+        )
+        ORDER BY "timestamp", event, user_id, anonymous_id, _source_ref, _source_row
+        """,
+        params=[
+            quarter_start,
+            timezone,
+            (quarter_start - _MARGIN).isoformat() + " 00:00:00+00",
+            (quarter_end + _MARGIN).isoformat() + " 00:00:00+00",
+            quarter_start,
+            quarter_end,
+        ],
+    ).to_arrow_table()
+
+
+def stage_analytics_report(
+    con: duckdb.DuckDBPyConnection, quarter_start: date, quarter_end: date
+) -> pa.Table:
+    """`staging.analytics_report_long` rows for dates in the quarter: per (date, column_name)
+    the value of the most recently loaded file (ties: batch id, then the later line).
+
+    Write it with `replace_partition(con, STAGING_ANALYTICS_REPORT_LONG, rows, [quarter_start])`
+    and then call `refresh_analytics_report_view(con)`."""
+    RAW_ANALYTICS_REPORT.create(con)
+    return con.sql(
+        f"""
+        SELECT {STAGING_ANALYTICS_REPORT_LONG.select_list()}
+        FROM (
+            SELECT date, column_name, value, report, ?::DATE AS quarter_start,
+                   _source_ref, _source_row, _batch_id
+            FROM {RAW_ANALYTICS_REPORT.fqn}
+            WHERE date BETWEEN ? AND ?
+            QUALIFY row_number() OVER (
+                PARTITION BY date, column_name
+                ORDER BY _loaded_at DESC, _batch_id DESC, _source_row DESC
+            ) = 1
+        )
+        ORDER BY date, column_name
+        """,
+        params=[quarter_start, quarter_start, quarter_end],
+    ).to_arrow_table()
+
+
+def refresh_analytics_report_view(con: duckdb.DuckDBPyConnection) -> list[str]:
+    """(Re)create the `staging.analytics_report` view: `date`, `quarter_start`, then one DOUBLE
+    column per distinct `column_name` of `staging.analytics_report_long`, sorted. Returns the
+    value columns."""
+    STAGING_ANALYTICS_REPORT_LONG.create(con)
+    names = [
+        name
+        for (name,) in con.execute(
+            f"SELECT DISTINCT column_name FROM {STAGING_ANALYTICS_REPORT_LONG.fqn} ORDER BY 1"
+        ).fetchall()
+        if name not in RESERVED_REPORT_COLUMNS
+    ]
+    pivots = "".join(
+        f",\n    CAST(max(value) FILTER (WHERE column_name = {_quote(name)}) AS DOUBLE) "
+        f"AS {quote_ident(name)}"
+        for name in names
+    )
+    con.execute(
+        f"CREATE OR REPLACE VIEW {ANALYTICS_REPORT_VIEW} AS\n"
+        f"SELECT date, quarter_start{pivots}\n"
+        f"FROM {STAGING_ANALYTICS_REPORT_LONG.fqn}\nGROUP BY date, quarter_start"
+    )
+    con.execute(
+        f"COMMENT ON VIEW {ANALYTICS_REPORT_VIEW} IS "
+        + _quote(
+            "Analytics report values, one row per date and one DOUBLE column per report column "
+            "(snake_case of its display name); a pivot of staging.analytics_report_long."
+        )
+    )
+    return names
