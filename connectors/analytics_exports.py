@@ -54,23 +54,29 @@ from __future__ import annotations
 import gzip
 import re
 import unicodedata
-import uuid
 import zlib
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 
 import duckdb
 import pyarrow as pa
 
-from connectors.csv_drop import _NO_SPLIT, _bad_number, _fields, _lit, _sha256, _well_quoted
+from connectors.files import (
+    NO_SPLIT,
+    bad_number,
+    commit_version,
+    fields,
+    lit,
+    new_version,
+    well_quoted,
+)
 from transforms.schema import RAW_LOADED_FILES, RAW_REJECTED_ROWS, Table
 from transforms.staging_analytics import (
     RAW_ANALYTICS_EVENTS,
     RAW_ANALYTICS_REPORT,
     RESERVED_REPORT_COLUMNS,
 )
-from transforms.warehouse import transaction
 
 SOURCE = "analytics"
 EVENT_SUFFIXES = (".jsonl", ".ndjson", ".json")
@@ -187,64 +193,29 @@ def _load_file(
     con: duckdb.DuckDBPyConnection, path: Path, rel: str, now: datetime | None
 ) -> tuple[int, int, _Damage | None] | None:
     """Load one file version in one transaction; None if it is unchanged since its last load."""
-    digest, size = _sha256(path)
-    previous = con.execute(
-        f"SELECT content_hash FROM {RAW_LOADED_FILES.fqn} WHERE source = ? AND source_ref = ?",
-        [SOURCE, rel],
-    ).fetchall()
-    if previous and previous[0][0] == digest:
+    version = new_version(con, SOURCE, path, rel, now)
+    if version is None:
         return None
-    loaded_at = now or datetime.now(UTC)
-    if loaded_at.tzinfo is None:
-        loaded_at = loaded_at.replace(tzinfo=UTC)
-    batch_id = f"analytics-{digest[:12]}-{uuid.uuid4().hex[:8]}"
     kind = file_kind(path)
-    target: Table = RAW_ANALYTICS_EVENTS if kind == "events" else RAW_ANALYTICS_REPORT
     try:
         damage = _read_lines(con, path, rel)
         if kind == "events":
             con.execute(f"CREATE OR REPLACE TEMP TABLE {_ROWS} AS {_events_sql()}")
+            target: Table = RAW_ANALYTICS_EVENTS
             columns = values = "event, timestamp, user_id, anonymous_id, properties"
-            extra: list[object] = []
+            params: list[object] = []
         else:
             con.execute(f"CREATE OR REPLACE TEMP TABLE {_ROWS} AS {_report_sql(con, rel, damage)}")
+            target = RAW_ANALYTICS_REPORT
             columns, values = "date, report, column_name, value", "date, ?, column_name, value"
-            extra = [report_name(path)]
+            params = [report_name(path)]
         con.execute(f"DROP TABLE IF EXISTS {_LINES}")
         if damage:
             con.execute(
                 f"INSERT INTO {_ROWS} (line_no, raw_record, field, reason) VALUES (?, ?, NULL, ?)",
                 [damage.line_no, damage.partial, damage.reason],
             )
-        [(loaded, rejected)] = con.execute(
-            f"SELECT count(*) FILTER (WHERE reason IS NULL), "
-            f"count(*) FILTER (WHERE reason IS NOT NULL) FROM {_ROWS}"
-        ).fetchall()
-        with transaction(con):
-            for table, prefix in ((target, "_"), (RAW_REJECTED_ROWS, ""), (RAW_LOADED_FILES, "")):
-                con.execute(
-                    f"DELETE FROM {table.fqn} WHERE {prefix}source = ? AND {prefix}source_ref = ?",
-                    [SOURCE, rel],
-                )
-            con.execute(
-                f"INSERT INTO {target.fqn} ({columns}, _source, _source_ref, _source_row, "
-                f"_batch_id, _loaded_at) SELECT {values}, ?, ?, line_no, ?, ? "
-                f"FROM {_ROWS} WHERE reason IS NULL",
-                [*extra, SOURCE, rel, batch_id, loaded_at],
-            )
-            con.execute(
-                f"INSERT INTO {RAW_REJECTED_ROWS.fqn} (source, source_ref, batch_id, location, "
-                "field, reason, raw_record, rejected_at) "
-                f"SELECT ?, ?, ?, ? || ':' || line_no, field, reason, raw_record, ? "
-                f"FROM {_ROWS} WHERE reason IS NOT NULL",
-                [SOURCE, rel, batch_id, rel, loaded_at],
-            )
-            con.execute(
-                f"INSERT INTO {RAW_LOADED_FILES.fqn} (source, source_ref, content_hash, "
-                "size_bytes, batch_id, rows_loaded, rows_rejected, loaded_at) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                [SOURCE, rel, digest, size, batch_id, loaded, rejected, loaded_at],
-            )
+        loaded, rejected = commit_version(con, version, target, _ROWS, columns, values, params)
     finally:
         for temp in (_LINES, _ROWS):
             con.execute(f"DROP TABLE IF EXISTS {temp}")
@@ -260,7 +231,7 @@ def _read_lines(con: duckdb.DuckDBPyConnection, path: Path, rel: str) -> _Damage
     try:
         con.execute(
             f"CREATE OR REPLACE TEMP TABLE {_LINES} AS SELECT line AS text FROM read_csv(?, "
-            f"header = false, columns = {{'line': 'VARCHAR'}}, delim = '{_NO_SPLIT}', "
+            f"header = false, columns = {{'line': 'VARCHAR'}}, delim = '{NO_SPLIT}', "
             f"quote = '', escape = '', auto_detect = false, max_line_size = {MAX_LINE_BYTES})",
             [str(path)],
         )
@@ -343,7 +314,7 @@ def _numbered_lines() -> str:
 
 def _cases(checks: list[tuple[str, str | None, str]]) -> str:
     """`field` and `reason` columns: the first failing check names the field and says why."""
-    field_sql = " ".join(f"WHEN {c} THEN {_lit(f) if f else 'NULL'}" for c, f, _ in checks)
+    field_sql = " ".join(f"WHEN {c} THEN {lit(f) if f else 'NULL'}" for c, f, _ in checks)
     reason_sql = " ".join(f"WHEN {c} THEN {r}" for c, _, r in checks)
     return f"CASE {field_sql} END AS field, CASE {reason_sql} END AS reason"
 
@@ -454,14 +425,14 @@ def _report_sql(con: duckdb.DuckDBPyConnection, rel: str, damage: _Damage | None
         )
     header_line, text = rows[0]
     delim = max((",", ";", "\t"), key=text.count)
-    [(well_quoted, fields)] = con.execute(
-        f"SELECT {_well_quoted(delim)}, {_fields(delim)} FROM (SELECT ? AS text)", [text]
+    [(quoting_ok, header_fields)] = con.execute(
+        f"SELECT {well_quoted(delim)}, {fields(delim)} FROM (SELECT ? AS text)", [text]
     ).fetchall()
-    if not well_quoted:
+    if not quoting_ok:
         raise AnalyticsSourceError(
             f"{rel}: the header on line {header_line} has malformed quoting: {text!r}"
         )
-    names = [name.strip() for name in fields]
+    names = [name.strip() for name in header_fields]
     snakes = [snake_case(name) for name in names]
     for i, (name, snake) in enumerate(zip(names, snakes, strict=True), 1):
         if not snake:
@@ -488,7 +459,7 @@ def _report_sql(con: duckdb.DuckDBPyConnection, rel: str, damage: _Damage | None
     n, d = len(names), snakes.index("date") + 1
     date_name = names[d - 1]
     columns = ", ".join(
-        f"({_lit(name)}, {_lit(snake)}, {i})"
+        f"({lit(name)}, {lit(snake)}, {i})"
         for i, (name, snake) in enumerate(zip(names, snakes, strict=True), 1)
         if i != d
     )
@@ -510,23 +481,23 @@ def _report_sql(con: duckdb.DuckDBPyConnection, rel: str, damage: _Damage | None
                 None,
                 f"'line has ' || len(fields) || ' fields but the header has {n}'",
             ),
-            ("date_txt = ''", date_name, _lit(f"{date_name} is empty; {_DATE_HINT}")),
+            ("date_txt = ''", date_name, lit(f"{date_name} is empty; {_DATE_HINT}")),
             (
                 "date_value IS NULL",
                 date_name,
-                f"{_lit(date_name + ' ')} || '''' || date_txt || ''' is not a valid date; {_DATE_HINT}'",
+                f"{lit(date_name + ' ')} || '''' || date_txt || ''' is not a valid date; {_DATE_HINT}'",
             ),
         ]
     )
-    totals = ", ".join(_lit(label) for label in TOTAL_LABELS)
+    totals = ", ".join(lit(label) for label in TOTAL_LABELS)
     number = (
         r"CASE WHEN regexp_full_match(cell, '[+-]?\d{1,3}(,\d{3})+(\.\d*)?') "
         "THEN replace(cell, ',', '') ELSE cell END"
     )
     return f"""
         WITH data AS (
-            SELECT line_no, text AS raw_record, {_well_quoted(delim)} AS well_quoted,
-                   {_fields(delim)} AS fields
+            SELECT line_no, text AS raw_record, {well_quoted(delim)} AS well_quoted,
+                   {fields(delim)} AS fields
             FROM ({content}) WHERE line_no > {header_line}
         ),
         kept AS (
@@ -554,9 +525,9 @@ def _report_sql(con: duckdb.DuckDBPyConnection, rel: str, damage: _Damage | None
         FROM checked WHERE reason IS NOT NULL
         UNION ALL
         SELECT line_no,
-               CASE WHEN {_bad_number("num_txt")} THEN raw_record END,
-               CASE WHEN {_bad_number("num_txt")} THEN display_name END,
-               CASE WHEN {_bad_number("num_txt")} THEN 'value ''' || num_txt || ''' in column '''
+               CASE WHEN {bad_number("num_txt")} THEN raw_record END,
+               CASE WHEN {bad_number("num_txt")} THEN display_name END,
+               CASE WHEN {bad_number("num_txt")} THEN 'value ''' || num_txt || ''' in column '''
                     || display_name || ''' is not a number; {_NUMBER_HINT}' END,
                date_value, column_name, TRY_CAST(num_txt AS DOUBLE)
         FROM cells

@@ -33,24 +33,28 @@ and leaves whatever it loaded before untouched; the other files still load, and 
 
 from __future__ import annotations
 
-import hashlib
 import re
-import uuid
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 
 import duckdb
 
+from connectors.files import (
+    NO_SPLIT,
+    bad_number,
+    commit_version,
+    fields,
+    lit,
+    new_version,
+    trim,
+    well_quoted,
+)
 from transforms.schema import RAW_CSV_OBSERVATIONS, RAW_LOADED_FILES, RAW_REJECTED_ROWS
-from transforms.warehouse import transaction
 
 SOURCE = "csv"
 METRIC_ID_PATTERN = "[a-z0-9][a-z0-9_.-]*"
 _DATE_PATTERN = r"\d{4}-\d{2}-\d{2}"
-_NUMBER_PATTERN = r"[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?"
-# A "delimiter" no text file contains, so read_csv yields each physical line as one column.
-_NO_SPLIT = "\x1e\x1f\x1e\x1f"
 _LINES = "_csv_drop_lines"
 _ROWS = "_csv_drop_rows"
 _DATE_HINT = "expected an ISO date YYYY-MM-DD"
@@ -124,63 +128,22 @@ def _load_file(
     con: duckdb.DuckDBPyConnection, path: Path, rel: str, now: datetime | None
 ) -> tuple[int, int] | None:
     """Load one file version in one transaction; None if it is unchanged since its last load."""
-    digest, size = _sha256(path)
-    previous = con.execute(
-        f"SELECT content_hash FROM {RAW_LOADED_FILES.fqn} WHERE source = ? AND source_ref = ?",
-        [SOURCE, rel],
-    ).fetchall()
-    if previous and previous[0][0] == digest:
+    version = new_version(con, SOURCE, path, rel, now)
+    if version is None:
         return None
-    loaded_at = now or datetime.now(UTC)
-    if loaded_at.tzinfo is None:
-        loaded_at = loaded_at.replace(tzinfo=UTC)
-    batch_id = f"csv-{digest[:12]}-{uuid.uuid4().hex[:8]}"
     try:
         _parse(con, path, rel)
-        [(loaded, rejected)] = con.execute(
-            f"SELECT count(*) FILTER (WHERE reason IS NULL), "
-            f"count(*) FILTER (WHERE reason IS NOT NULL) FROM {_ROWS}"
-        ).fetchall()
-        with transaction(con):
-            for table, prefix in ((RAW_CSV_OBSERVATIONS, "_"), (RAW_REJECTED_ROWS, ""),
-                                  (RAW_LOADED_FILES, "")):
-                con.execute(
-                    f"DELETE FROM {table.fqn} WHERE {prefix}source = ? AND {prefix}source_ref = ?",
-                    [SOURCE, rel],
-                )
-            con.execute(
-                f"INSERT INTO {RAW_CSV_OBSERVATIONS.fqn} (date, metric_id, value, dimensions, "
-                "_source, _source_ref, _source_row, _batch_id, _loaded_at) "
-                f"SELECT date, metric_id, value, dimensions::JSON, ?, ?, line_no, ?, ? "
-                f"FROM {_ROWS} WHERE reason IS NULL",
-                [SOURCE, rel, batch_id, loaded_at],
-            )
-            con.execute(
-                f"INSERT INTO {RAW_REJECTED_ROWS.fqn} (source, source_ref, batch_id, location, "
-                "field, reason, raw_record, rejected_at) "
-                f"SELECT ?, ?, ?, ? || ':' || line_no, field, reason, raw_record, ? "
-                f"FROM {_ROWS} WHERE reason IS NOT NULL",
-                [SOURCE, rel, batch_id, rel, loaded_at],
-            )
-            con.execute(
-                f"INSERT INTO {RAW_LOADED_FILES.fqn} (source, source_ref, content_hash, "
-                "size_bytes, batch_id, rows_loaded, rows_rejected, loaded_at) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                [SOURCE, rel, digest, size, batch_id, loaded, rejected, loaded_at],
-            )
+        return commit_version(
+            con,
+            version,
+            RAW_CSV_OBSERVATIONS,
+            _ROWS,
+            "date, metric_id, value, dimensions",
+            "date, metric_id, value, dimensions::JSON",
+        )
     finally:
         con.execute(f"DROP TABLE IF EXISTS {_LINES}")
         con.execute(f"DROP TABLE IF EXISTS {_ROWS}")
-    return loaded, rejected
-
-
-def _sha256(path: Path) -> tuple[str, int]:
-    sha, size = hashlib.sha256(), 0
-    with path.open("rb") as handle:
-        while chunk := handle.read(1 << 20):
-            sha.update(chunk)
-            size += len(chunk)
-    return sha.hexdigest(), size
 
 
 def _parse(con: duckdb.DuckDBPyConnection, path: Path, rel: str) -> None:
@@ -188,7 +151,7 @@ def _parse(con: duckdb.DuckDBPyConnection, path: Path, rel: str) -> None:
     try:
         con.execute(
             f"CREATE OR REPLACE TEMP TABLE {_LINES} AS SELECT line AS text FROM read_csv(?, "
-            f"header = false, columns = {{'line': 'VARCHAR'}}, delim = '{_NO_SPLIT}', "
+            f"header = false, columns = {{'line': 'VARCHAR'}}, delim = '{NO_SPLIT}', "
             "quote = '', escape = '', auto_detect = false)",
             [str(path)],
         )
@@ -215,12 +178,12 @@ def _read_header(con: duckdb.DuckDBPyConnection, rel: str) -> _Header:
         raise CsvSourceError(f"{rel}: line 1 is empty; the header (e.g. date,metric_id,value) "
                              "must be on line 1")
     delim = ";" if text.count(";") > text.count(",") else ","
-    [(well_quoted, fields)] = con.execute(
-        f"SELECT {_well_quoted(delim)}, {_fields(delim)} FROM {_LINES} WHERE rowid = 0"
+    [(quoting_ok, names)] = con.execute(
+        f"SELECT {well_quoted(delim)}, {fields(delim)} FROM {_LINES} WHERE rowid = 0"
     ).fetchall()
-    if not well_quoted:
+    if not quoting_ok:
         raise CsvSourceError(f"{rel}: the header on line 1 has malformed quoting: {text!r}")
-    header = _Header(delim, [name.strip() for name in fields])
+    header = _Header(delim, [name.strip() for name in names])
     lowered = [name.lower() for name in header.names]
     for i, name in enumerate(header.names, 1):
         if not name:
@@ -241,43 +204,28 @@ def _read_header(con: duckdb.DuckDBPyConnection, rel: str) -> _Header:
     return header
 
 
-def _lit(text: str) -> str:
-    return "'" + text.replace("'", "''") + "'"
 
 
-def _trim(expr: str) -> str:
-    return f"trim({expr}, ' ' || chr(9) || chr(13))"
 
 
-def _field_pattern(delim: str) -> str:
-    return f'"(?:[^"]|"")*"|[^"{delim}]*'
 
 
-def _well_quoted(delim: str) -> str:
-    """True when the line (prefixed by a delimiter) is a sequence of well-formed fields."""
-    return f"regexp_full_match('{delim}' || text, '(?:{delim}(?:{_field_pattern(delim)}))+')"
 
 
-def _fields(delim: str) -> str:
-    """The line's fields, unquoted. Prefixing a delimiter makes every match non-empty."""
-    split = f"regexp_extract_all('{delim}' || text, '{delim}({_field_pattern(delim)})', 1)"
-    unquote = """CASE WHEN starts_with(f, '"') THEN replace(substr(f, 2, length(f) - 2), '""', '"')
-                 ELSE f END"""
-    return f"list_transform({split}, lambda f: {unquote})"
 
 
 def _parsed_lines(header: _Header) -> str:
     """CTE body: the data lines with their number, text and fields (blank lines skipped)."""
     return (
-        f"SELECT rowid + 1 AS line_no, text AS raw_record, {_well_quoted(header.delim)} "
-        f"AS well_quoted, {_fields(header.delim)} AS fields FROM {_LINES} "
-        f"WHERE rowid > 0 AND {_trim('text')} <> ''"
+        f"SELECT rowid + 1 AS line_no, text AS raw_record, {well_quoted(header.delim)} "
+        f"AS well_quoted, {fields(header.delim)} AS fields FROM {_LINES} "
+        f"WHERE rowid > 0 AND {trim('text')} <> ''"
     )
 
 
 def _cases(checks: list[tuple[str, str | None, str]]) -> tuple[str, str]:
     """(field, reason) CASE expressions: the first failing check names the field and says why."""
-    field_sql = " ".join(f"WHEN {c} THEN {_lit(f) if f else 'NULL'}" for c, f, _ in checks)
+    field_sql = " ".join(f"WHEN {c} THEN {lit(f) if f else 'NULL'}" for c, f, _ in checks)
     reason_sql = " ".join(f"WHEN {c} THEN {r}" for c, _, r in checks)
     return f"CASE {field_sql} END", f"CASE {reason_sql} END"
 
@@ -290,16 +238,13 @@ def _line_checks(header: _Header, date_col: str) -> list[tuple[str, str | None, 
          "inner quotes doubled, and cannot run over a line break'"),
         (f"len(fields) <> {n}", None,
          f"'line has ' || len(fields) || ' fields but the header has {n}'"),
-        ("date_txt = ''", date_col, _lit(f"{date_col} is empty; {_DATE_HINT}")),
+        ("date_txt = ''", date_col, lit(f"{date_col} is empty; {_DATE_HINT}")),
         (f"NOT regexp_full_match(date_txt, '{_DATE_PATTERN}') "
          "OR TRY_CAST(date_txt AS DATE) IS NULL", date_col,
-         f"{_lit(date_col + ' ')} || '''' || date_txt || ''' is not a valid date; {_DATE_HINT}'"),
+         f"{lit(date_col + ' ')} || '''' || date_txt || ''' is not a valid date; {_DATE_HINT}'"),
     ]
 
 
-def _bad_number(expr: str) -> str:
-    return (f"NOT coalesce(regexp_full_match({expr}, '{_NUMBER_PATTERN}') "
-            f"AND isfinite(TRY_CAST({expr} AS DOUBLE)), false)")
 
 
 def _long_sql(header: _Header) -> str:
@@ -307,7 +252,7 @@ def _long_sql(header: _Header) -> str:
     date_col, metric_col, value_col = (header.names[i - 1] for i in (d, m, v))
     dims = sorted((name, i) for i, name in enumerate(header.names, 1) if i not in (d, m, v))
     if dims:
-        entries = ", ".join(f"{{'k': {_lit(name)}, 'v': {_trim(f'fields[{i}]')}}}"
+        entries = ", ".join(f"{{'k': {lit(name)}, 'v': {trim(f'fields[{i}]')}}}"
                             for name, i in dims)
         dimensions = (f"to_json(map_from_entries(list_filter([{entries}], "
                       "lambda e: e.v <> '')))::VARCHAR")
@@ -315,19 +260,19 @@ def _long_sql(header: _Header) -> str:
         dimensions = "'{}'"
     field_sql, reason_sql = _cases([
         *_line_checks(header, date_col),
-        ("metric_txt = ''", metric_col, _lit(f"{metric_col} is empty; {_ID_HINT}")),
+        ("metric_txt = ''", metric_col, lit(f"{metric_col} is empty; {_ID_HINT}")),
         (f"NOT regexp_full_match(metric_txt, '{METRIC_ID_PATTERN}')", metric_col,
-         f"{_lit(metric_col + ' ')} || '''' || metric_txt || ''' is not a valid metric id; "
+         f"{lit(metric_col + ' ')} || '''' || metric_txt || ''' is not a valid metric id; "
          f"{_ID_HINT}'"),
-        ("value_txt = ''", value_col, _lit(f"{value_col} is empty; {_NUMBER_HINT}")),
-        (_bad_number("value_txt"), value_col,
-         f"{_lit(value_col + ' ')} || '''' || value_txt || ''' is not a number; {_NUMBER_HINT}'"),
+        ("value_txt = ''", value_col, lit(f"{value_col} is empty; {_NUMBER_HINT}")),
+        (bad_number("value_txt"), value_col,
+         f"{lit(value_col + ' ')} || '''' || value_txt || ''' is not a number; {_NUMBER_HINT}'"),
     ])
     return f"""
         WITH lines AS ({_parsed_lines(header)}),
         cells AS (
-            SELECT *, {_trim(f'fields[{d}]')} AS date_txt, {_trim(f'fields[{m}]')} AS metric_txt,
-                   {_trim(f'fields[{v}]')} AS value_txt
+            SELECT *, {trim(f'fields[{d}]')} AS date_txt, {trim(f'fields[{m}]')} AS metric_txt,
+                   {trim(f'fields[{v}]')} AS value_txt
             FROM lines
         )
         SELECT line_no, raw_record, {field_sql} AS field, {reason_sql} AS reason,
@@ -341,7 +286,7 @@ def _wide_sql(header: _Header) -> str:
     d = header.position("date")
     date_col = header.names[d - 1]
     metrics = ", ".join(
-        f"({_lit(name)}, {i}, {str(bool(re.fullmatch(METRIC_ID_PATTERN, name))).lower()})"
+        f"({lit(name)}, {i}, {str(bool(re.fullmatch(METRIC_ID_PATTERN, name))).lower()})"
         for i, name in enumerate(header.names, 1)
         if i != d
     )
@@ -350,12 +295,12 @@ def _wide_sql(header: _Header) -> str:
         WITH lines AS ({_parsed_lines(header)}),
         checked AS (
             SELECT *, {field_sql} AS field, {reason_sql} AS reason
-            FROM (SELECT *, {_trim(f'fields[{d}]')} AS date_txt FROM lines)
+            FROM (SELECT *, {trim(f'fields[{d}]')} AS date_txt FROM lines)
         ),
         metrics AS (SELECT * FROM (VALUES {metrics}) AS m(metric, position, valid_id)),
         cells AS (
             SELECT line_no, raw_record, date_txt, metric, valid_id,
-                   {_trim('fields[position]')} AS cell
+                   {trim('fields[position]')} AS cell
             FROM checked CROSS JOIN metrics
             WHERE reason IS NULL
         )
@@ -364,10 +309,10 @@ def _wide_sql(header: _Header) -> str:
         FROM checked WHERE reason IS NOT NULL
         UNION ALL
         SELECT line_no, raw_record,
-               CASE WHEN NOT valid_id OR {_bad_number('cell')} THEN metric END AS field,
+               CASE WHEN NOT valid_id OR {bad_number('cell')} THEN metric END AS field,
                CASE WHEN NOT valid_id THEN 'column ''' || metric || ''' is not a valid metric '
                          || 'id ({_ID_HINT}), so its value ''' || cell || ''' was not loaded'
-                    WHEN {_bad_number('cell')} THEN 'value ''' || cell || ''' in column '''
+                    WHEN {bad_number('cell')} THEN 'value ''' || cell || ''' in column '''
                          || metric || ''' is not a number; {_NUMBER_HINT}'
                END AS reason,
                TRY_CAST(date_txt AS DATE), metric, TRY_CAST(cell AS DOUBLE), '{{}}'

@@ -11,7 +11,7 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from connectors import analytics_exports
+from connectors import analytics_exports, files
 from connectors.analytics_exports import AnalyticsSourceError, load_analytics_exports, snake_case
 from transforms.staging_analytics import (
     STAGING_ANALYTICS_EVENTS,
@@ -437,9 +437,9 @@ def test_a_failed_replacement_rolls_back_to_the_previous_version(con, folder, mo
     load_analytics_exports(con, folder, now=T1)
     before = snapshot(con)
     write(folder, "e.jsonl", event("b", "2025-04-01T00:00:00Z") + "\n")
-    real = analytics_exports._sha256
+    real = files.sha256
     # A NULL size violates raw.loaded_files' NOT NULL: the last statement of the transaction fails.
-    monkeypatch.setattr(analytics_exports, "_sha256", lambda path: (real(path)[0], None))
+    monkeypatch.setattr(files, "sha256", lambda path: (real(path)[0], None))
     with pytest.raises(duckdb.ConstraintException):
         load_analytics_exports(con, folder, now=T2)
     assert snapshot(con) == before

@@ -8,7 +8,7 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from connectors import csv_drop
+from connectors import files
 from connectors.csv_drop import CsvSourceError, load_csv_folder
 from transforms.schema import STAGING_CSV_OBSERVATIONS
 from transforms.staging import stage_csv_observations
@@ -219,8 +219,8 @@ def test_a_changed_file_replaces_everything_it_loaded_before(con, drop):
         "SELECT source_ref, content_hash, rows_loaded, rows_rejected, loaded_at, batch_id "
         "FROM raw.loaded_files ORDER BY source_ref").fetchall()
     assert [row[:5] for row in registry] == [
-        ("a.csv", csv_drop._sha256(drop / "a.csv")[0], 2, 1, T2),
-        ("other.csv", csv_drop._sha256(drop / "other.csv")[0], 1, 0, T1),
+        ("a.csv", files.sha256(drop / "a.csv")[0], 2, 1, T2),
+        ("other.csv", files.sha256(drop / "other.csv")[0], 1, 0, T1),
     ]
     batches = con.execute("SELECT DISTINCT _batch_id FROM raw.csv_observations "
                           "WHERE _source_ref = 'a.csv' UNION SELECT DISTINCT batch_id "
@@ -237,9 +237,9 @@ def test_a_failed_replacement_rolls_back_to_the_previous_version(con, drop, monk
     load_csv_folder(con, drop, now=T1)
     before = snapshot(con)
     write(drop, "a.csv", "date,metric_id,value\n2025-01-01,m,2\n")
-    real = csv_drop._sha256
+    real = files.sha256
     # A NULL size violates raw.loaded_files' NOT NULL: the last statement of the transaction fails.
-    monkeypatch.setattr(csv_drop, "_sha256", lambda path: (real(path)[0], None))
+    monkeypatch.setattr(files, "sha256", lambda path: (real(path)[0], None))
     with pytest.raises(duckdb.ConstraintException):
         load_csv_folder(con, drop, now=T2)
     assert snapshot(con) == before
