@@ -4,29 +4,44 @@ from __future__ import annotations
 
 import dagster as dg
 
+from pipelines.assets.crm import CRM_STAGING_KEYS, raw_crm, staging_crm
 from pipelines.assets.marts import build_mart_assets
 from pipelines.assets.raw import raw_analytics_exports, raw_csv_observations
 from pipelines.assets.staging import build_staging_assets
 from pipelines.partitions import quarterly_partitions
-from pipelines.resources import OkrConfigResource, SourceFoldersResource, WarehouseResource
+from pipelines.resources import (
+    CrmResource,
+    OkrConfigResource,
+    SourceFoldersResource,
+    WarehouseResource,
+)
 from pipelines.settings import Settings
 
 
 def build_definitions(settings: Settings) -> dg.Definitions:
-    """Everything is built from `settings`, so tests point a whole graph at a temporary folder."""
+    """Everything is built from `settings`, so tests point a whole graph at a temporary folder.
+    The CRM assets exist only when a CRM is configured (CRM_API_BASE_URL)."""
     okr_config = OkrConfigResource(config_dir=str(settings.config_dir), as_of=settings.as_of)
     config = okr_config.load()
     partitions = quarterly_partitions(config, okr_config.today(config))
+    resources = {
+        "warehouse": WarehouseResource(path=str(settings.warehouse)),
+        "okr_config": okr_config,
+        "sources": SourceFoldersResource(data_dir=str(settings.data_dir)),
+    }
+    crm_assets: list[dg.AssetsDefinition] = []
+    if settings.crm_enabled:
+        crm_assets = [raw_crm, staging_crm]
+        resources["crm"] = CrmResource(
+            base_url=dg.EnvVar("CRM_API_BASE_URL"), token=dg.EnvVar("CRM_API_TOKEN")
+        )
     return dg.Definitions(
         assets=[
             raw_csv_observations,
             raw_analytics_exports,
+            *crm_assets,
             *build_staging_assets(partitions),
-            *build_mart_assets(partitions, config),
+            *build_mart_assets(partitions, config, CRM_STAGING_KEYS if crm_assets else []),
         ],
-        resources={
-            "warehouse": WarehouseResource(path=str(settings.warehouse)),
-            "okr_config": okr_config,
-            "sources": SourceFoldersResource(data_dir=str(settings.data_dir)),
-        },
+        resources=resources,
     )

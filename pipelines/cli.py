@@ -12,11 +12,14 @@ import os
 import shutil
 import sys
 import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import dagster as dg
 import duckdb
 
+from connectors.crm_simulator import CrmSimulator
 from pipelines.build import build_definitions
 from pipelines.partitions import partition_key
 from pipelines.settings import EXAMPLE_AS_OF, EXAMPLE_DIR, PROJECT_ROOT, Settings
@@ -86,26 +89,54 @@ def main(argv: list[str] | None = None) -> int:
     warnings.filterwarnings("ignore", message="Parameter `backfill_policy`")
 
     if args.command == "demo":
-        os.environ.setdefault("OKR_CONFIG_DIR", str(EXAMPLE_DIR))
-        os.environ.setdefault("OKR_DATA_DIR", str(EXAMPLE_DIR / "data"))
-        os.environ.setdefault("OKR_AS_OF", EXAMPLE_AS_OF)
-        os.environ.setdefault("DAGSTER_HOME", str(PROJECT_ROOT / "var" / "dagster_home"))
+        return _demo()
     settings = Settings.from_env()
     if args.command == "scorecard":
         _print_scorecard(settings, args.quarters)
         return 0
-    first = getattr(args, "first", None)
-    result = backfill(settings, first, getattr(args, "last", None), _instance())
+    return _run(settings, args.first, args.last)
+
+
+def _run(settings: Settings, first: str | None, last: str | None) -> int:
+    result = backfill(settings, first, last, _instance())
     if not result.success:
         print("okr: the run failed; see the errors above", file=sys.stderr)
         return 1
     materialized = len(result.get_asset_materialization_events())
     print(f"okr: run {result.run_id} materialized {materialized} asset partitions")
-    if args.command == "demo":
-        print(
-            f"\nScorecard of the example, as of {settings.as_of} (warehouse: {settings.warehouse})"
-        )
-        _print_scorecard(settings, [])
+    return 0
+
+
+@contextmanager
+def _environment(**values: str) -> Iterator[None]:
+    """Set environment variables for the duration of the block, then restore them."""
+    previous = {name: os.environ.get(name) for name in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for name, value in previous.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+
+
+def _demo() -> int:
+    """The shipped example: its config and files, and the CRM simulator serving its CRM data."""
+    os.environ.setdefault("OKR_CONFIG_DIR", str(EXAMPLE_DIR))
+    os.environ.setdefault("OKR_DATA_DIR", str(EXAMPLE_DIR / "data"))
+    os.environ.setdefault("OKR_AS_OF", EXAMPLE_AS_OF)
+    os.environ.setdefault("DAGSTER_HOME", str(PROJECT_ROOT / "var" / "dagster_home"))
+    with (
+        CrmSimulator() as crm,
+        _environment(CRM_API_BASE_URL=crm.base_url, CRM_API_TOKEN=crm.token),
+    ):
+        settings = Settings.from_env()
+        if _run(settings, None, None):
+            return 1
+    print(f"\nScorecard of the example, as of {settings.as_of} (warehouse: {settings.warehouse})")
+    _print_scorecard(settings, [])
     return 0
 
 

@@ -12,6 +12,7 @@ import dagster as dg
 import duckdb
 from pydantic import Field
 
+from connectors.crm_api import CrmClient
 from transforms.config import OkrConfig, load_config
 
 
@@ -62,3 +63,15 @@ class SourceFoldersResource(dg.ConfigurableResource):
     @property
     def analytics_dir(self) -> Path:
         return Path(self.data_dir) / "analytics"
+
+
+class CrmResource(dg.ConfigurableResource):
+    """The CRM REST API (HubSpot v3 shape). Built from `EnvVar`s, so the token is resolved at run
+    time and never shows in the UI, the run config or the logs."""
+
+    base_url: str = Field(description="API root, e.g. https://api.hubapi.com (CRM_API_BASE_URL).")
+    token: str = Field(description="Bearer token (CRM_API_TOKEN).")
+    timeout_seconds: float = Field(30.0, description="Read timeout per request.")
+
+    def client(self) -> CrmClient:
+        return CrmClient(self.base_url, self.token, timeout=(5.0, self.timeout_seconds))

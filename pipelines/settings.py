@@ -20,6 +20,8 @@ class Settings:
     warehouse: Path
     bi_snapshot: Path
     as_of: str | None
+    crm_enabled: bool = False
+    """The CRM assets exist when CRM_API_BASE_URL is set; the token stays an EnvVar."""
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -32,4 +34,5 @@ class Settings:
             warehouse=path("OKR_WAREHOUSE", PROJECT_ROOT / "var" / "warehouse.duckdb"),
             bi_snapshot=path("OKR_BI_SNAPSHOT", PROJECT_ROOT / "var" / "okr_bi.duckdb"),
             as_of=os.environ.get("OKR_AS_OF") or None,
+            crm_enabled=bool(os.environ.get("CRM_API_BASE_URL")),
         )

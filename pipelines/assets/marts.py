@@ -87,10 +87,14 @@ def _check_history(con, config: OkrConfig, quarters: list[Quarter], first_partit
 
 
 def build_mart_assets(
-    partitions: dg.TimeWindowPartitionsDefinition, config: OkrConfig
+    partitions: dg.TimeWindowPartitionsDefinition,
+    config: OkrConfig,
+    unpartitioned_staging: list[dg.AssetKey],
 ) -> list[dg.AssetsDefinition]:
     history = dg.TimeWindowPartitionMapping(start_offset=-lookback_quarters(config))
-    staging = [dg.AssetDep([t.schema, t.name], partition_mapping=history) for t in STAGING_TABLES]
+    staging = [
+        dg.AssetDep([t.schema, t.name], partition_mapping=history) for t in STAGING_TABLES
+    ] + unpartitioned_staging
     specs = [
         _spec(OKR_MARTS["key_result_progress_daily"], staging),
         _spec(OKR_MARTS["key_result_attainment"], staging),
