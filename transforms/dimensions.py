@@ -7,20 +7,7 @@ import json
 import polars as pl
 
 from transforms.config import OkrConfig
-from transforms.schema import MARTS_DIM_KEY_RESULTS, MARTS_DIM_METRICS, MARTS_DIM_OBJECTIVES, Table
-
-_POLARS_TYPES = {
-    "VARCHAR": pl.String,
-    "JSON": pl.String,
-    "DOUBLE": pl.Float64,
-    "BIGINT": pl.Int64,
-    "DATE": pl.Date,
-    "VARCHAR[]": pl.List(pl.String),
-}
-
-
-def _frame(table: Table, rows: list[dict]) -> pl.DataFrame:
-    return pl.DataFrame(rows, schema={c.name: _POLARS_TYPES[c.type] for c in table.columns})
+from transforms.schema import MARTS_DIM_KEY_RESULTS, MARTS_DIM_METRICS, MARTS_DIM_OBJECTIVES
 
 
 def dim_metrics(config: OkrConfig) -> pl.DataFrame:
@@ -48,7 +35,7 @@ def dim_metrics(config: OkrConfig) -> pl.DataFrame:
         }
         for m in config.metrics.values()
     ]
-    return _frame(MARTS_DIM_METRICS, rows)
+    return MARTS_DIM_METRICS.frame(rows)
 
 
 def dim_objectives(config: OkrConfig) -> pl.DataFrame:
@@ -70,7 +57,7 @@ def dim_objectives(config: OkrConfig) -> pl.DataFrame:
         }
         for o in config.objectives.values()
     ]
-    return _frame(MARTS_DIM_OBJECTIVES, rows)
+    return MARTS_DIM_OBJECTIVES.frame(rows)
 
 
 def dim_key_results(config: OkrConfig) -> pl.DataFrame:
@@ -92,4 +79,4 @@ def dim_key_results(config: OkrConfig) -> pl.DataFrame:
         }
         for kr_id, r in config.key_results.items()
     ]
-    return _frame(MARTS_DIM_KEY_RESULTS, rows)
+    return MARTS_DIM_KEY_RESULTS.frame(rows)

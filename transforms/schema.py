@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import duckdb
+import polars as pl
 
 
 @dataclass(frozen=True)
@@ -58,12 +59,31 @@ class Table:
         for statement in self.comment_statements():
             con.execute(statement)
 
+    def polars_schema(self) -> dict[str, pl.DataType]:
+        return {c.name: _POLARS_TYPES[c.type] for c in self.columns}
+
+    def frame(self, rows: list[dict]) -> pl.DataFrame:
+        """Rows (dicts) as a frame of exactly this table's columns and types."""
+        return pl.DataFrame(rows, schema=self.polars_schema())
+
     def select_list(self) -> str:
         """Column list casting a source relation to this table's types, in order."""
         return ", ".join(
             f"CAST({quote_ident(c.name)} AS {c.type}) AS {quote_ident(c.name)}"
             for c in self.columns
         )
+
+
+_POLARS_TYPES = {
+    "VARCHAR": pl.String,
+    "JSON": pl.String,
+    "DOUBLE": pl.Float64,
+    "BIGINT": pl.Int64,
+    "BOOLEAN": pl.Boolean,
+    "DATE": pl.Date,
+    "TIMESTAMPTZ": pl.Datetime("us", "UTC"),
+    "VARCHAR[]": pl.List(pl.String),
+}
 
 
 def quote_ident(name: str) -> str:

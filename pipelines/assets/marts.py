@@ -15,6 +15,8 @@ from transforms.calendar import Quarter, quarters_between
 from transforms.config import OkrConfig
 from transforms.dimensions import dim_key_results, dim_metrics, dim_objectives
 from transforms.history import earliest_needed, history_start
+from transforms.lint import MARTS_OKR_LINT, LintInputs, latest_data_dates, okr_lint
+from transforms.measure import MetricReader
 from transforms.schema import (
     MARTS_DIM_KEY_RESULTS,
     MARTS_DIM_METRICS,
@@ -151,4 +153,30 @@ def build_mart_assets(
                     asset_key=[table.schema, table.name], metadata=table_metadata(con, table)
                 )
 
-    return [okr_marts, okr_dimensions]
+    @dg.asset(
+        key=[MARTS_OKR_LINT.schema, MARTS_OKR_LINT.name],
+        deps=[dg.AssetKey(["marts", "key_result_attainment"])],
+        group_name="marts",
+        kinds={"duckdb", "polars"},
+        owners=OWNERS,
+        description=MARTS_OKR_LINT.description,
+        metadata=definition_metadata(MARTS_OKR_LINT),
+    )
+    def okr_lint_asset(
+        warehouse: WarehouseResource, okr_config: OkrConfigResource
+    ) -> dg.MaterializeResult:
+        config = okr_config.load()
+        today = okr_config.today(config)
+        with warehouse.connect() as con:
+            MARTS_KEY_RESULT_ATTAINMENT.create(con)
+            attainment = con.sql(f"SELECT * FROM {MARTS_KEY_RESULT_ATTAINMENT.fqn}").pl()
+            latest = latest_data_dates(MetricReader(con, config), config, today)
+            findings = okr_lint(LintInputs(config, attainment, latest, today))
+            replace_rows(con, MARTS_OKR_LINT, findings, "TRUE")
+            metadata = table_metadata(con, MARTS_OKR_LINT)
+        counts = findings.group_by("severity").len().iter_rows()
+        return dg.MaterializeResult(
+            metadata={**metadata, **{f"severity/{name}": n for name, n in counts}}
+        )
+
+    return [okr_marts, okr_dimensions, okr_lint_asset]
