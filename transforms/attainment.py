@@ -56,11 +56,16 @@ def measure_key_results(
 
 
 def compute_okr_results(
-    con: duckdb.DuckDBPyConnection, config: OkrConfig, quarters: list[Quarter], today: date
+    con: duckdb.DuckDBPyConnection,
+    config: OkrConfig,
+    quarters: list[Quarter],
+    today: date,
+    reader: MetricReader | None = None,
 ) -> OkrResults:
-    """Every OKR mart row of `quarters`, as of min(quarter end, period end, today)."""
+    """Every OKR mart row of `quarters`, as of min(quarter end, period end, today). Pass the
+    `reader` other marts of the same run use, so each metric's daily partials are read once."""
     horizon = min(today, max(q.end for q in quarters))
-    reader = MetricReader(con, config)
+    reader = reader or MetricReader(con, config)
     series, baselines = measure_key_results(reader, config, horizon)
     params = kr_parameters(config, baselines)
     daily = key_result_daily(params, series, config.settings)

@@ -3,13 +3,13 @@ that create the tables and their comments: `python -m transforms.dictionary > do
 
 from __future__ import annotations
 
-from transforms import lint, schema, staging_analytics, staging_crm
+from transforms import kpi, lint, overview, schema, staging_analytics, staging_crm
 from transforms.schema import Table
 
 
 def all_tables() -> list[Table]:
     """Every table the pipeline writes, each defined once, in layer order."""
-    modules = (schema, staging_analytics, staging_crm, lint)
+    modules = (schema, staging_analytics, staging_crm, kpi, overview, lint)
     found = {
         table.fqn: table
         for module in modules

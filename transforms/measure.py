@@ -64,6 +64,108 @@ class MetricReader:
             return self.series(metric, end, end)["value"][0]
         return self.series(metric, end, end, period_start=start)["value"][0]
 
+    def values_over(self, metric: Metric, windows: pl.DataFrame) -> pl.DataFrame:
+        """`value_over` for many windows at once (success-metric periods, single days).
+
+        `windows` has `start` and `end` (dates); the result has one row per distinct window:
+        `start`, `end`, `value`. Period metrics aggregate each window's own days from the daily
+        partials (summed per window, not differenced from running totals, so large sums keep
+        every digit); distinct counts are counted per window from raw ids; ratios divide the
+        windows' sums. Trailing and `last` metrics take their value as of `end`.
+        """
+        windows = windows.select(pl.col("start").cast(pl.Date), pl.col("end").cast(pl.Date))
+        windows = windows.unique().sort("start", "end")
+        if metric.aggregation == "ratio":
+            numerator = self.values_over(self._as_part(metric, metric.numerator), windows)
+            denominator = self.values_over(self._as_part(metric, metric.denominator), windows)
+            return (
+                windows.join(numerator, on=["start", "end"], how="left")
+                .join(denominator, on=["start", "end"], how="left", suffix="_den")
+                .select(
+                    "start",
+                    "end",
+                    value=pl.when(pl.col("value_den") != 0).then(
+                        pl.col("value") / pl.col("value_den")
+                    ),
+                )
+            )
+        if windows.height == 0:
+            return windows.with_columns(value=pl.lit(None, pl.Float64))
+        if metric.window != "period" or metric.aggregation == "last":
+            values = self.series(metric, windows["end"].min(), windows["end"].max())
+            return windows.join(
+                values.select(pl.col("date").alias("end"), "value"), on="end", how="left"
+            )
+        return self._window_values(metric, windows)
+
+    def latest_dates(self, metric: Metric, first: date, last: date) -> pl.DataFrame:
+        """For every d in [first, last]: `date`, `latest_date` (latest day <= d with data); a
+        ratio is only as fresh as the older of its two parts, as in `series`."""
+        if metric.aggregation != "ratio":
+            return self._latest_dates(metric, first, last)
+        numerator = self.latest_dates(self._as_part(metric, metric.numerator), first, last)
+        denominator = self.latest_dates(self._as_part(metric, metric.denominator), first, last)
+        return numerator.join(denominator, on="date", suffix="_den").select(
+            "date", latest_date=pl.min_horizontal("latest_date", "latest_date_den")
+        )
+
+    def earliest_date(self, metric: Metric) -> date | None:
+        """First day on which the metric's source has any row: every value before it is null
+        (the metric has no data, and its source none to make a zero of)."""
+        if metric.aggregation == "ratio":
+            parts = [
+                self.earliest_date(self._as_part(metric, metric.numerator)),
+                self.earliest_date(self._as_part(metric, metric.denominator)),
+            ]
+            return min((d for d in parts if d is not None), default=None)
+        partials = self._daily_partials(metric)
+        return partials.filter(pl.col("source_n") > 0)["date"].min()
+
+    def _window_values(self, metric: Metric, windows: pl.DataFrame) -> pl.DataFrame:
+        """Period metrics over each window's own days, from the daily partials."""
+        partials = self._daily_partials(metric)
+        totals = (
+            windows.join_where(
+                partials, pl.col("date") >= pl.col("start"), pl.col("date") <= pl.col("end")
+            )
+            .group_by("start", "end")
+            .agg(pl.col("n", "s", "source_n").sum(), pl.col("mn").min(), pl.col("mx").max())
+        )
+        frame = windows.join(totals, on=["start", "end"], how="left").with_columns(
+            pl.col("n", "source_n").fill_null(0)
+        )
+        n, source_n = pl.col("n"), pl.col("source_n")
+        aggregation = metric.aggregation
+        if aggregation == "count_distinct":
+            frame = frame.join(
+                self._window_distincts(metric, windows), on=["start", "end"], how="left"
+            )
+            value = pl.when(n > 0).then(pl.col("distinct_n").fill_null(0.0))
+        elif aggregation in ("min", "max"):
+            value = pl.when(n > 0).then(pl.col("mn" if aggregation == "min" else "mx"))
+        elif aggregation == "avg":
+            value = pl.when(n > 0).then(pl.col("s") / n)
+        else:  # sum, count
+            value = pl.when(n > 0).then(n if aggregation == "count" else pl.col("s"))
+        if aggregation in ("sum", "count", "count_distinct"):
+            # zero when the source has rows in the window but none match, null when it has none
+            value = value.when(source_n > 0).then(0.0)
+        return frame.select("start", "end", value=value.cast(pl.Float64))
+
+    def _window_distincts(self, metric: Metric, windows: pl.DataFrame) -> pl.DataFrame:
+        """Distinct ids per window, counted from the raw rows (never summed over days)."""
+        rows, params = self._rows_sql(metric, with_value=True)
+        sql = f"""
+            SELECT w.lo AS start, w.hi AS "end", count(DISTINCT r.value)::DOUBLE AS distinct_n
+            FROM ({rows}) AS r
+            JOIN (SELECT unnest(?::DATE[]) AS lo, unnest(?::DATE[]) AS hi) AS w
+                ON r.date BETWEEN w.lo AND w.hi
+            WHERE r.matches AND r.value IS NOT NULL
+            GROUP BY w.lo, w.hi"""
+        return self._query(
+            sql, [*params, windows["start"].to_list(), windows["end"].to_list()]
+        ).with_columns(pl.col("start", "end").cast(pl.Date))
+
     # -- windows over daily partials ----------------------------------------------------------
 
     def _partial_series(

@@ -15,8 +15,15 @@ from transforms.calendar import Quarter, quarters_between
 from transforms.config import OkrConfig
 from transforms.dimensions import dim_key_results, dim_metrics, dim_objectives
 from transforms.history import earliest_needed, history_start
+from transforms.kpi import (
+    MARTS_METRIC_DAILY,
+    MARTS_SUCCESS_METRIC_SUMMARY,
+    metric_daily,
+    success_metric_summary,
+)
 from transforms.lint import MARTS_OKR_LINT, LintInputs, latest_data_dates, okr_lint
 from transforms.measure import MetricReader
+from transforms.overview import MARTS_OKR_SCORECARD, okr_scorecard
 from transforms.schema import (
     MARTS_DIM_KEY_RESULTS,
     MARTS_DIM_METRICS,
@@ -36,6 +43,9 @@ OKR_MARTS: dict[str, Table] = {
     "key_result_attainment": MARTS_KEY_RESULT_ATTAINMENT,
     "objective_attainment": MARTS_OBJECTIVE_ATTAINMENT,
     "team_attainment": MARTS_TEAM_ATTAINMENT,
+    "metric_daily": MARTS_METRIC_DAILY,
+    "success_metric_summary": MARTS_SUCCESS_METRIC_SUMMARY,
+    "okr_scorecard": MARTS_OKR_SCORECARD,
 }
 DIMENSIONS = {
     "dim_metrics": (MARTS_DIM_METRICS, dim_metrics),
@@ -102,6 +112,15 @@ def build_mart_assets(
         _spec(OKR_MARTS["key_result_attainment"], staging),
         _spec(OKR_MARTS["objective_attainment"], [dg.AssetKey(["marts", "key_result_attainment"])]),
         _spec(OKR_MARTS["team_attainment"], [dg.AssetKey(["marts", "objective_attainment"])]),
+        _spec(OKR_MARTS["metric_daily"], staging),
+        _spec(OKR_MARTS["success_metric_summary"], staging),
+        _spec(
+            OKR_MARTS["okr_scorecard"],
+            [
+                dg.AssetKey(["marts", "objective_attainment"]),
+                dg.AssetKey(["marts", "success_metric_summary"]),
+            ],
+        ),
     ]
 
     @dg.multi_asset(
@@ -124,9 +143,19 @@ def build_mart_assets(
         where = f"quarter_start IN ({', '.join('?' for _ in starts)})"
         with warehouse.connect() as con:
             _check_history(con, config, quarters, partitions.start.date())
-            results = compute_okr_results(con, config, quarters, today)
+            reader = MetricReader(con, config)
+            results = compute_okr_results(con, config, quarters, today, reader)
+            summary = success_metric_summary(reader, config, quarters, today)
+            frames = {
+                **vars(results),
+                "metric_daily": metric_daily(reader, config, quarters, today),
+                "success_metric_summary": summary,
+                "okr_scorecard": okr_scorecard(
+                    config, results.objective_attainment, results.key_result_attainment, summary
+                ),
+            }
             for name, table in OKR_MARTS.items():
-                frame = getattr(results, name)
+                frame = frames[name]
                 replace_partition(con, table, frame.select(table.column_names), starts)
                 metadata = table_metadata(con, table, where, starts)
                 if "status" in frame.columns:

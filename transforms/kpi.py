@@ -1,0 +1,518 @@
+"""Success metrics / KPIs (CONTRACT sections 3 and 4): `marts.metric_daily`, every metric's
+measured value on every day, and `marts.success_metric_summary`, every metric per week, month and
+fiscal quarter with comparisons, its KPI target and health.
+
+Period values come from `MetricReader.values_over`, which measures all periods of a metric in one
+pass; the comparisons, targets and health are Polars expressions over those values.
+
+Rules beyond the contract's wording (also in the README):
+- Only periods that have started (start <= today) are reported; a running period is measured as
+  of today and flagged `is_complete = false`.
+- previous_value, yoy_value and rolling_avg_3 use the other periods' values as reported in their
+  own rows (complete periods measured in full), so a running period is compared with whole
+  periods. The year-earlier week is the week 52 weeks (364 days) earlier, same weekday.
+- rolling_avg_3 averages the non-null values among the period and the two before it (SQL AVG
+  semantics); null when all three are null.
+- consecutive_red counts back through every earlier period of the metric's data, whichever
+  quarters a run covers, so a partition's rows never depend on the other partitions of the run.
+- Targets: sum and count metrics (window: period) add up over days, so their target is spread
+  evenly over the days of each target-grain period and summed over the days of the reported
+  period (quarter target 900 over 90 days -> 70 for a 7-day week; a monthly target summed over a
+  quarter's months). A distinct count does not add up over days: its target applies at its own
+  grain only (other grains: `no_target`). Level metrics (avg, min, max, last, ratio, trailing
+  windows) take the target as is at every grain.
+- Running periods of cumulative metrics (window: period with sum, count, count_distinct) are
+  `is_provisional`; sum and count compare with target_value * elapsed_share (`health_target`).
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from datetime import date, timedelta
+
+import polars as pl
+
+from transforms.calendar import Quarter, quarter_of
+from transforms.config import Metric, OkrConfig, Settings
+from transforms.measure import MetricReader
+from transforms.okr import ROUND
+from transforms.schema import Column, Table
+
+GRAINS = ("week", "month", "quarter")
+WEEKDAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
+ADDITIVE = ("sum", "count")
+"""Aggregations whose period values add up over days, so targets pro-rate by days."""
+
+MARTS_METRIC_DAILY = Table(
+    "marts",
+    "metric_daily",
+    "One row per metric and day of the reported quarters up to today: the measured value as of "
+    "that day and how fresh its data is.",
+    (
+        Column("metric_id", "VARCHAR", "Metric id from metrics.yaml.", False),
+        Column("date", "DATE", "The day measured.", False),
+        Column("quarter", "VARCHAR", "Fiscal quarter holding `date`, e.g. 2025-Q1.", False),
+        Column(
+            "quarter_start",
+            "DATE",
+            "First day of the fiscal quarter holding `date` (the partition key).",
+            False,
+        ),
+        Column("metric_name", "VARCHAR", "Display name of the metric.", False),
+        Column("unit", "VARCHAR", "Unit of the value."),
+        Column(
+            "value",
+            "DOUBLE",
+            "Measured value as of the day: a(d) for trailing windows and `last` metrics; for "
+            "period metrics the day's own aggregate (that day's sum, rows, distinct ids, ratio of "
+            "that day's sums). Null when there is no data.",
+        ),
+        Column("data_through", "DATE", "Latest day on or before `date` with data for the metric."),
+        Column(
+            "is_stale",
+            "BOOLEAN",
+            "True when the metric has a freshness and date - data_through exceeds it (or there is "
+            "no data yet); false for metrics without a freshness.",
+            False,
+        ),
+    ),
+    primary_key=("metric_id", "date"),
+    partition_column="quarter_start",
+)
+
+MARTS_SUCCESS_METRIC_SUMMARY = Table(
+    "marts",
+    "success_metric_summary",
+    "One row per metric, grain (week, month, quarter) and period that has started: the period's "
+    "value, comparisons with the previous period and the year before, the KPI target and health.",
+    (
+        Column("metric_id", "VARCHAR", "Metric id from metrics.yaml.", False),
+        Column("grain", "VARCHAR", "week, month or quarter (fiscal).", False),
+        Column(
+            "period_start",
+            "DATE",
+            "First day of the period (weeks start on settings.week_start).",
+            False,
+        ),
+        Column("period_end", "DATE", "Last day of the period.", False),
+        Column(
+            "period_label",
+            "VARCHAR",
+            "Week: ISO date of its first day; month: YYYY-MM; quarter: fiscal label like 2025-Q1.",
+            False,
+        ),
+        Column("quarter", "VARCHAR", "Fiscal quarter holding period_start, e.g. 2025-Q1.", False),
+        Column(
+            "quarter_start",
+            "DATE",
+            "First day of the fiscal quarter holding period_start (the partition key).",
+            False,
+        ),
+        Column("metric_name", "VARCHAR", "Display name of the metric.", False),
+        Column(
+            "as_of_date",
+            "DATE",
+            "Day the value is measured at: min(period_end, today).",
+            False,
+        ),
+        Column("is_complete", "BOOLEAN", "True when the period ended on or before today.", False),
+        Column(
+            "elapsed_share",
+            "DOUBLE",
+            "Share of the period's days up to as_of_date: 1 for complete periods.",
+            False,
+        ),
+        Column(
+            "value",
+            "DOUBLE",
+            "Period metrics: the aggregation over the period's own days up to as_of_date "
+            "(distinct counts and ratios recomputed for the period); trailing and `last` "
+            "metrics: their value as of as_of_date. Null when there is no data.",
+        ),
+        Column("data_through", "DATE", "Latest day on or before as_of_date with data."),
+        Column(
+            "is_stale",
+            "BOOLEAN",
+            "True when the metric has a freshness and as_of_date - data_through exceeds it.",
+            False,
+        ),
+        Column(
+            "previous_value",
+            "DOUBLE",
+            "Value of the previous period of the same grain (measured even before the "
+            "reported quarters).",
+        ),
+        Column("change_abs", "DOUBLE", "value - previous_value."),
+        Column(
+            "change_pct",
+            "DOUBLE",
+            "(value - previous_value) / |previous_value| as a fraction (0.12 = +12%); null when "
+            "the previous value is 0 or null.",
+        ),
+        Column(
+            "yoy_value",
+            "DOUBLE",
+            "Value of the same period one year earlier (weeks: 52 weeks earlier).",
+        ),
+        Column(
+            "yoy_change_pct",
+            "DOUBLE",
+            "(value - yoy_value) / |yoy_value| as a fraction; null when yoy_value is 0 or null.",
+        ),
+        Column(
+            "rolling_avg_3",
+            "DOUBLE",
+            "Mean of the non-null values of this period and the two before it (same grain).",
+        ),
+        Column(
+            "target_value",
+            "DOUBLE",
+            "KPI target for the whole period: the metric's target (per quarter unless "
+            "target.grain says otherwise), pro-rated by days for sum and count metrics at other "
+            "grains; null without a target (or for a distinct count at another grain).",
+        ),
+        Column(
+            "health_target",
+            "DOUBLE",
+            "The number health compares the value with: target_value, or target_value * "
+            "elapsed_share for a provisional sum or count period.",
+        ),
+        Column("target_tolerance", "DOUBLE", "Tolerance of the target (fraction of |target|)."),
+        Column(
+            "health",
+            "VARCHAR",
+            "green (target met), yellow (within tolerance * |target|), red, no_target or no_data; "
+            "mirrored for lower_is_better; values rounded to 9 decimals before comparing.",
+            False,
+        ),
+        Column(
+            "is_provisional",
+            "BOOLEAN",
+            "True for a running period of a metric that accumulates over the period (sum, count, "
+            "count_distinct with window: period): its value and health will still move.",
+            False,
+        ),
+        Column(
+            "consecutive_red",
+            "BIGINT",
+            "Consecutive red periods of this grain up to and including this one (0 unless red); "
+            "any other health, no_data included, resets it.",
+            False,
+        ),
+        Column("kind", "VARCHAR", "leading or lagging.", False),
+        Column("direction", "VARCHAR", "higher_is_better or lower_is_better.", False),
+        Column("unit", "VARCHAR", "Unit of the value."),
+        Column("linked_kr_count", "BIGINT", "Key results whose metric is this one.", False),
+    ),
+    primary_key=("metric_id", "grain", "period_start"),
+    partition_column="quarter_start",
+)
+
+def _rounded(expr: pl.Expr) -> pl.Expr:
+    return expr.round(ROUND)
+
+
+def _unique_quarters(quarters: list[Quarter]) -> list[Quarter]:
+    return sorted({q.start: q for q in quarters}.values())
+
+
+# -- marts.metric_daily -------------------------------------------------------------------------
+
+
+def metric_daily(
+    reader: MetricReader, config: OkrConfig, quarters: list[Quarter], today: date
+) -> pl.DataFrame:
+    """One row per (metric, day) for every day of `quarters` up to `today`."""
+    schema = MARTS_METRIC_DAILY.polars_schema()
+    day_frames = [
+        pl.DataFrame(
+            {"date": pl.date_range(q.start, min(q.end, today), "1d", eager=True)}
+        ).with_columns(quarter=pl.lit(q.label), quarter_start=pl.lit(q.start, pl.Date))
+        for q in _unique_quarters(quarters)
+        if q.start <= today
+    ]
+    if not day_frames:
+        return pl.DataFrame(schema=schema)
+    days = pl.concat(day_frames)
+    first, last = days["date"].min(), days["date"].max()
+    windows = days.select(start="date", end="date")
+    frames = []
+    for metric in config.metrics.values():
+        values = reader.values_over(metric, windows).select(pl.col("start").alias("date"), "value")
+        latest = reader.latest_dates(metric, first, last)
+        frames.append(
+            days.join(values, on="date", how="left")
+            .join(latest.rename({"latest_date": "data_through"}), on="date", how="left")
+            .with_columns(
+                metric_id=pl.lit(metric.id),
+                metric_name=pl.lit(metric.name),
+                unit=pl.lit(metric.unit, pl.String),
+                is_stale=_stale(metric, pl.col("date")),
+            )
+        )
+    return (
+        pl.concat(frames, how="vertical_relaxed")
+        .select([pl.col(name).cast(dtype) for name, dtype in schema.items()])
+        .sort("quarter_start", "metric_id", "date")
+    )
+
+
+def _stale(metric: Metric, as_of: pl.Expr) -> pl.Expr:
+    """Data older than the metric's freshness, counted back from `as_of` (CONTRACT 3)."""
+    if metric.freshness_days is None:
+        return pl.lit(False)
+    through = pl.col("data_through")
+    return through.is_null() | ((as_of - through).dt.total_days() > metric.freshness_days)
+
+
+# -- periods ------------------------------------------------------------------------------------
+
+
+def period_containing(grain: str, day: date, settings: Settings) -> tuple[date, date]:
+    """(start, end) of the week, month or fiscal quarter holding `day`."""
+    if grain == "week":
+        start = day - timedelta(days=(day.weekday() - WEEKDAYS.index(settings.week_start)) % 7)
+        return start, start + timedelta(days=6)
+    if grain == "month":
+        start = day.replace(day=1)
+        return start, (start + timedelta(days=32)).replace(day=1) - timedelta(days=1)
+    quarter = quarter_of(day, settings.fiscal_year_start_month)
+    return quarter.start, quarter.end
+
+
+def periods_between(grain: str, first: date, last: date, settings: Settings) -> list[tuple]:
+    """Every period of `grain` from the one holding `first` to the one holding `last`."""
+    periods, day = [], first
+    while True:
+        start, end = period_containing(grain, day, settings)
+        if start > last:
+            return periods
+        periods.append((start, end))
+        day = end + timedelta(days=1)
+
+
+def period_label(grain: str, start: date, settings: Settings) -> str:
+    if grain == "week":
+        return start.isoformat()
+    if grain == "month":
+        return f"{start.year:04d}-{start.month:02d}"
+    return quarter_of(start, settings.fiscal_year_start_month).label
+
+
+def _year_earlier(grain: str, start: date) -> date:
+    """Start of the same period one year earlier: 52 weeks back for weeks (same weekday), the
+    same month or fiscal quarter of the previous year otherwise."""
+    if grain == "week":
+        return start - timedelta(days=364)
+    return start.replace(year=start.year - 1)  # month and quarter starts fall on day 1
+
+
+def _reported_periods(quarters: list[Quarter], today: date, settings: Settings) -> pl.DataFrame:
+    """The periods of every grain that start in `quarters`, on or before today."""
+    by_start = {q.start: q for q in quarters}
+    rows = []
+    for grain in GRAINS:
+        for quarter in _unique_quarters(quarters):
+            for start, _end in periods_between(grain, quarter.start, quarter.end, settings):
+                holder = quarter_of(start, settings.fiscal_year_start_month)
+                if start <= today and holder.start in by_start:
+                    rows.append(
+                        {
+                            "grain": grain,
+                            "period_start": start,
+                            "period_label": period_label(grain, start, settings),
+                            "quarter": holder.label,
+                            "quarter_start": holder.start,
+                        }
+                    )
+    schema = {
+        "grain": pl.String,
+        "period_start": pl.Date,
+        "period_label": pl.String,
+        "quarter": pl.String,
+        "quarter_start": pl.Date,
+    }
+    return pl.DataFrame(rows, schema=schema).unique(["grain", "period_start"])
+
+
+# -- targets ------------------------------------------------------------------------------------
+
+
+def period_target(
+    metric: Metric, grain: str, start: date, end: date, settings: Settings
+) -> float | None:
+    """The metric's KPI target for the whole period [start, end] of `grain`."""
+    target = metric.target
+    if target is None:
+        return None
+    if metric.window == "period" and metric.aggregation in ADDITIVE:
+        # Spread the target evenly over the days of each target-grain period, then add up the
+        # days of [start, end]: equal to the target at its own grain.
+        total = 0.0
+        for lo, hi in periods_between(target.grain, start, end, settings):
+            overlap = (min(hi, end) - max(lo, start)).days + 1
+            total += target.value * overlap / ((hi - lo).days + 1)
+        return total
+    if metric.is_cumulative and grain != target.grain:
+        return None  # a distinct count neither adds up nor splits over days
+    return target.value
+
+
+# -- marts.success_metric_summary ---------------------------------------------------------------
+
+
+def success_metric_summary(
+    reader: MetricReader, config: OkrConfig, quarters: list[Quarter], today: date
+) -> pl.DataFrame:
+    """One row per (metric, grain, period) for the periods starting in `quarters` by `today`."""
+    settings = config.settings
+    schema = MARTS_SUCCESS_METRIC_SUMMARY.polars_schema()
+    reported = _reported_periods(quarters, today, settings)
+    if reported.height == 0:
+        return pl.DataFrame(schema=schema)
+    linked = Counter(kr.metric.id for kr in config.key_results.values())
+    history = pl.concat(
+        [
+            _measured_periods(reader, metric, reported, today, settings, linked[metric.id])
+            for metric in config.metrics.values()
+        ],
+        how="vertical_relaxed",
+    ).sort("metric_id", "grain", "period_start")
+    rows = _comparisons(history)
+    rows = rows.with_columns(health=_health()).with_columns(consecutive_red=_consecutive_red())
+    return (
+        rows.join(reported, on=["grain", "period_start"], how="inner")
+        .select([pl.col(name).cast(dtype) for name, dtype in schema.items()])
+        .sort("quarter_start", "metric_id", "grain", "period_start")
+    )
+
+
+def _measured_periods(
+    reader: MetricReader,
+    metric: Metric,
+    reported: pl.DataFrame,
+    today: date,
+    settings: Settings,
+    linked_kr_count: int,
+) -> pl.DataFrame:
+    """Every period of every grain from the metric's first data (or the first reported period,
+    if earlier) to the last reported period, measured. The periods before the reported ones
+    feed previous_value, yoy_value, rolling_avg_3 and consecutive_red; before the first data
+    every value is null, so starting there loses nothing."""
+    first_reported = reported["period_start"].min()
+    earliest = reader.earliest_date(metric)
+    history_start = min(first_reported, earliest) if earliest else first_reported
+    rows = []
+    for grain in GRAINS:
+        last_start = reported.filter(pl.col("grain") == grain)["period_start"].max()
+        if last_start is None:
+            continue
+        for start, end in periods_between(grain, history_start, last_start, settings):
+            rows.append(
+                {
+                    "grain": grain,
+                    "period_start": start,
+                    "period_end": end,
+                    "yoy_start": _year_earlier(grain, start),
+                    "target_value": period_target(metric, grain, start, end, settings),
+                }
+            )
+    periods = pl.DataFrame(
+        rows,
+        schema={
+            "grain": pl.String,
+            "period_start": pl.Date,
+            "period_end": pl.Date,
+            "yoy_start": pl.Date,
+            "target_value": pl.Float64,
+        },
+    ).with_columns(as_of_date=pl.min_horizontal("period_end", pl.lit(today, pl.Date)))
+    values = reader.values_over(
+        metric, periods.select(start="period_start", end="as_of_date")
+    ).rename({"start": "period_start", "end": "as_of_date"})
+    latest = reader.latest_dates(
+        metric, periods["as_of_date"].min(), periods["as_of_date"].max()
+    ).select(pl.col("date").alias("as_of_date"), pl.col("latest_date").alias("data_through"))
+    period_days = (pl.col("period_end") - pl.col("period_start")).dt.total_days() + 1
+    elapsed_days = (pl.col("as_of_date") - pl.col("period_start")).dt.total_days() + 1
+    is_complete = pl.col("period_end") <= pl.lit(today, pl.Date)
+    provisional = ~is_complete & pl.lit(metric.is_cumulative)
+    return (
+        periods.join(values, on=["period_start", "as_of_date"], how="left")
+        .join(latest, on="as_of_date", how="left")
+        .with_columns(
+            metric_id=pl.lit(metric.id),
+            metric_name=pl.lit(metric.name),
+            kind=pl.lit(metric.kind),
+            direction=pl.lit(metric.direction),
+            unit=pl.lit(metric.unit, pl.String),
+            linked_kr_count=pl.lit(linked_kr_count, pl.Int64),
+            target_tolerance=pl.lit(metric.target.tolerance if metric.target else None, pl.Float64),
+            is_complete=is_complete,
+            elapsed_share=elapsed_days / period_days,
+            is_provisional=provisional,
+            is_stale=_stale(metric, pl.col("as_of_date")),
+        )
+        .with_columns(
+            health_target=pl.when(pl.col("is_provisional") & pl.lit(metric.aggregation in ADDITIVE))
+            .then(pl.col("target_value") * pl.col("elapsed_share"))
+            .otherwise(pl.col("target_value"))
+        )
+    )
+
+
+def _comparisons(history: pl.DataFrame) -> pl.DataFrame:
+    """previous_value, change, year-over-year and rolling average, over each metric's periods of
+    one grain (`history` is sorted by metric, grain, period_start and has no gaps)."""
+    series = ["metric_id", "grain"]
+    value = pl.col("value")
+    earlier = history.select(
+        *series, pl.col("period_start").alias("yoy_start"), pl.col("value").alias("yoy_value")
+    )
+    return (
+        history.join(earlier, on=[*series, "yoy_start"], how="left")
+        .sort(*series, "period_start")
+        .with_columns(
+            previous_value=value.shift(1).over(series),
+            rolling_avg_3=pl.mean_horizontal(
+                value, value.shift(1).over(series), value.shift(2).over(series)
+            ),
+        )
+        .with_columns(
+            change_abs=value - pl.col("previous_value"),
+            change_pct=_relative_change(value, pl.col("previous_value")),
+            yoy_change_pct=_relative_change(value, pl.col("yoy_value")),
+        )
+    )
+
+
+def _relative_change(value: pl.Expr, reference: pl.Expr) -> pl.Expr:
+    """(value - reference) / |reference|; null when the reference is 0 or null."""
+    return pl.when(_rounded(reference) != 0).then((value - reference) / reference.abs())
+
+
+def _health() -> pl.Expr:
+    """green / yellow / red against health_target with the tolerance band (CONTRACT 3)."""
+    a, t = _rounded(pl.col("value")), pl.col("health_target")
+    band = pl.col("target_tolerance").fill_null(0.0) * t.abs()
+    higher = pl.col("direction") == "higher_is_better"
+    met = pl.when(higher).then(a >= _rounded(t)).otherwise(a <= _rounded(t))
+    near = pl.when(higher).then(a >= _rounded(t - band)).otherwise(a <= _rounded(t + band))
+    return (
+        pl.when(t.is_null())
+        .then(pl.lit("no_target"))
+        .when(pl.col("value").is_null())
+        .then(pl.lit("no_data"))
+        .when(met)
+        .then(pl.lit("green"))
+        .when(near)
+        .then(pl.lit("yellow"))
+        .otherwise(pl.lit("red"))
+    )
+
+
+def _consecutive_red() -> pl.Expr:
+    """Length of the run of red periods ending at this one (rows sorted by period_start)."""
+    red = pl.col("health") == "red"
+    run = (~red).cum_sum().over("metric_id", "grain")
+    return red.cast(pl.Int64).cum_sum().over("metric_id", "grain", run).cast(pl.Int64)
