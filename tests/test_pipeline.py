@@ -24,7 +24,7 @@ METRICS = """
 settings: {timezone: UTC, fiscal_year_start_month: 1}
 metrics:
   - {id: visits, name: Visits, source: csv_observations, aggregation: sum, column: value,
-     filter: {metric_id: visits}}
+     filter: {metric_id: visits}, target: {value: 1200, tolerance: 0.1}}
   - {id: csat, name: CSAT, source: csv_observations, aggregation: last, column: value,
      filter: {metric_id: csat}}
 """
@@ -39,6 +39,7 @@ objectives:
     team: growth
     parent: company-2025
     period: 2025-Q1
+    related_metrics: [visits]
     key_results:
       - {id: kr-visits-q1, title: Visits +50%, metric: visits, type: increase, target: "+50%"}
       - {id: kr-csat-h1, title: CSAT 70 to 90, metric: csat, type: increase, baseline: 70,
@@ -148,6 +149,22 @@ def test_backfill_of_four_quarters_in_one_run_computes_the_marts(project: Settin
     ) == [
         ("kr-csat-h1", 135, date(2025, 5, 15)),
         ("kr-visits-q1", 90, date(2025, 3, 31)),
+    ]
+
+
+def test_the_okr_scorecard_puts_krs_and_related_metric_health_side_by_side(project: Settings):
+    assert backfill(project, "2024-Q3", "2025-Q1", dg.DagsterInstance.ephemeral()).success
+    items = rows(
+        project,
+        "SELECT item_type, item_id, value, target, status FROM marts.okr_scorecard "
+        "WHERE objective_id = 'growth-q1' AND quarter = '2025-Q1' ORDER BY sort_order",
+    )
+    # Visits in Q1: 90 days * 12 = 1080 against the quarter target 1200 with 10% tolerance:
+    # 1080 >= 1200 - 120 -> yellow.
+    assert items == [
+        ("key_result", "kr-csat-h1", 70.0, 90.0, "off_track"),
+        ("key_result", "kr-visits-q1", 1080.0, 1350.0, "missed"),
+        ("success_metric", "visits", 1080.0, 1200.0, "yellow"),
     ]
 
 
