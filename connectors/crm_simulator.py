@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import random
 import socket
@@ -216,7 +217,8 @@ def generate_data(
     deals: int = 1500,
     archived_share: float = 0.03,
 ) -> dict[str, list[dict[str, Any]]]:
-    """Deterministic CRM records for `seed`, created between 2024-07 and 2026-11."""
+    """Deterministic CRM records for `seed`, created between 2024-07 and 2026-11; deals and
+    companies follow SALES_STORY (the demo's sales KRs), see `_apply_sales_story`."""
     rng = random.Random(seed)
     span = (DATA_END - DATA_START).total_seconds()
 
@@ -307,7 +309,105 @@ def generate_data(
                 rng.random() < archived_share,
             )
         )
+    _apply_sales_story(data, random.Random(f"{seed}-sales-story"))
     return data
+
+
+class SalesQuarter(NamedTuple):
+    bookings: float  # closed-won amount of the quarter's live deals (to DATA_END if running)
+    win_rate: float  # closedwon / (closedwon + closedlost) among the quarter's live deals
+    customer_share: float  # share of the companies created in the quarter that became customers
+    churn_per_month: float  # monthly churn hazard of those customers, until DATA_END
+
+
+SALES_STORY = {
+    # Quarter of the close date (deals) or of the creation date (companies). 2024-Q3 has only
+    # the first few closings of the data, so its amounts are left as drawn.
+    "2024-Q3": SalesQuarter(0, 0.45, 0.30, 0.014),
+    "2024-Q4": SalesQuarter(420_000, 0.50, 0.32, 0.013),
+    "2025-Q1": SalesQuarter(505_000, 0.56, 0.34, 0.012),
+    "2025-Q2": SalesQuarter(560_000, 0.54, 0.36, 0.012),
+    "2025-Q3": SalesQuarter(660_000, 0.59, 0.38, 0.011),
+    "2025-Q4": SalesQuarter(700_000, 0.61, 0.40, 0.011),
+    "2026-Q1": SalesQuarter(790_000, 0.59, 0.42, 0.010),
+    "2026-Q2": SalesQuarter(960_000, 0.625, 0.44, 0.010),
+    "2026-Q3": SalesQuarter(1_080_000, 0.637, 0.46, 0.009),
+    "2026-Q4": SalesQuarter(500_000, 0.635, 0.48, 0.009),  # to 2026-11-20
+}
+"""The demo's sales story (examples/acme/okrs.yaml measures it): bookings grow in steps,
+alternating strong and weak quarters; the win rate climbs from 45% to the low 60s; more of the
+new companies become customers and fewer of them churn."""
+
+_OPEN_DEAL_STAGES = ("appointmentscheduled", "qualifiedtobuy")
+_PRE_CUSTOMER_STAGES = ("lead", "marketingqualifiedlead", "salesqualifiedlead", "opportunity")
+
+
+def _quarter_label(value: datetime) -> str:
+    return f"{value.year}-Q{(value.month - 1) // 3 + 1}"
+
+
+def _apply_sales_story(data: dict[str, list[dict[str, Any]]], rng: random.Random) -> None:
+    """Reshape the drawn records to follow SALES_STORY, with a generator of its own (so the
+    records' ids, dates and archived flags stay those drawn above):
+    - a deal drawn as closed but whose close (at most 120 days after creation) would fall after
+      DATA_END is still open, with that expected close date;
+    - per close quarter, round(win_rate * n) of the n live closed deals are won, the others
+      lost (archived deals draw their stage at that rate);
+    - the won amounts of a quarter are scaled so that its live bookings match the story;
+    - a company becomes a customer with its creation quarter's share; a customer has churned
+      by DATA_END with the quarter's monthly hazard, else is an evangelist one time in six."""
+    by_quarter: dict[str, list[dict[str, Any]]] = {}
+    for deal in data["deals"]:
+        props = deal["properties"]
+        if props["dealstage"] not in ("closedwon", "closedlost"):
+            continue
+        created = parse_timestamp(deal["createdAt"])
+        assert created is not None
+        if created > DATA_END - timedelta(days=120):
+            close = created + timedelta(seconds=int(120 * 86_400 * rng.random()))
+            if close > DATA_END:
+                props["dealstage"] = rng.choice(_OPEN_DEAL_STAGES)
+                props["closedate"] = iso_ms(
+                    close.replace(hour=0, minute=0, second=0, microsecond=0)
+                )
+                props["hs_is_closed_won"] = "false"
+                continue
+        closedate = parse_timestamp(props["closedate"])
+        assert closedate is not None
+        label = _quarter_label(closedate)
+        if deal["archived"] or label not in SALES_STORY:
+            won = rng.random() < SALES_STORY.get(label, SALES_STORY["2024-Q3"]).win_rate
+            _set_won(props, won)
+        else:
+            by_quarter.setdefault(label, []).append(deal)
+    for label, deals in by_quarter.items():
+        story = SALES_STORY[label]
+        won_ids = {d["id"] for d in rng.sample(deals, round(story.win_rate * len(deals)))}
+        for deal in deals:
+            _set_won(deal["properties"], deal["id"] in won_ids)
+        won = [d["properties"] for d in deals if d["id"] in won_ids]
+        total = sum(float(p["amount"]) for p in won)
+        if story.bookings and total:
+            for props in won:
+                props["amount"] = f"{float(props['amount']) * story.bookings / total:.2f}"
+    for company in data["companies"]:
+        created = parse_timestamp(company["createdAt"])
+        assert created is not None
+        story = SALES_STORY.get(_quarter_label(created), SALES_STORY["2024-Q3"])
+        if rng.random() >= story.customer_share:
+            stage = rng.choice(_PRE_CUSTOMER_STAGES)
+        else:
+            months = (DATA_END - created).days / 30.44
+            if rng.random() < 1 - math.exp(-story.churn_per_month * months):
+                stage = "churned"
+            else:
+                stage = "evangelist" if rng.random() < 1 / 6 else "customer"
+        company["properties"]["lifecyclestage"] = stage
+
+
+def _set_won(props: dict[str, Any], won: bool) -> None:
+    props["dealstage"] = "closedwon" if won else "closedlost"
+    props["hs_is_closed_won"] = "true" if won else "false"
 
 
 class SimRequest(NamedTuple):

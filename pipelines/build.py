@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import dagster as dg
 
+from pipelines.assets.bi import build_bi_assets
 from pipelines.assets.crm import CRM_STAGING_KEYS, raw_crm, staging_crm
 from pipelines.assets.marts import build_mart_assets
 from pipelines.assets.raw import raw_analytics_exports, raw_csv_observations
 from pipelines.assets.staging import build_staging_assets
 from pipelines.partitions import quarterly_partitions
 from pipelines.resources import (
+    BiOutputsResource,
     CrmResource,
     OkrConfigResource,
     SourceFoldersResource,
@@ -28,6 +30,7 @@ def build_definitions(settings: Settings) -> dg.Definitions:
         "warehouse": WarehouseResource(path=str(settings.warehouse)),
         "okr_config": okr_config,
         "sources": SourceFoldersResource(data_dir=str(settings.data_dir)),
+        "bi_outputs": BiOutputsResource(snapshot_path=str(settings.bi_snapshot)),
     }
     crm_assets: list[dg.AssetsDefinition] = []
     if settings.crm_enabled:
@@ -35,13 +38,15 @@ def build_definitions(settings: Settings) -> dg.Definitions:
         resources["crm"] = CrmResource(
             base_url=dg.EnvVar("CRM_API_BASE_URL"), token=dg.EnvVar("CRM_API_TOKEN")
         )
+    mart_assets = build_mart_assets(partitions, config, CRM_STAGING_KEYS if crm_assets else [])
     return dg.Definitions(
         assets=[
             raw_csv_observations,
             raw_analytics_exports,
             *crm_assets,
             *build_staging_assets(partitions),
-            *build_mart_assets(partitions, config, CRM_STAGING_KEYS if crm_assets else []),
+            *mart_assets,
+            *build_bi_assets([key for a in mart_assets for key in a.keys]),
         ],
         resources=resources,
     )

@@ -65,6 +65,12 @@ class SourceFoldersResource(dg.ConfigurableResource):
         return Path(self.data_dir) / "analytics"
 
 
+class BiOutputsResource(dg.ConfigurableResource):
+    """Where the published files go: the snapshot (OKR_BI_SNAPSHOT) and the page beside it."""
+
+    snapshot_path: str = Field(description="The published DuckDB file BI tools open.")
+
+
 class CrmResource(dg.ConfigurableResource):
     """The CRM REST API (HubSpot v3 shape). Built from `EnvVar`s, so the token is resolved at run
     time and never shows in the UI, the run config or the logs."""

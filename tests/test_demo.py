@@ -1,20 +1,27 @@
 """The demo end to end: `okr demo` on the shipped example, its marts and its printed scorecard
-checked against numbers computed here by hand, straight from the example CSV files."""
+checked against numbers computed here by hand, straight from the example CSV files, its
+analytics exports (gzipped NDJSON events, report CSVs) and the CRM simulator's records."""
 
 from __future__ import annotations
 
 import csv
+import gzip
+import json
 from collections import defaultdict
 from contextlib import redirect_stdout
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
+from functools import cache
 from io import StringIO
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import duckdb
 import pytest
 
+from connectors.crm_simulator import generate_data
 from pipelines.cli import main
 from pipelines.settings import EXAMPLE_AS_OF, EXAMPLE_DIR
+from transforms.config import load_config
 
 AS_OF = date.fromisoformat(EXAMPLE_AS_OF)
 Q4_START, Q4_END = date(2026, 10, 1), date(2026, 12, 31)
@@ -44,6 +51,49 @@ def days(first: date, last: date) -> list[date]:
     return [first + timedelta(days=i) for i in range((last - first).days + 1)]
 
 
+ZONE = ZoneInfo(load_config(EXAMPLE_DIR).settings.timezone)
+
+
+def local_day(timestamp: str) -> date:
+    """The date of an ISO-8601 timestamp with offset (or Z) in the config's timezone."""
+    return datetime.fromisoformat(timestamp).astimezone(ZONE).date()
+
+
+@cache
+def read_events() -> tuple[dict, ...]:
+    """Every event of the example's gzipped NDJSON exports, with its local `day` added."""
+    events = []
+    for path in sorted((EXAMPLE_DIR / "data" / "analytics").glob("*.jsonl.gz")):
+        with gzip.open(path, "rt", encoding="utf-8") as handle:
+            for line in handle:
+                event = json.loads(line)
+                events.append({**event, "day": local_day(event["timestamp"])})
+    return tuple(events)
+
+
+def read_report() -> dict[date, dict[str, float]]:
+    """Day -> {snake_case column: value} from the example's traffic report CSVs: `#` preamble,
+    display-name header, YYYYMMDD dates, "1,234" numbers, a totals row at the end."""
+    rows: dict[date, dict[str, float]] = {}
+    for path in sorted((EXAMPLE_DIR / "data" / "analytics").glob("*.csv")):
+        lines = [x for x in path.read_text(encoding="utf-8").splitlines() if x and x[0] != "#"]
+        for row in csv.DictReader(lines):
+            day = row.pop("Date")
+            if day in ("", "Total"):
+                continue
+            rows[datetime.strptime(day, "%Y%m%d").date()] = {
+                name.lower().replace(" ", "_"): float(cell.replace(",", ""))
+                for name, cell in row.items()
+            }
+    return rows
+
+
+@cache
+def live_crm(crm_object: str) -> tuple[dict, ...]:
+    """The properties of the CRM simulator's live (not archived) records the demo syncs."""
+    return tuple(r["properties"] for r in generate_data()[crm_object] if not r["archived"])
+
+
 @pytest.fixture(scope="module")
 def demo(tmp_path_factory) -> tuple[Path, str]:
     """Run `okr demo` once (defaults for config, data and as-of; warehouse in a temp folder)."""
@@ -52,6 +102,7 @@ def demo(tmp_path_factory) -> tuple[Path, str]:
         for name in ("OKR_CONFIG_DIR", "OKR_DATA_DIR", "OKR_AS_OF"):
             patch.delenv(name, raising=False)
         patch.setenv("OKR_WAREHOUSE", str(root / "warehouse.duckdb"))
+        patch.setenv("OKR_BI_SNAPSHOT", str(root / "okr_bi.duckdb"))
         patch.setenv("DAGSTER_HOME", str(root / "dagster_home"))
         out = StringIO()
         with redirect_stdout(out):
@@ -182,3 +233,94 @@ def test_the_example_has_a_realistic_mix_of_statuses(demo):
     assert {"achieved", "missed", "on_track", "at_risk", "off_track", "stale"} <= statuses
     assert {"on_track", "at_risk", "off_track"} <= running
     assert quarters >= 8
+
+
+# ---- the analytics and CRM sources ----------------------------------------------------------
+
+
+def test_active_users_30d_counts_distinct_user_ids_of_the_trailing_30_local_days(demo):
+    warehouse, _ = demo
+    events = [
+        e for e in read_events() if e["event"] in ("session_start", "page_view") and "user_id" in e
+    ]
+    # Timestamps carry the visitor's offset (New York evenings fall on the next UTC day).
+    assert {e["timestamp"][-6:] for e in events} >= {"+00:00", "-05:00", "-04:00"}
+
+    def distinct_users(day: date) -> int:
+        window = set(days(day - timedelta(days=29), day))
+        return len({e["user_id"] for e in events if e["day"] in window})
+
+    b, a = distinct_users(Q4_START - timedelta(days=1)), distinct_users(AS_OF)
+    per_day = defaultdict(set)
+    for e in events:
+        per_day[e["day"]].add(e["user_id"])
+    summed = sum(len(per_day[d]) for d in days(AS_OF - timedelta(days=29), AS_OF))
+    assert a < summed  # distinct counts do not add up over days
+
+    row = kr_row(warehouse, "active-users-30d-2026q4")
+    assert (row["baseline"], row["current_value"]) == (b, a)
+    assert row["target"] == pytest.approx(b * 1.1)
+    assert row["progress"] == pytest.approx(max(0.0, min(1.0, (a - b) / (0.1 * b))))
+    assert row["expected_progress"] == pytest.approx(expected_q4())
+
+
+def test_closed_won_revenue_sums_live_won_deals_by_close_date(demo):
+    warehouse, _ = demo
+    won = defaultdict(float)
+    for deal in live_crm("deals"):
+        if deal["dealstage"] == "closedwon":
+            won[local_day(deal["closedate"])] += float(deal["amount"])
+    a = sum(won[d] for d in days(Q4_START, AS_OF))
+    # baseline: auto is the total of the 92 days before the quarter; cumulative, so r = a / t.
+    b = sum(won[d] for d in days(Q4_START - timedelta(days=Q4_DAYS), Q4_START - timedelta(1)))
+    t = b * 1.15
+    row = kr_row(warehouse, "won-revenue-2026q4")
+    assert (row["baseline"], row["target"], row["current_value"]) == (
+        pytest.approx(b),
+        pytest.approx(t),
+        pytest.approx(a),
+    )
+    assert row["progress"] == pytest.approx(a / t)
+    gap = expected_q4() - a / t
+    assert row["status"] == (
+        "on_track" if gap <= 0.10 else "at_risk" if gap <= 0.25 else "off_track"
+    )
+
+
+def test_win_rate_is_a_ratio_of_counts_not_an_average_of_daily_rates(demo):
+    warehouse, _ = demo
+    won, closed = defaultdict(int), defaultdict(int)
+    for deal in live_crm("deals"):
+        if deal["dealstage"] in ("closedwon", "closedlost"):
+            day = local_day(deal["closedate"])
+            closed[day] += 1
+            won[day] += deal["dealstage"] == "closedwon"
+    quarter = [d for d in days(Q4_START, AS_OF) if closed[d]]
+    a = sum(won[d] for d in quarter) / sum(closed[d] for d in quarter)
+    mean_of_daily_rates = sum(won[d] / closed[d] for d in quarter) / len(quarter)
+    assert abs(a - mean_of_daily_rates) > 0.01
+
+    row = kr_row(warehouse, "win-rate-2026q4")  # from 62% to 65%
+    assert row["current_value"] == pytest.approx(a)
+    assert row["progress"] == pytest.approx(max(0.0, min(1.0, (a - 0.62) / 0.03)))
+    gap = expected_q4() - row["progress"]
+    assert row["status"] == (
+        "on_track" if gap <= 0.10 else "at_risk" if gap <= 0.25 else "off_track"
+    )
+
+
+def test_web_conversion_floor_counts_the_days_the_28_day_report_ratio_met_it(demo):
+    warehouse, _ = demo
+    report = read_report()
+
+    def conversion(day: date) -> float:
+        window = [report[d] for d in days(day - timedelta(days=27), day)]
+        return sum(r["conversions"] for r in window) / sum(r["sessions"] for r in window)
+
+    quarter = days(Q4_START, AS_OF)
+    met = sum(round(conversion(d), 9) >= 0.025 for d in quarter)
+    row = kr_row(warehouse, "web-conversion-2026q4")  # maintain_above 2.5%
+    assert row["current_value"] == pytest.approx(conversion(AS_OF))
+    assert row["progress"] == pytest.approx(met / len(quarter))
+    # growth-2026q4 is aspirational (L = 0.7); maintain KRs expect 1.
+    assert row["status"] == "off_track" and 0.7 - met / len(quarter) > 0.25

@@ -1,0 +1,67 @@
+"""What BI users open: the published DuckDB snapshot of the marts and the scorecard page."""
+
+from pathlib import Path
+
+import dagster as dg
+import duckdb
+
+from pipelines.resources import BiOutputsResource, OkrConfigResource, WarehouseResource
+from transforms.publish import publish_snapshot
+from transforms.report_page import write_scorecard_page
+
+OWNERS = ["team:analytics"]
+
+
+def build_bi_assets(mart_keys: list[dg.AssetKey]) -> list[dg.AssetsDefinition]:
+    @dg.asset(
+        key=["bi", "okr_snapshot"],
+        deps=mart_keys,
+        group_name="bi",
+        kinds={"duckdb"},
+        owners=OWNERS,
+        description=(
+            "The marts and dims copied into a new DuckDB file (storage version v1.4.0, readable "
+            "by DuckDB 1.4+ drivers) and atomically renamed onto $OKR_BI_SNAPSHOT: readers of the "
+            "previous snapshot keep working, new connections see the complete new one."
+        ),
+    )
+    def okr_snapshot(
+        warehouse: WarehouseResource, okr_config: OkrConfigResource, bi_outputs: BiOutputsResource
+    ) -> dg.MaterializeResult:
+        config = okr_config.load()
+        with warehouse.connect() as con:
+            report = publish_snapshot(
+                con, Path(bi_outputs.snapshot_path), as_of=okr_config.today(config)
+            )
+        return dg.MaterializeResult(
+            metadata={
+                "path": dg.MetadataValue.path(str(report.path)),
+                "snapshot_id": report.snapshot_id,
+                "tables": len(report.tables),
+                "views": len(report.views),
+                "dagster/row_count": sum(report.rows.values()),
+                "size_bytes": report.bytes,
+                "seconds": round(report.seconds, 2),
+            }
+        )
+
+    @dg.asset(
+        key=["bi", "scorecard_page"],
+        deps=[dg.AssetKey(["bi", "okr_snapshot"])],
+        group_name="bi",
+        kinds={"html"},
+        owners=OWNERS,
+        description=(
+            "One self-contained HTML page (scorecard.html beside the snapshot) of the latest "
+            "quarter: objectives, progress against expected, burn-up charts, KPI health."
+        ),
+    )
+    def scorecard_page(bi_outputs: BiOutputsResource) -> dg.MaterializeResult:
+        snapshot = Path(bi_outputs.snapshot_path)
+        with duckdb.connect(str(snapshot), read_only=True) as con:
+            path = write_scorecard_page(con, snapshot.with_name("scorecard.html"))
+        return dg.MaterializeResult(
+            metadata={"path": dg.MetadataValue.path(str(path)), "size_bytes": path.stat().st_size}
+        )
+
+    return [okr_snapshot, scorecard_page]
