@@ -9,6 +9,8 @@ from pipelines.assets.crm import CRM_STAGING_KEYS, raw_crm, staging_crm
 from pipelines.assets.marts import build_mart_assets
 from pipelines.assets.raw import raw_analytics_exports, raw_csv_observations
 from pipelines.assets.staging import build_staging_assets
+from pipelines.automation import build_automation
+from pipelines.checks import build_asset_checks
 from pipelines.partitions import quarterly_partitions
 from pipelines.resources import (
     BiOutputsResource,
@@ -39,6 +41,7 @@ def build_definitions(settings: Settings) -> dg.Definitions:
             base_url=dg.EnvVar("CRM_API_BASE_URL"), token=dg.EnvVar("CRM_API_TOKEN")
         )
     mart_assets = build_mart_assets(partitions, config, CRM_STAGING_KEYS if crm_assets else [])
+    schedules, sensors = build_automation(partitions, settings)
     return dg.Definitions(
         assets=[
             raw_csv_observations,
@@ -48,5 +51,8 @@ def build_definitions(settings: Settings) -> dg.Definitions:
             *mart_assets,
             *build_bi_assets([key for a in mart_assets for key in a.keys]),
         ],
+        asset_checks=build_asset_checks(config),
+        schedules=schedules,
+        sensors=sensors,
         resources=resources,
     )
