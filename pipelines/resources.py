@@ -15,6 +15,10 @@ from pydantic import Field
 from connectors.crm_api import CrmClient
 from transforms.config import OkrConfig, load_config
 
+WAREHOUSE_POOL = "duckdb_warehouse"
+"""Every step that opens the warehouse runs in this pool. DuckDB lets one process hold a file
+read-write and then no other process may open it, so dagster.yaml limits the pool to 1 slot."""
+
 
 class WarehouseResource(dg.ConfigurableResource):
     """The pipeline's DuckDB file. One connection per step; writes go through

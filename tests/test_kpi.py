@@ -78,23 +78,25 @@ SIGNUPS = [
 def test_sum_metric_per_week_month_and_quarter(tmp_path):
     frame = summary(tmp_path, [csv_metric("signups", unit="users")], SIGNUPS)
     weeks = values(frame, "signups", "week")
+    # Weeks belong to the quarter holding their last day: Dec 30 - Jan 5 is a Q1 row, the week
+    # of Mar 31 - Apr 6 a Q2 row (so no quarter's rows read data after its end).
     assert list(weeks) == [
-        "2025-01-06", "2025-01-13", "2025-01-20", "2025-01-27", "2025-02-03", "2025-02-10",
-        "2025-02-17", "2025-02-24", "2025-03-03", "2025-03-10", "2025-03-17", "2025-03-24",
-        "2025-03-31",
+        "2024-12-30", "2025-01-06", "2025-01-13", "2025-01-20", "2025-01-27", "2025-02-03",
+        "2025-02-10", "2025-02-17", "2025-02-24", "2025-03-03", "2025-03-10", "2025-03-17",
+        "2025-03-24",
     ]  # fmt: skip
+    assert weeks["2024-12-30"] == 64  # Dec 30 (in 2024) counts in its week
     assert weeks["2025-01-06"] == 3  # Jan 6 + Jan 12 = 1 + 2
     assert weeks["2025-01-13"] == 4
     assert weeks["2025-01-20"] is None  # the source has no rows that week: null, not 0
     assert weeks["2025-01-27"] == 24  # Jan 31 + Feb 1 = 8 + 16, a week across two months
-    assert weeks["2025-03-31"] == 32  # Mar 31 - Apr 6 starts in Q1, so it is a Q1 row
     assert values(frame, "signups", "month") == {"2025-01": 15, "2025-02": 16, "2025-03": 32}
     assert values(frame, "signups", "quarter") == {"2025-Q1": 63}  # 15 + 16 + 32, not Dec 30
 
-    week = rows(frame, "signups", "week")["2025-03-31"]
-    assert (week["period_start"], week["period_end"]) == (day(3, 31), day(4, 6))
+    week = rows(frame, "signups", "week")["2024-12-30"]
+    assert (week["period_start"], week["period_end"]) == (DEC(30), jan(5))
     assert (week["quarter"], week["quarter_start"]) == ("2025-Q1", Q1.start)
-    assert week["is_complete"] is True  # ended Apr 6, before today (Apr 30)
+    assert week["is_complete"] is True  # ended Jan 5, before today (Apr 30)
     month = rows(frame, "signups", "month")["2025-01"]
     assert month["period_end"] == jan(31)
     # previous periods are measured even before the reported quarter: Dec 2024 = 64
@@ -162,7 +164,8 @@ def test_week_start_sunday(tmp_path):
         tmp_path, [csv_metric("signups")], observations, settings={"week_start": "sunday"}
     )
     weeks = rows(frame, "signups", "week")
-    assert list(weeks)[:2] == ["2025-01-05", "2025-01-12"]
+    assert list(weeks)[:3] == ["2024-12-29", "2025-01-05", "2025-01-12"]
+    assert weeks["2024-12-29"]["value"] == 1  # Sunday Dec 29 - Saturday Jan 4: a Q1 row
     assert (weeks["2025-01-05"]["period_start"], weeks["2025-01-05"]["period_end"]) == (
         jan(5),
         jan(11),
@@ -170,7 +173,7 @@ def test_week_start_sunday(tmp_path):
     assert weeks["2025-01-05"]["value"] == 6  # 2 + 4 (Monday weeks would split them)
     assert weeks["2025-01-05"]["previous_value"] == 1  # week of Dec 29
     assert weeks["2025-01-12"]["value"] == 8
-    assert list(weeks)[-1] == "2025-03-30"  # Mar 30 - Apr 5: the last week starting in Q1
+    assert list(weeks)[-1] == "2025-03-23"  # Mar 23 - 29: the last week ending in Q1
 
 
 # -- health -----------------------------------------------------------------------------------
@@ -349,9 +352,10 @@ def test_consecutive_red_counts_back_past_the_quarter_and_resets_on_no_data(tmp_
     sales = csv_metric("sales", target={"value": 10, "tolerance": 0.1, "grain": "week"})
     frame = summary(tmp_path, [sales], [(d, "sales", v) for d, v in readings.items()])
     weeks = rows(frame, "sales", "week")
-    got = [(w["health"], w["consecutive_red"]) for w in list(weeks.values())[:7]]
+    got = [(w["health"], w["consecutive_red"]) for w in list(weeks.values())[:8]]
     assert got == [
-        ("red", 2),  # Jan 6: Dec 30's red week counts too
+        ("red", 1),  # Dec 30 - Jan 5 (a Q1 row: it ends in January)
+        ("red", 2),  # Jan 6
         ("red", 3),
         ("no_data", 0),
         ("red", 1),

@@ -101,11 +101,11 @@ MARTS_SUCCESS_METRIC_SUMMARY = Table(
             "Week: ISO date of its first day; month: YYYY-MM; quarter: fiscal label like 2025-Q1.",
             False,
         ),
-        Column("quarter", "VARCHAR", "Fiscal quarter holding period_start, e.g. 2025-Q1.", False),
+        Column("quarter", "VARCHAR", "Fiscal quarter holding period_end (a week straddling two quarters belongs to the later), e.g. 2025-Q1.", False),
         Column(
             "quarter_start",
             "DATE",
-            "First day of the fiscal quarter holding period_start (the partition key).",
+            "First day of the fiscal quarter holding period_end (the partition key).",
             False,
         ),
         Column("metric_name", "VARCHAR", "Display name of the metric.", False),
@@ -308,13 +308,15 @@ def _year_earlier(grain: str, start: date) -> date:
 
 
 def _reported_periods(quarters: list[Quarter], today: date, settings: Settings) -> pl.DataFrame:
-    """The periods of every grain that start in `quarters`, on or before today."""
+    """The periods of every grain that END in `quarters` and start on or before today. A week
+    that straddles two quarters belongs to the later one, so a quarter's rows never read data
+    after its own end: running quarters one by one gives the same rows as one backfill."""
     by_start = {q.start: q for q in quarters}
     rows = []
     for grain in GRAINS:
         for quarter in _unique_quarters(quarters):
-            for start, _end in periods_between(grain, quarter.start, quarter.end, settings):
-                holder = quarter_of(start, settings.fiscal_year_start_month)
+            for start, end in periods_between(grain, quarter.start, quarter.end, settings):
+                holder = quarter_of(end, settings.fiscal_year_start_month)
                 if start <= today and holder.start in by_start:
                     rows.append(
                         {

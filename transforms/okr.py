@@ -388,7 +388,16 @@ def objective_attainment(
 def _roll_up(rows: pl.DataFrame) -> pl.DataFrame:
     """rollup_score = (sum w*p over own KRs + sum w_c*rollup_c over children) / (their weights),
     bottom-up one depth at a time; children count in the quarters their period touches."""
-    done: list[pl.DataFrame] = []
+    done: list[pl.DataFrame] = [
+        # Keeps the schema when no objective touches the quarters (an early, empty quarter).
+        rows.clear().with_columns(
+            child_weighted_sum=pl.lit(None, pl.Float64),
+            child_weight=pl.lit(None, pl.Float64),
+            child_expected_sum=pl.lit(None, pl.Float64),
+            rollup_score=pl.lit(None, pl.Float64),
+            rollup_expected_progress=pl.lit(None, pl.Float64),
+        )
+    ]
     child_sums = None
     for depth in sorted(rows["depth"].unique().to_list(), reverse=True):
         level = rows.filter(pl.col("depth") == depth)

@@ -66,32 +66,44 @@ def replace_partition(
 ) -> int:
     """Replace the given partitions (values of `table.partition_column`) with `frame` and record
     them in `meta.partitions`, all in one transaction."""
-    assert table.partition_column, f"{table.fqn} is not partitioned"
+    return replace_partitions(con, {table: frame}, partition_values)[table.fqn]
+
+
+def replace_partitions(
+    con: duckdb.DuckDBPyConnection,
+    frames: dict[Table, pl.DataFrame | pa.Table],
+    partition_values: list[date],
+) -> dict[str, int]:
+    """Replace the same partitions of several tables in ONE transaction, so tables computed
+    together (the OKR marts of a run) are never seen, or left, half from one run and half from
+    another. Returns rows inserted per table."""
     if not partition_values:
-        return 0
-    table.create(con)
+        return {table.fqn: 0 for table in frames}
     META_PARTITIONS.create(con)
-    arrow = frame.to_arrow() if isinstance(frame, pl.DataFrame) else frame
-    counts = (
-        pl.from_arrow(arrow.select([table.partition_column])).group_by(table.partition_column).len()
-    )
-    written = {value: n for value, n in counts.iter_rows()}
+    for table in frames:
+        assert table.partition_column, f"{table.fqn} is not partitioned"
+        table.create(con)
     placeholders = ", ".join("?" for _ in partition_values)
+    inserted = {}
     with transaction(con):
-        con.execute(
-            f"DELETE FROM {table.fqn} WHERE {table.partition_column} IN ({placeholders})",
-            partition_values,
-        )
-        inserted = insert_frame(con, table, arrow)
-        con.execute(
-            f"DELETE FROM {META_PARTITIONS.fqn} WHERE table_name = ? "
-            f"AND partition_value IN ({placeholders})",
-            [table.fqn, *[v.isoformat() for v in partition_values]],
-        )
-        con.executemany(
-            f"INSERT INTO {META_PARTITIONS.fqn} VALUES (?, ?, ?, now())",
-            [[table.fqn, v.isoformat(), written.get(v, 0)] for v in partition_values],
-        )
+        for table, frame in frames.items():
+            arrow = frame.to_arrow() if isinstance(frame, pl.DataFrame) else frame
+            column = table.partition_column
+            counts = pl.from_arrow(arrow.select([column])).group_by(column).len()
+            written = {value: n for value, n in counts.iter_rows()}
+            con.execute(
+                f"DELETE FROM {table.fqn} WHERE {column} IN ({placeholders})", partition_values
+            )
+            inserted[table.fqn] = insert_frame(con, table, arrow)
+            con.execute(
+                f"DELETE FROM {META_PARTITIONS.fqn} WHERE table_name = ? "
+                f"AND partition_value IN ({placeholders})",
+                [table.fqn, *[v.isoformat() for v in partition_values]],
+            )
+            con.executemany(
+                f"INSERT INTO {META_PARTITIONS.fqn} VALUES (?, ?, ?, now())",
+                [[table.fqn, v.isoformat(), written.get(v, 0)] for v in partition_values],
+            )
     return inserted
 
 

@@ -5,7 +5,12 @@ from pathlib import Path
 import dagster as dg
 import duckdb
 
-from pipelines.resources import BiOutputsResource, OkrConfigResource, WarehouseResource
+from pipelines.resources import (
+    WAREHOUSE_POOL,
+    BiOutputsResource,
+    OkrConfigResource,
+    WarehouseResource,
+)
 from transforms.publish import publish_snapshot
 from transforms.report_page import write_scorecard_page
 
@@ -14,6 +19,7 @@ OWNERS = ["team:analytics"]
 
 def build_bi_assets(mart_keys: list[dg.AssetKey]) -> list[dg.AssetsDefinition]:
     @dg.asset(
+        pool=WAREHOUSE_POOL,
         key=["bi", "okr_snapshot"],
         deps=mart_keys,
         group_name="bi",
@@ -56,12 +62,23 @@ def build_bi_assets(mart_keys: list[dg.AssetKey]) -> list[dg.AssetsDefinition]:
             "quarter: objectives, progress against expected, burn-up charts, KPI health."
         ),
     )
-    def scorecard_page(bi_outputs: BiOutputsResource) -> dg.MaterializeResult:
+    def scorecard_page(
+        context: dg.AssetExecutionContext, bi_outputs: BiOutputsResource
+    ) -> dg.MaterializeResult:
         snapshot = Path(bi_outputs.snapshot_path)
+        page = snapshot.with_name("scorecard.html")
         with duckdb.connect(str(snapshot), read_only=True) as con:
-            path = write_scorecard_page(con, snapshot.with_name("scorecard.html"))
+            [(objectives,)] = con.sql("SELECT count(*) FROM marts.objective_attainment").fetchall()
+            if objectives == 0:
+                context.log.warning("no objective has a row yet: the page was not written")
+                return dg.MaterializeResult(metadata={"written": False})
+            write_scorecard_page(con, page)
         return dg.MaterializeResult(
-            metadata={"path": dg.MetadataValue.path(str(path)), "size_bytes": path.stat().st_size}
+            metadata={
+                "written": True,
+                "path": dg.MetadataValue.path(str(page)),
+                "size_bytes": page.stat().st_size,
+            }
         )
 
     return [okr_snapshot, scorecard_page]

@@ -5,7 +5,7 @@ import dagster as dg
 
 from connectors.crm_api import sync_crm
 from pipelines.metadata import definition_metadata, table_metadata
-from pipelines.resources import CrmResource, WarehouseResource
+from pipelines.resources import WAREHOUSE_POOL, CrmResource, WarehouseResource
 from transforms.staging_crm import CRM_OBJECTS, RAW_CRM_TABLES, STAGING_CRM_TABLES, stage_crm
 from transforms.warehouse import replace_rows
 
@@ -25,6 +25,7 @@ def _spec(table, group: str, deps: list, kinds: set[str]) -> dg.AssetSpec:
 
 
 @dg.multi_asset(
+    pool=WAREHOUSE_POOL,
     name="raw_crm",
     specs=[_spec(RAW_CRM_TABLES[o], "raw", [], {"duckdb", "api"}) for o in CRM_OBJECTS],
 )
@@ -51,6 +52,7 @@ def raw_crm(context: dg.AssetExecutionContext, warehouse: WarehouseResource, crm
 
 
 @dg.multi_asset(
+    pool=WAREHOUSE_POOL,
     name="staging_crm",
     specs=[
         _spec(

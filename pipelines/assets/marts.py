@@ -9,7 +9,7 @@ import polars as pl
 from pipelines.assets.staging import STAGED_TABLES
 from pipelines.metadata import definition_metadata, table_metadata
 from pipelines.partitions import quarters_in_window
-from pipelines.resources import OkrConfigResource, WarehouseResource
+from pipelines.resources import WAREHOUSE_POOL, OkrConfigResource, WarehouseResource
 from transforms.attainment import compute_okr_results
 from transforms.calendar import Quarter, quarters_between
 from transforms.config import OkrConfig
@@ -34,7 +34,7 @@ from transforms.schema import (
     MARTS_TEAM_ATTAINMENT,
     Table,
 )
-from transforms.warehouse import replace_partition, replace_rows, written_partitions
+from transforms.warehouse import replace_partitions, replace_rows, written_partitions
 
 OWNERS = ["team:analytics"]
 STAGING_TABLES = [staged.table for staged in STAGED_TABLES]
@@ -124,6 +124,7 @@ def build_mart_assets(
     ]
 
     @dg.multi_asset(
+        pool=WAREHOUSE_POOL,
         specs=specs,
         name="okr_marts",
         partitions_def=partitions,
@@ -154,9 +155,17 @@ def build_mart_assets(
                     config, results.objective_attainment, results.key_result_attainment, summary
                 ),
             }
+            # All seven marts of these quarters change together or not at all.
+            replace_partitions(
+                con,
+                {
+                    table: frames[name].select(table.column_names)
+                    for name, table in OKR_MARTS.items()
+                },
+                starts,
+            )
             for name, table in OKR_MARTS.items():
                 frame = frames[name]
-                replace_partition(con, table, frame.select(table.column_names), starts)
                 metadata = table_metadata(con, table, where, starts)
                 if "status" in frame.columns:
                     metadata |= _status_counts(frame)
@@ -170,6 +179,7 @@ def build_mart_assets(
         )
 
     @dg.multi_asset(
+        pool=WAREHOUSE_POOL,
         specs=[_spec(table, []) for table, _ in DIMENSIONS.values()],
         name="okr_dimensions",
     )
@@ -183,6 +193,7 @@ def build_mart_assets(
                 )
 
     @dg.asset(
+        pool=WAREHOUSE_POOL,
         key=[MARTS_OKR_LINT.schema, MARTS_OKR_LINT.name],
         deps=[dg.AssetKey(["marts", "key_result_attainment"])],
         group_name="marts",

@@ -6,7 +6,7 @@ import dagster as dg
 from connectors.analytics_exports import AnalyticsLoadReport, load_analytics_exports
 from connectors.csv_drop import load_csv_folder
 from pipelines.metadata import definition_metadata, table_metadata
-from pipelines.resources import SourceFoldersResource, WarehouseResource
+from pipelines.resources import WAREHOUSE_POOL, SourceFoldersResource, WarehouseResource
 from transforms.schema import RAW_CSV_OBSERVATIONS, RAW_REJECTED_ROWS
 from transforms.staging_analytics import RAW_ANALYTICS_EVENTS, RAW_ANALYTICS_REPORT
 
@@ -14,6 +14,7 @@ OWNERS = ["team:data-platform"]
 
 
 @dg.asset(
+    pool=WAREHOUSE_POOL,
     key=["raw", "csv_observations"],
     group_name="raw",
     kinds={"duckdb", "csv"},
@@ -56,6 +57,7 @@ def raw_csv_observations(
 
 
 @dg.multi_asset(
+    pool=WAREHOUSE_POOL,
     name="raw_analytics_exports",
     specs=[
         dg.AssetSpec(

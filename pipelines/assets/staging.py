@@ -10,7 +10,7 @@ import pyarrow as pa
 
 from pipelines.metadata import definition_metadata, table_metadata
 from pipelines.partitions import quarters_in_window
-from pipelines.resources import OkrConfigResource, WarehouseResource
+from pipelines.resources import WAREHOUSE_POOL, OkrConfigResource, WarehouseResource
 from transforms.calendar import Quarter
 from transforms.config import OkrConfig
 from transforms.schema import STAGING_CSV_OBSERVATIONS, Table
@@ -62,6 +62,7 @@ def _staging_asset(staged: StagedTable, partitions: dg.PartitionsDefinition):
     table = staged.table
 
     @dg.asset(
+        pool=WAREHOUSE_POOL,
         key=[table.schema, table.name],
         deps=[dg.AssetKey(staged.upstream)],
         group_name="staging",
