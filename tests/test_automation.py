@@ -313,3 +313,11 @@ def test_the_sensor_refreshes_up_to_the_quarter_running_as_of_today(tmp_path: Pa
     partitions = defs.resolve_job_def("okr_source_files").partitions_def
     running = "2025-04-01" if as_of else partitions.get_partition_keys()[-1]
     assert {quarters(r)[1] for r in requests} == {running}
+
+
+def test_the_bi_outputs_follow_the_marts_declaratively(tmp_path):
+    defs = build_definitions(write_project(tmp_path))
+    graph = defs.resolve_asset_graph()
+    for key in (dg.AssetKey(["bi", "okr_snapshot"]), dg.AssetKey(["bi", "scorecard_page"])):
+        condition = graph.get(key).automation_condition
+        assert condition is not None and "eager" in str(condition.get_label() or condition).lower()

@@ -21,6 +21,9 @@ def build_bi_assets(mart_keys: list[dg.AssetKey]) -> list[dg.AssetsDefinition]:
     @dg.asset(
         pool=WAREHOUSE_POOL,
         key=["bi", "okr_snapshot"],
+        # Declarative: whenever a mart changes (a UI materialization, a partial rerun), publish
+        # again, without a hand-written trigger. Evaluated by the daemon's automation sensor.
+        automation_condition=dg.AutomationCondition.eager(),
         deps=mart_keys,
         group_name="bi",
         kinds={"duckdb"},
@@ -53,6 +56,7 @@ def build_bi_assets(mart_keys: list[dg.AssetKey]) -> list[dg.AssetsDefinition]:
 
     @dg.asset(
         key=["bi", "scorecard_page"],
+        automation_condition=dg.AutomationCondition.eager(),
         deps=[dg.AssetKey(["bi", "okr_snapshot"])],
         group_name="bi",
         kinds={"html"},
