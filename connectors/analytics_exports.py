@@ -55,7 +55,7 @@ import gzip
 import re
 import unicodedata
 import zlib
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
@@ -64,6 +64,8 @@ import pyarrow as pa
 
 from connectors.files import (
     NO_SPLIT,
+    FileLoadReport,
+    FileSourceError,
     bad_number,
     commit_version,
     fields,
@@ -94,23 +96,11 @@ _DATE_HINT = "expected YYYYMMDD such as 20250131"
 _NUMBER_HINT = "expected a number such as 1234, 1,234 or 12.5"
 
 
-class AnalyticsSourceError(Exception):
-    """A file (or the folder) cannot be read at all; the message names it and says why."""
-
-    def __init__(self, message: str, report: AnalyticsLoadReport | None = None) -> None:
-        super().__init__(message)
-        self.report = report
+class AnalyticsSourceError(FileSourceError):
+    """An export file (or the folder) cannot be read at all; the message names it and says why."""
 
 
-@dataclass
-class AnalyticsLoadReport:
-    files_seen: int = 0
-    files_loaded: list[str] = field(default_factory=list)  # loaded for the first time or replaced
-    files_skipped: list[str] = field(default_factory=list)  # unchanged since their last load
-    rows_loaded: int = 0  # events plus report cells
-    rows_rejected: int = 0
-    warnings: list[str] = field(default_factory=list)  # damaged gzip files (partially loaded)
-    errors: list[str] = field(default_factory=list)
+AnalyticsLoadReport = FileLoadReport
 
 
 @dataclass(frozen=True)

@@ -34,7 +34,7 @@ and leaves whatever it loaded before untouched; the other files still load, and 
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
@@ -42,6 +42,8 @@ import duckdb
 
 from connectors.files import (
     NO_SPLIT,
+    FileLoadReport,
+    FileSourceError,
     bad_number,
     commit_version,
     fields,
@@ -62,22 +64,11 @@ _NUMBER_HINT = "expected a plain decimal number such as 12, -3.5 or 1e6"
 _ID_HINT = f"ids match {METRIC_ID_PATTERN}"
 
 
-class CsvSourceError(Exception):
+class CsvSourceError(FileSourceError):
     """A CSV file (or the folder) cannot be read at all; the message names it and says why."""
 
-    def __init__(self, message: str, report: CsvLoadReport | None = None) -> None:
-        super().__init__(message)
-        self.report = report
 
-
-@dataclass
-class CsvLoadReport:
-    files_seen: int = 0
-    files_loaded: list[str] = field(default_factory=list)  # loaded for the first time or replaced
-    files_skipped: list[str] = field(default_factory=list)  # unchanged since their last load
-    rows_loaded: int = 0
-    rows_rejected: int = 0
-    errors: list[str] = field(default_factory=list)
+CsvLoadReport = FileLoadReport
 
 
 @dataclass(frozen=True)
@@ -171,12 +162,14 @@ def _parse(con: duckdb.DuckDBPyConnection, path: Path, rel: str) -> None:
 def _read_header(con: duckdb.DuckDBPyConnection, rel: str) -> _Header:
     rows = con.execute(f"SELECT text FROM {_LINES} WHERE rowid = 0").fetchall()
     if not rows:
-        raise CsvSourceError(f"{rel}: the file is empty; expected a header line such as "
-                             "date,metric_id,value")
+        raise CsvSourceError(
+            f"{rel}: the file is empty; expected a header line such as date,metric_id,value"
+        )
     text = rows[0][0]
     if text is None or not text.strip():
-        raise CsvSourceError(f"{rel}: line 1 is empty; the header (e.g. date,metric_id,value) "
-                             "must be on line 1")
+        raise CsvSourceError(
+            f"{rel}: line 1 is empty; the header (e.g. date,metric_id,value) must be on line 1"
+        )
     delim = ";" if text.count(";") > text.count(",") else ","
     [(quoting_ok, names)] = con.execute(
         f"SELECT {well_quoted(delim)}, {fields(delim)} FROM {_LINES} WHERE rowid = 0"
@@ -196,22 +189,16 @@ def _read_header(con: duckdb.DuckDBPyConnection, rel: str) -> _Header:
             "expected date,metric_id,value[,dimension...] or date,<metric>,<metric>..."
         )
     if ("metric_id" in lowered) != ("value" in lowered):
-        raise CsvSourceError(f"{rel}: a long file needs both 'metric_id' and 'value' columns "
-                             f"(found: {', '.join(header.names)})")
+        raise CsvSourceError(
+            f"{rel}: a long file needs both 'metric_id' and 'value' columns "
+            f"(found: {', '.join(header.names)})"
+        )
     if len(header.names) == 1:
-        raise CsvSourceError(f"{rel}: the header has only a date column; expected "
-                             "date,metric_id,value[,dimension...] or date,<metric>,<metric>...")
+        raise CsvSourceError(
+            f"{rel}: the header has only a date column; expected "
+            "date,metric_id,value[,dimension...] or date,<metric>,<metric>..."
+        )
     return header
-
-
-
-
-
-
-
-
-
-
 
 
 def _parsed_lines(header: _Header) -> str:
@@ -233,18 +220,25 @@ def _cases(checks: list[tuple[str, str | None, str]]) -> tuple[str, str]:
 def _line_checks(header: _Header, date_col: str) -> list[tuple[str, str | None, str]]:
     n = len(header.names)
     return [
-        ("NOT well_quoted", None,
-         "'line has malformed quoting: a quoted field must be wrapped in double quotes, with "
-         "inner quotes doubled, and cannot run over a line break'"),
-        (f"len(fields) <> {n}", None,
-         f"'line has ' || len(fields) || ' fields but the header has {n}'"),
+        (
+            "NOT well_quoted",
+            None,
+            "'line has malformed quoting: a quoted field must be wrapped in double quotes, with "
+            "inner quotes doubled, and cannot run over a line break'",
+        ),
+        (
+            f"len(fields) <> {n}",
+            None,
+            f"'line has ' || len(fields) || ' fields but the header has {n}'",
+        ),
         ("date_txt = ''", date_col, lit(f"{date_col} is empty; {_DATE_HINT}")),
-        (f"NOT regexp_full_match(date_txt, '{_DATE_PATTERN}') "
-         "OR TRY_CAST(date_txt AS DATE) IS NULL", date_col,
-         f"{lit(date_col + ' ')} || '''' || date_txt || ''' is not a valid date; {_DATE_HINT}'"),
+        (
+            f"NOT regexp_full_match(date_txt, '{_DATE_PATTERN}') "
+            "OR TRY_CAST(date_txt AS DATE) IS NULL",
+            date_col,
+            f"{lit(date_col + ' ')} || '''' || date_txt || ''' is not a valid date; {_DATE_HINT}'",
+        ),
     ]
-
-
 
 
 def _long_sql(header: _Header) -> str:
@@ -252,27 +246,37 @@ def _long_sql(header: _Header) -> str:
     date_col, metric_col, value_col = (header.names[i - 1] for i in (d, m, v))
     dims = sorted((name, i) for i, name in enumerate(header.names, 1) if i not in (d, m, v))
     if dims:
-        entries = ", ".join(f"{{'k': {lit(name)}, 'v': {trim(f'fields[{i}]')}}}"
-                            for name, i in dims)
-        dimensions = (f"to_json(map_from_entries(list_filter([{entries}], "
-                      "lambda e: e.v <> '')))::VARCHAR")
+        entries = ", ".join(
+            f"{{'k': {lit(name)}, 'v': {trim(f'fields[{i}]')}}}" for name, i in dims
+        )
+        dimensions = (
+            f"to_json(map_from_entries(list_filter([{entries}], lambda e: e.v <> '')))::VARCHAR"
+        )
     else:
         dimensions = "'{}'"
-    field_sql, reason_sql = _cases([
-        *_line_checks(header, date_col),
-        ("metric_txt = ''", metric_col, lit(f"{metric_col} is empty; {_ID_HINT}")),
-        (f"NOT regexp_full_match(metric_txt, '{METRIC_ID_PATTERN}')", metric_col,
-         f"{lit(metric_col + ' ')} || '''' || metric_txt || ''' is not a valid metric id; "
-         f"{_ID_HINT}'"),
-        ("value_txt = ''", value_col, lit(f"{value_col} is empty; {_NUMBER_HINT}")),
-        (bad_number("value_txt"), value_col,
-         f"{lit(value_col + ' ')} || '''' || value_txt || ''' is not a number; {_NUMBER_HINT}'"),
-    ])
+    field_sql, reason_sql = _cases(
+        [
+            *_line_checks(header, date_col),
+            ("metric_txt = ''", metric_col, lit(f"{metric_col} is empty; {_ID_HINT}")),
+            (
+                f"NOT regexp_full_match(metric_txt, '{METRIC_ID_PATTERN}')",
+                metric_col,
+                f"{lit(metric_col + ' ')} || '''' || metric_txt || ''' is not a valid metric id; "
+                f"{_ID_HINT}'",
+            ),
+            ("value_txt = ''", value_col, lit(f"{value_col} is empty; {_NUMBER_HINT}")),
+            (
+                bad_number("value_txt"),
+                value_col,
+                f"{lit(value_col + ' ')} || '''' || value_txt || ''' is not a number; {_NUMBER_HINT}'",
+            ),
+        ]
+    )
     return f"""
         WITH lines AS ({_parsed_lines(header)}),
         cells AS (
-            SELECT *, {trim(f'fields[{d}]')} AS date_txt, {trim(f'fields[{m}]')} AS metric_txt,
-                   {trim(f'fields[{v}]')} AS value_txt
+            SELECT *, {trim(f"fields[{d}]")} AS date_txt, {trim(f"fields[{m}]")} AS metric_txt,
+                   {trim(f"fields[{v}]")} AS value_txt
             FROM lines
         )
         SELECT line_no, raw_record, {field_sql} AS field, {reason_sql} AS reason,
@@ -295,12 +299,12 @@ def _wide_sql(header: _Header) -> str:
         WITH lines AS ({_parsed_lines(header)}),
         checked AS (
             SELECT *, {field_sql} AS field, {reason_sql} AS reason
-            FROM (SELECT *, {trim(f'fields[{d}]')} AS date_txt FROM lines)
+            FROM (SELECT *, {trim(f"fields[{d}]")} AS date_txt FROM lines)
         ),
         metrics AS (SELECT * FROM (VALUES {metrics}) AS m(metric, position, valid_id)),
         cells AS (
             SELECT line_no, raw_record, date_txt, metric, valid_id,
-                   {trim('fields[position]')} AS cell
+                   {trim("fields[position]")} AS cell
             FROM checked CROSS JOIN metrics
             WHERE reason IS NULL
         )
@@ -309,10 +313,10 @@ def _wide_sql(header: _Header) -> str:
         FROM checked WHERE reason IS NOT NULL
         UNION ALL
         SELECT line_no, raw_record,
-               CASE WHEN NOT valid_id OR {bad_number('cell')} THEN metric END AS field,
+               CASE WHEN NOT valid_id OR {bad_number("cell")} THEN metric END AS field,
                CASE WHEN NOT valid_id THEN 'column ''' || metric || ''' is not a valid metric '
                          || 'id ({_ID_HINT}), so its value ''' || cell || ''' was not loaded'
-                    WHEN {bad_number('cell')} THEN 'value ''' || cell || ''' in column '''
+                    WHEN {bad_number("cell")} THEN 'value ''' || cell || ''' in column '''
                          || metric || ''' is not a number; {_NUMBER_HINT}'
                END AS reason,
                TRY_CAST(date_txt AS DATE), metric, TRY_CAST(cell AS DOUBLE), '{{}}'

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -18,6 +18,27 @@ from transforms.warehouse import transaction
 NUMBER_PATTERN = r"[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?"
 # A "delimiter" no text file contains, so read_csv yields each physical line as one column.
 NO_SPLIT = "\x1e\x1f\x1e\x1f"
+
+
+@dataclass
+class FileLoadReport:
+    """What one load of a source folder did."""
+
+    files_seen: int = 0
+    files_loaded: list[str] = field(default_factory=list)  # loaded for the first time or replaced
+    files_skipped: list[str] = field(default_factory=list)  # unchanged since their last load
+    rows_loaded: int = 0
+    rows_rejected: int = 0
+    warnings: list[str] = field(default_factory=list)  # e.g. damaged gzip files, partly loaded
+    errors: list[str] = field(default_factory=list)  # files that could not be read at all
+
+
+class FileSourceError(Exception):
+    """A file (or the folder) cannot be read at all; the message names it and says why."""
+
+    def __init__(self, message: str, report: FileLoadReport | None = None) -> None:
+        super().__init__(message)
+        self.report = report
 
 
 @dataclass(frozen=True)
@@ -88,8 +109,15 @@ def commit_version(
             f"INSERT INTO {RAW_LOADED_FILES.fqn} (source, source_ref, content_hash, "
             "size_bytes, batch_id, rows_loaded, rows_rejected, loaded_at) "
             "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-            [*key, version.digest, version.size, version.batch_id, loaded, rejected,
-             version.loaded_at],
+            [
+                *key,
+                version.digest,
+                version.size,
+                version.batch_id,
+                loaded,
+                rejected,
+                version.loaded_at,
+            ],
         )
     return loaded, rejected
 
