@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import warnings
+
 import dagster as dg
 
 from pipelines.assets.bi import build_bi_assets
@@ -20,6 +22,9 @@ from pipelines.resources import (
     WarehouseResource,
 )
 from pipelines.settings import Settings
+
+# Single-run backfill policies are deliberate (one run per backfill); Dagster labels them beta.
+warnings.filterwarnings("ignore", message="Parameter `backfill_policy`", category=dg.BetaWarning)
 
 
 def build_definitions(settings: Settings) -> dg.Definitions:

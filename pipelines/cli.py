@@ -11,7 +11,6 @@ import argparse
 import os
 import shutil
 import sys
-import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -85,8 +84,6 @@ def main(argv: list[str] | None = None) -> int:
     card.add_argument("quarters", nargs="*", help="quarter labels (default: all)")
     commands.add_parser("demo", help="run the shipped example end to end")
     args = parser.parse_args(argv)
-    # Single-run backfill policies are deliberate; Dagster still labels the parameter beta.
-    warnings.filterwarnings("ignore", message="Parameter `backfill_policy`")
 
     if args.command == "demo":
         return _demo()

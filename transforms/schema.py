@@ -11,6 +11,8 @@ from dataclasses import dataclass, field
 import duckdb
 import polars as pl
 
+from transforms.okr import STATUSES as KR_STATUSES
+
 
 @dataclass(frozen=True)
 class Column:
@@ -369,16 +371,7 @@ MARTS_OBJECTIVE_ATTAINMENT = Table(
         ),
         *(
             Column(f"kr_{status}", "BIGINT", f"Key results with status {status}.", False)
-            for status in (
-                "not_started",
-                "no_data",
-                "achieved",
-                "missed",
-                "stale",
-                "on_track",
-                "at_risk",
-                "off_track",
-            )
+            for status in KR_STATUSES
         ),
     ),
     primary_key=("objective_id", "quarter_start"),
