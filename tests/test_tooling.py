@@ -36,6 +36,10 @@ def test_dg_and_the_workspace_load_the_same_definitions():
     assert {asset["asset_key"] for asset in json.loads(listed.stdout)["assets"]} == expected
     assert {"raw/csv_observations", "marts/key_result_attainment"} <= expected
 
+    checked = _run("dg", "check", "defs")
+    assert checked.returncode == 0, checked.stderr
+    assert "All definitions loaded successfully" in checked.stdout + checked.stderr
+
     validated = _run("dagster", "definitions", "validate", "-w", "workspace.yaml")
     assert validated.returncode == 0, validated.stderr
     assert "pipelines.definitions" in validated.stderr + validated.stdout
