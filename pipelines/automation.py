@@ -48,7 +48,6 @@ from connectors.analytics_exports import file_kind, snake_case
 from connectors.files import NO_SPLIT, fields, sha256
 from pipelines.settings import Settings
 from transforms.calendar import quarter_start_months
-from transforms.config import load_config
 
 REFRESH_JOB = "okr_refresh_quarter"
 SOURCE_FILES_JOB = "okr_source_files"
@@ -68,9 +67,8 @@ CURSOR_VERSION = 1
 
 
 def build_automation(
-    partitions: dg.TimeWindowPartitionsDefinition, settings: Settings
+    partitions: dg.TimeWindowPartitionsDefinition, settings: Settings, fiscal_month: int
 ) -> tuple[list[dg.ScheduleDefinition], list[dg.SensorDefinition]]:
-    fiscal_month = load_config(settings.config_dir).settings.fiscal_year_start_month
     refresh_job = dg.define_asset_job(
         REFRESH_JOB,
         selection=dg.AssetSelection.all(),

@@ -46,7 +46,9 @@ def build_definitions(settings: Settings) -> dg.Definitions:
             base_url=dg.EnvVar("CRM_API_BASE_URL"), token=dg.EnvVar("CRM_API_TOKEN")
         )
     mart_assets = build_mart_assets(partitions, config, CRM_STAGING_KEYS if crm_assets else [])
-    schedules, sensors = build_automation(partitions, settings)
+    schedules, sensors = build_automation(
+        partitions, settings, config.settings.fiscal_year_start_month
+    )
     return dg.Definitions(
         assets=[
             raw_csv_observations,

@@ -1,0 +1,741 @@
+"""The benchmark runner (issue 6): each scenario's project wall time and peak memory next to a
+baseline measured in the same run on the same files, and their ratio.
+
+    .venv/bin/python -m benchmarks.run --scale 1m --scenarios ingest,rollup,memory,incremental,orchestration
+
+Every measurement runs in its own subprocess (`--child`), so its peak RSS (VmHWM) is its own;
+the timed section excludes interpreter start and imports (the import cost of
+`pipelines.definitions` is measured on its own line). Data is generated into `--workdir`
+(default /tmp/okr-bench, never committed) and reused while its spec is unchanged.
+
+Scenarios (project vs baseline):
+- ingest: `load_csv_folder` + `stage_csv_observations`/`replace_partition` per quarter (what the
+  raw and staging assets do) vs `CREATE TABLE t AS SELECT * FROM read_csv(files)`. Target 1.3x.
+- rollup: compute_okr_results + success_metric_summary + metric_daily + okr_scorecard and the
+  mart writes (what the okr_marts asset does) for every data quarter vs
+  benchmarks/rollup_baseline.sql on the same staging tables; then the numbers are compared.
+  Target 1.5x.
+- memory: `okr backfill` of everything on a fresh warehouse; peak RSS <= 2048 MB (the baseline
+  column is DuckDB's bare load of the same CSV and event files).
+- incremental: refreshing the running quarter (a new day of data arrives, `okr backfill
+  <running quarter>`) with N quarters of history vs with 1. Target 1.2x.
+- orchestration: `okr backfill` of every quarter on a fresh warehouse vs the one-quarter run of
+  the running quarter when its file arrives (history already built). Target 1.5x. Plus
+  `import pipelines.definitions` (with the dataset's config) vs `import dagster`: +0.5 s.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shutil
+import statistics
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field, replace
+from datetime import date, timedelta
+from pathlib import Path
+
+from benchmarks.generate import Spec, generate, spec_for, write_quarter_data
+
+ROOT = Path(__file__).resolve().parent.parent
+BASELINE_SQL = Path(__file__).resolve().parent / "rollup_baseline.sql"
+RESULT_PREFIX = "BENCH_RESULT "
+SCENARIOS = ("ingest", "rollup", "memory", "incremental", "orchestration")
+MEMORY_TARGET_MB = 2048.0
+DUCKDB_MEMORY_LIMIT = "4GB"  # WarehouseResource's defaults, used by the baselines too
+DUCKDB_THREADS = 2
+
+
+@dataclass(frozen=True)
+class Scale:
+    main: Spec
+    incremental_history: int  # quarters of history in the long incremental run
+    import_repeats: int = 3
+
+
+def _scales() -> dict[str, Scale]:
+    full = {"csv_metrics": 998, "users": 1_000_000}
+
+    def main(observations: int, events: int, **kw) -> Spec:
+        probe = spec_for(observations, 8, **{**full, **kw})
+        per_day = max(1, round(events / probe.data_days))
+        return replace(probe, events_per_day=per_day, krs_per_quarter=125)
+
+    smoke = spec_for(100_000, 2, csv_metrics=48, krs_per_quarter=20, users=5_000)
+    smoke = replace(smoke, events_per_day=round(20_000 / smoke.data_days))
+    return {
+        "smoke": Scale(smoke, incremental_history=3, import_repeats=1),
+        "1m": Scale(main(1_000_000, 2_000_000), incremental_history=20),
+        "10m": Scale(main(10_000_000, 5_000_000), incremental_history=20),
+        "100m": Scale(main(100_000_000, 20_000_000), incremental_history=20),
+    }
+
+
+SCALES = _scales()
+
+
+@dataclass
+class Row:
+    scenario: str
+    project_s: float
+    baseline_s: float
+    project_mb: float
+    baseline_mb: float
+    target: str
+    ratio: float
+    passed: bool
+    notes: list[str] = field(default_factory=list)
+
+    def line(self) -> str:
+        verdict = "PASS" if self.passed else "FAIL"
+        return (
+            f"{self.scenario:<22}{self.project_s:>10.2f}{self.baseline_s:>11.2f}"
+            f"{self.ratio:>8.2f}{self.project_mb:>16.0f}{self.baseline_mb:>17.0f}  "
+            f"{self.target:<16}{verdict}"
+        )
+
+
+HEADER = (
+    f"{'scenario':<22}{'project_s':>10}{'baseline_s':>11}{'ratio':>8}"
+    f"{'project_peak_MB':>16}{'baseline_peak_MB':>17}  {'target':<16}result"
+)
+
+
+# -- children: one measurement per process ----------------------------------------------------------
+
+
+def _peak_mb() -> float:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def _duckdb(path: Path):
+    import duckdb
+
+    return duckdb.connect(
+        str(path), config={"memory_limit": DUCKDB_MEMORY_LIMIT, "threads": DUCKDB_THREADS}
+    )
+
+
+def _quarters(labels: list[str]):
+    from transforms.calendar import quarter_from_label
+
+    return [quarter_from_label(label) for label in labels]
+
+
+def child_ingest_project(args: dict) -> dict:
+    from connectors.csv_drop import load_csv_folder
+    from pipelines.resources import WarehouseResource
+    from transforms.schema import STAGING_CSV_OBSERVATIONS
+    from transforms.staging import stage_csv_observations
+    from transforms.warehouse import replace_partition
+
+    quarters = _quarters(args["quarters"])
+    resource = WarehouseResource(path=args["warehouse"])
+    phases = {}
+    start = time.perf_counter()
+    with resource.connect() as con:
+        report = load_csv_folder(con, Path(args["csv_dir"]))
+        phases["raw"] = time.perf_counter() - start
+        for quarter in quarters:
+            t = time.perf_counter()
+            rows = stage_csv_observations(con, quarter.start, quarter.end)
+            phases["stage_query"] = phases.get("stage_query", 0) + time.perf_counter() - t
+            t = time.perf_counter()
+            replace_partition(con, STAGING_CSV_OBSERVATIONS, rows, [quarter.start])
+            phases["stage_write"] = phases.get("stage_write", 0) + time.perf_counter() - t
+            del rows
+        staged = con.execute(f"SELECT count(*) FROM {STAGING_CSV_OBSERVATIONS.fqn}").fetchone()[0]
+    return {
+        "seconds": time.perf_counter() - start,
+        "rows_loaded": report.rows_loaded,
+        "rows_rejected": report.rows_rejected,
+        "rows_staged": staged,
+        "phases": phases,
+        "memory_limit": resource.memory_limit,
+        "threads": resource.threads,
+    }
+
+
+def child_ingest_baseline(args: dict) -> dict:
+    start = time.perf_counter()
+    con = _duckdb(Path(args["warehouse"]))
+    files = sorted(str(p) for p in Path(args["csv_dir"]).glob("*.csv"))
+    con.execute("CREATE TABLE t AS SELECT * FROM read_csv(?)", [files])
+    rows = con.execute("SELECT count(*) FROM t").fetchone()[0]
+    if args.get("events_dir"):
+        events = sorted(str(p) for p in Path(args["events_dir"]).glob("*.jsonl"))
+        if events:
+            con.execute("CREATE TABLE e AS SELECT * FROM read_json(?)", [events])
+    con.close()
+    return {"seconds": time.perf_counter() - start, "rows": rows}
+
+
+def child_prepare_rollup(args: dict) -> dict:
+    """Raw and staging of every quarter (CSV and events), as the assets build them (untimed)."""
+    from connectors.analytics_exports import load_analytics_exports
+    from connectors.csv_drop import load_csv_folder
+    from pipelines.resources import WarehouseResource
+    from transforms.schema import STAGING_CSV_OBSERVATIONS
+    from transforms.staging import stage_csv_observations
+    from transforms.staging_analytics import STAGING_ANALYTICS_EVENTS, stage_analytics_events
+    from transforms.warehouse import replace_partition
+
+    start = time.perf_counter()
+    data = Path(args["data_dir"])
+    with WarehouseResource(path=args["warehouse"]).connect() as con:
+        load_csv_folder(con, data / "csv")
+        load_analytics_exports(con, data / "analytics")
+        for quarter in _quarters(args["quarters"]):
+            rows = stage_csv_observations(con, quarter.start, quarter.end)
+            replace_partition(con, STAGING_CSV_OBSERVATIONS, rows, [quarter.start])
+            del rows
+            rows = stage_analytics_events(con, quarter.start, quarter.end, "UTC")
+            replace_partition(con, STAGING_ANALYTICS_EVENTS, rows, [quarter.start])
+            del rows
+    return {"seconds": time.perf_counter() - start}
+
+
+def child_rollup_project(args: dict) -> dict:
+    from pipelines.assets.marts import OKR_MARTS
+    from pipelines.resources import WarehouseResource
+    from transforms.attainment import compute_okr_results
+    from transforms.config import load_config
+    from transforms.kpi import metric_daily, success_metric_summary
+    from transforms.measure import MetricReader
+    from transforms.overview import okr_scorecard
+    from transforms.warehouse import replace_partitions
+
+    quarters = _quarters(args["quarters"])
+    today = date.fromisoformat(args["today"])
+    phases = {}
+    start = time.perf_counter()
+    config = load_config(args["config_dir"])
+    with WarehouseResource(path=args["warehouse"]).connect() as con:
+        reader = MetricReader(con, config)
+        t = time.perf_counter()
+        results = compute_okr_results(con, config, quarters, today, reader)
+        phases["compute_okr_results"] = time.perf_counter() - t
+        t = time.perf_counter()
+        summary = success_metric_summary(reader, config, quarters, today)
+        phases["success_metric_summary"] = time.perf_counter() - t
+        t = time.perf_counter()
+        daily = metric_daily(reader, config, quarters, today)
+        phases["metric_daily"] = time.perf_counter() - t
+        t = time.perf_counter()
+        frames = {
+            **vars(results),
+            "metric_daily": daily,
+            "success_metric_summary": summary,
+            "okr_scorecard": okr_scorecard(
+                config, results.objective_attainment, results.key_result_attainment, summary
+            ),
+        }
+        replace_partitions(
+            con,
+            {table: frames[name].select(table.column_names) for name, table in OKR_MARTS.items()},
+            [q.start for q in quarters],
+        )
+        phases["scorecard_and_write"] = time.perf_counter() - t
+    return {"seconds": time.perf_counter() - start, "phases": phases}
+
+
+def baseline_sql(params_dir: Path, today: str) -> str:
+    return (
+        BASELINE_SQL.read_text()
+        .replace("{{params}}", str(params_dir).replace("'", "''"))
+        .replace("{{today}}", today)
+    )
+
+
+def child_rollup_baseline(args: dict) -> dict:
+    start = time.perf_counter()
+    con = _duckdb(Path(args["warehouse"]))
+    con.execute(baseline_sql(Path(args["params_dir"]), args["today"]))
+    con.close()
+    return {"seconds": time.perf_counter() - start}
+
+
+# Aggregates compared between the project's marts and the baseline's tables: (label, project
+# table, baseline table, expression). Counts must match exactly, sums within REL_TOLERANCE.
+REL_TOLERANCE = 1e-6
+_COMPARED = [
+    ("key_result_attainment", "marts.key_result_attainment", "baseline.key_result_attainment",
+     ["count(*)", "sum(progress)", "sum(raw_progress)", "sum(expected_progress)",
+      "sum(current_value)", "sum(baseline)", "sum(target)", "count(progress)"]),
+    ("key_result_progress_daily", "marts.key_result_progress_daily",
+     "baseline.key_result_progress_daily",
+     ["count(*)", "sum(progress)", "sum(raw_progress)", "sum(expected_progress)",
+      "sum(current_value)", "count(current_value)"]),
+    ("success_metric_summary", "marts.success_metric_summary", "baseline.success_metric_summary",
+     ["count(*)", "sum(value)", "count(value)", "sum(previous_value)", "sum(yoy_value)",
+      "sum(rolling_avg_3)", "sum(target_value)", "sum(health_target)", "sum(change_pct)",
+      "sum(consecutive_red)", "count(*) FILTER (WHERE is_provisional)"]),
+    ("metric_daily", "marts.metric_daily", "baseline.metric_daily",
+     ["count(*)", "sum(value)", "count(value)"]),
+]
+_HISTOGRAMS = [
+    ("key_result_attainment", "status"), ("key_result_attainment", "grade"),
+    ("key_result_progress_daily", "status"), ("success_metric_summary", "health"),
+    ("success_metric_summary", "grain"),
+]
+
+
+def _close(a, b) -> bool:
+    if a is None or b is None:
+        return a is None and b is None
+    return abs(a - b) <= REL_TOLERANCE * max(1.0, abs(a), abs(b))
+
+
+def child_rollup_compare(args: dict) -> dict:
+    con = _duckdb(Path(args["warehouse"]))
+    checked, mismatches = 0, []
+    for label, project, baseline, expressions in _COMPARED:
+        select = ", ".join(expressions)
+        mine = con.execute(f"SELECT {select} FROM {project}").fetchone()
+        theirs = con.execute(f"SELECT {select} FROM {baseline}").fetchone()
+        for expr, a, b in zip(expressions, mine, theirs, strict=True):
+            checked += 1
+            if not _close(a, b):
+                mismatches.append(f"{label} {expr}: project {a} vs baseline {b}")
+    for label, column in _HISTOGRAMS:
+        sql = "SELECT {c}::VARCHAR, count(*) FROM {t} GROUP BY 1 ORDER BY 1"
+        mine = dict(con.execute(sql.format(c=column, t=f"marts.{label}")).fetchall())
+        theirs = dict(con.execute(sql.format(c=column, t=f"baseline.{label}")).fetchall())
+        checked += 1
+        if mine != theirs:
+            mismatches.append(f"{label} {column} counts: project {mine} vs baseline {theirs}")
+    con.close()
+    return {"seconds": 0.0, "checked": checked, "mismatches": mismatches}
+
+
+def _pipeline_env(args: dict) -> None:
+    os.environ.update({
+        "OKR_CONFIG_DIR": args["config_dir"],
+        "OKR_DATA_DIR": args["data_dir"],
+        "OKR_WAREHOUSE": args["warehouse"],
+        "OKR_BI_SNAPSHOT": args["snapshot"],
+        "OKR_AS_OF": args["as_of"],
+    })
+    for name in ("DAGSTER_HOME", "CRM_API_BASE_URL", "CRM_API_TOKEN"):
+        os.environ.pop(name, None)
+
+
+def child_backfill(args: dict) -> dict:
+    """`okr backfill [first [last]]` in an ephemeral Dagster instance; timed after imports."""
+    _pipeline_env(args)
+    import logging
+    import warnings
+
+    import dagster as dg
+
+    from pipelines.cli import backfill
+    from pipelines.settings import Settings
+
+    warnings.filterwarnings("ignore")
+    logging.getLogger("dagster").setLevel(logging.WARNING)
+    instance = dg.DagsterInstance.ephemeral()
+    start = time.perf_counter()
+    result = backfill(Settings.from_env(), args.get("first"), args.get("last"), instance)
+    seconds = time.perf_counter() - start
+    steps = {}
+    for event in result.all_events:
+        if event.event_type_value == "STEP_SUCCESS" and event.event_specific_data is not None:
+            duration = getattr(event.event_specific_data, "duration_ms", None)
+            if duration is not None:
+                steps[event.step_key] = round(duration / 1000, 3)
+    if not result.success:
+        failures = [
+            str(event.event_specific_data.error.message)[:2000]
+            for event in result.all_events
+            if event.event_type_value == "STEP_FAILURE"
+        ]
+        raise RuntimeError("backfill failed: " + " | ".join(failures))
+    return {
+        "seconds": seconds,
+        "materialized": len(result.get_asset_materialization_events()),
+        "steps": steps,
+    }
+
+
+def child_import(args: dict) -> dict:
+    """Import time of `args['module']` in a fresh interpreter (this child)."""
+    if args.get("env"):
+        _pipeline_env(args["env"])
+    start = time.perf_counter()
+    __import__(args["module"])
+    return {"seconds": time.perf_counter() - start}
+
+
+CHILDREN = {
+    "ingest_project": child_ingest_project,
+    "ingest_baseline": child_ingest_baseline,
+    "prepare_rollup": child_prepare_rollup,
+    "rollup_project": child_rollup_project,
+    "rollup_baseline": child_rollup_baseline,
+    "rollup_compare": child_rollup_compare,
+    "backfill": child_backfill,
+    "import": child_import,
+}
+
+
+def run_child_main(task: str, payload: str) -> int:
+    profile_dir = os.environ.get("BENCH_PROFILE_DIR")
+    if profile_dir:
+        import cProfile
+        import pstats
+
+        profiler = cProfile.Profile()
+        result = profiler.runcall(CHILDREN[task], json.loads(payload))
+        path = Path(profile_dir) / f"{os.environ.get('BENCH_CHILD_NAME', task)}.prof"
+        profiler.dump_stats(path)
+        pstats.Stats(str(path)).sort_stats("cumulative").print_stats(40)
+    else:
+        result = CHILDREN[task](json.loads(payload))
+    result["peak_mb"] = _peak_mb()
+    print(RESULT_PREFIX + json.dumps(result, default=str), flush=True)
+    return 0
+
+
+# -- the parent ---------------------------------------------------------------------------------
+
+
+class Runner:
+    def __init__(
+        self, scale: str, workdir: Path, timeout: float, verbose: bool, profile: bool = False
+    ) -> None:
+        self.profile = profile
+        self.scale_name = scale
+        self.scale = SCALES[scale]
+        self.workdir = workdir / scale
+        self.timeout = timeout
+        self.verbose = verbose
+        self.logs = self.workdir / "logs"
+        self.logs.mkdir(parents=True, exist_ok=True)
+        self._cache: dict[str, dict] = {}
+        self.rows: list[Row] = []
+        self.messages: list[str] = []
+
+    # -- helpers ------------------------------------------------------------------------------
+
+    def log(self, message: str) -> None:
+        if self.verbose:
+            print(f"  .. {message}", file=sys.stderr, flush=True)
+
+    def child(self, task: str, **args) -> dict:
+        return self.children([(task, args)])[0]
+
+    def children(self, tasks: list[tuple[str, dict]]) -> list[dict]:
+        """Run child measurements; several at once only for untimed setup work."""
+        env = dict(os.environ)
+        if self.profile:
+            env["BENCH_PROFILE_DIR"] = str(self.logs)
+        started, procs = time.perf_counter(), []
+        for task, args in tasks:
+            name = f"{task}-{len(list(self.logs.glob('*.out'))):03d}"
+            shown = {k: v for k, v in args.items() if k != "quarters"}
+            self.log(f"{task} {json.dumps(shown)}")
+            env["BENCH_CHILD_NAME"] = name
+            out, err = self.logs / f"{name}.out", self.logs / f"{name}.err"
+            # Output goes to files, not pipes: children running side by side never block.
+            with out.open("w") as stdout, err.open("w") as stderr:
+                proc = subprocess.Popen(
+                    [sys.executable, "-m", "benchmarks.run", "--child", task, json.dumps(args)],
+                    cwd=ROOT, stdout=stdout, stderr=stderr, text=True, env=env,
+                )
+            procs.append((task, out, err, proc))
+        results = []
+        for task, out, err, proc in procs:
+            try:
+                proc.wait(timeout=self.timeout)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+            lines = [ln for ln in out.read_text().splitlines() if ln.startswith(RESULT_PREFIX)]
+            if proc.returncode != 0 or not lines:
+                tail = "\n".join(err.read_text().splitlines()[-25:])
+                raise RuntimeError(f"child {task} failed (exit {proc.returncode}; {err}):\n{tail}")
+            result = json.loads(lines[-1][len(RESULT_PREFIX):])
+            self.log(f"{task}: {result['seconds']:.2f}s, peak {result['peak_mb']:.0f} MB "
+                     f"(process {time.perf_counter() - started:.1f}s)")
+            results.append(result)
+        return results
+
+    def dataset(self, name: str, spec: Spec) -> Path:
+        self.log(f"dataset {name}: {spec}")
+        return generate(spec, self.workdir / "datasets" / name)
+
+    def fresh(self, *paths: Path) -> None:
+        """Remove database files (and their WAL), leaving their folder."""
+        for path in paths:
+            for candidate in (path, Path(f"{path}.wal")):
+                candidate.unlink(missing_ok=True)
+            path.parent.mkdir(parents=True, exist_ok=True)
+
+    @staticmethod
+    def fresh_dir(path: Path) -> None:
+        shutil.rmtree(path, ignore_errors=True)
+        path.mkdir(parents=True)
+
+    @staticmethod
+    def warm(folder: Path) -> None:
+        """Read the input files once, so neither side pays for a cold page cache."""
+        for path in sorted(folder.rglob("*")):
+            if path.is_file():
+                with path.open("rb") as handle:
+                    while handle.read(1 << 24):
+                        pass
+
+    def meta(self, folder: Path) -> dict:
+        return json.loads((folder / "meta.json").read_text())
+
+    def add(self, row: Row) -> None:
+        self.rows.append(row)
+        print(row.line(), flush=True)
+        for note in row.notes:
+            print(f"    {note}", flush=True)
+
+    def pipeline_args(self, folder: Path, run: Path, as_of: str, data_dir: Path | None = None):
+        return {
+            "config_dir": str(folder / "config"),
+            "data_dir": str(data_dir or folder / "data"),
+            "warehouse": str(run / "warehouse.duckdb"),
+            "snapshot": str(run / "okr_bi.duckdb"),
+            "as_of": as_of,
+        }
+
+    # -- scenarios ----------------------------------------------------------------------------
+
+    def ingest(self) -> None:
+        folder = self.dataset("main", self.scale.main)
+        meta = self.meta(folder)
+        run = self.workdir / "runs" / "ingest"
+        csv_dir = folder / "data" / "csv"
+        self.warm(csv_dir)
+        self.fresh(run / "baseline.duckdb")
+        base = self.child("ingest_baseline", warehouse=str(run / "baseline.duckdb"),
+                          csv_dir=str(csv_dir))
+        self.fresh(run / "project.duckdb")
+        mine = self.child("ingest_project", warehouse=str(run / "project.duckdb"),
+                          csv_dir=str(csv_dir), quarters=meta["quarters"])
+        phases = ", ".join(f"{k} {v:.2f}s" for k, v in mine["phases"].items())
+        ratio = mine["seconds"] / base["seconds"]
+        self.add(Row("ingest", mine["seconds"], base["seconds"], mine["peak_mb"], base["peak_mb"],
+                     "<= 1.3x", ratio, ratio <= 1.3,
+                     [f"{meta['observations']:,} rows ({mine['rows_loaded']:,} loaded, "
+                      f"{mine['rows_staged']:,} staged); project phases: {phases}"]))
+        for path in (run / "baseline.duckdb", run / "project.duckdb"):
+            self.fresh(path)
+
+    def rollup(self) -> None:
+        folder = self.dataset("main", self.scale.main)
+        meta = self.meta(folder)
+        run = self.workdir / "runs" / "rollup"
+        warehouse = run / "warehouse.duckdb"
+        self.fresh(warehouse)
+        self.child("prepare_rollup", warehouse=str(warehouse), data_dir=str(folder / "data"),
+                   quarters=meta["quarters"])
+        common = {"warehouse": str(warehouse), "today": meta["today"]}
+        base = self.child("rollup_baseline", params_dir=str(folder / "params"), **common)
+        mine = self.child("rollup_project", config_dir=str(folder / "config"),
+                          quarters=meta["quarters"], **common)
+        check = self.child("rollup_compare", warehouse=str(warehouse))
+        agree = not check["mismatches"]
+        phases = ", ".join(f"{k} {v:.2f}s" for k, v in mine["phases"].items())
+        notes = [f"{meta['observations']:,} observations, {meta['metrics']} metrics, "
+                 f"{meta['key_results']} KRs, {len(meta['quarters'])} quarters; "
+                 f"project phases: {phases}",
+                 f"rollup agreement: {'OK' if agree else 'MISMATCH'} "
+                 f"({check['checked']} aggregates, rel. tolerance {REL_TOLERANCE:g})"]
+        notes += [f"  mismatch: {m}" for m in check["mismatches"]]
+        ratio = mine["seconds"] / base["seconds"]
+        self.add(Row("rollup", mine["seconds"], base["seconds"], mine["peak_mb"], base["peak_mb"],
+                     "<= 1.5x", ratio, ratio <= 1.5 and agree, notes))
+        self.fresh(warehouse)
+
+    def full_backfill(self) -> dict:
+        """`okr backfill` of everything on a fresh warehouse (memory and orchestration)."""
+        if "full_backfill" not in self._cache:
+            folder = self.dataset("main", self.scale.main)
+            run = self.workdir / "runs" / "full-backfill"
+            self.fresh_dir(run)
+            self.warm(folder / "data")
+            self._cache["full_backfill"] = self.child(
+                "backfill", **self.pipeline_args(folder, run, self.meta(folder)["today"])
+            )
+            self.fresh_dir(run)
+        return self._cache["full_backfill"]
+
+    def memory(self) -> None:
+        folder = self.dataset("main", self.scale.main)
+        meta = self.meta(folder)
+        mine = self.full_backfill()
+        run = self.workdir / "runs" / "memory"
+        self.fresh(run / "baseline.duckdb")
+        base = self.child("ingest_baseline", warehouse=str(run / "baseline.duckdb"),
+                          csv_dir=str(folder / "data" / "csv"),
+                          events_dir=str(folder / "data" / "analytics"))
+        self.fresh(run / "baseline.duckdb")
+        ratio = mine["peak_mb"] / MEMORY_TARGET_MB
+        self.add(Row("memory", mine["seconds"], base["seconds"], mine["peak_mb"], base["peak_mb"],
+                     f"<= {MEMORY_TARGET_MB:.0f} MB", ratio, mine["peak_mb"] <= MEMORY_TARGET_MB,
+                     [f"okr backfill of {meta['observations']:,} observations and "
+                      f"{meta['events']:,} events end to end; ratio = peak / "
+                      f"{MEMORY_TARGET_MB:.0f} MB; baseline = DuckDB's bare load of the same "
+                      "files"]))
+
+    def incremental(self) -> None:
+        """Build 1 and N quarters of history + the running quarter as of the day before (the two
+        setups run side by side, untimed), then time the refresh of the running quarter after
+        one more day of data lands, one after the other."""
+        history = self.scale.incremental_history
+        setups = {}
+        for quarters in (1, history):
+            spec = replace(self.scale.main, quarters=quarters + 1)
+            spec = replace(spec, today_offset=spec.today_offset - 1)
+            folder = self.dataset(f"incremental-{quarters}q", spec)
+            run = self.workdir / "runs" / f"incremental-{quarters}q"
+            self.fresh_dir(run)
+            setups[quarters] = (spec, folder, run, self.meta(folder))
+        self.children([
+            ("backfill", self.pipeline_args(folder, run, meta["today"]))
+            for _, folder, run, meta in setups.values()
+        ])
+        results = {}
+        for quarters, (spec, folder, run, meta) in setups.items():
+            running = spec.data_quarters[-1]
+            today = spec.today + timedelta(days=1)
+            write_quarter_data(spec, folder, running, today)
+            (folder / "meta.json").unlink()  # the running quarter no longer matches the spec
+            self.warm(folder / "data")
+            results[quarters] = self.child(
+                "backfill", first=running.label, last=running.label,
+                **self.pipeline_args(folder, run, today.isoformat()),
+            )
+            results[quarters]["rows"] = meta["observations"]
+            self.fresh_dir(run)
+        base, mine = results[1], results[history]
+        ratio = mine["seconds"] / base["seconds"]
+        slowest = sorted(mine["steps"].items(), key=lambda kv: -kv[1])[:4]
+        self.add(Row("incremental", mine["seconds"], base["seconds"], mine["peak_mb"],
+                     base["peak_mb"], "<= 1.2x", ratio, ratio <= 1.2,
+                     [f"refresh of the running quarter with {history} quarters of history "
+                      f"({mine['rows']:,} rows) vs 1 ({base['rows']:,} rows); slowest steps "
+                      f"with {history}q: " + ", ".join(f"{k} {v:.2f}s" for k, v in slowest)]))
+
+    def orchestration(self) -> None:
+        folder = self.dataset("main", self.scale.main)
+        meta = self.meta(folder)
+        mine = self.full_backfill()
+        # One quarter: the history is built (untimed), then the running quarter's file arrives.
+        run = self.workdir / "runs" / "one-quarter"
+        self.fresh_dir(run)
+        data = run / "data"
+        running = meta["quarters"][-1].lower().replace("-", "")
+        arriving = []
+        for path in sorted((folder / "data").rglob("*")):
+            if path.is_file():
+                target = data / path.relative_to(folder / "data")
+                target.parent.mkdir(parents=True, exist_ok=True)
+                if running in path.name:
+                    arriving.append((path, target))
+                else:
+                    os.link(path, target)
+        args = self.pipeline_args(folder, run, meta["today"], data_dir=data)
+        self.child("backfill", first=None, last=meta["quarters"][-2], **args)
+        for path, target in arriving:
+            os.link(path, target)
+        self.warm(data)
+        base = self.child("backfill", first=meta["quarters"][-1], last=meta["quarters"][-1],
+                          **args)
+        self.fresh_dir(run)
+        ratio = mine["seconds"] / base["seconds"]
+        slowest = sorted(mine["steps"].items(), key=lambda kv: -kv[1])[:4]
+        self.add(Row("orchestration", mine["seconds"], base["seconds"], mine["peak_mb"],
+                     base["peak_mb"], "<= 1.5x", ratio, ratio <= 1.5,
+                     [f"okr backfill of all {len(meta['quarters'])} data quarters on a fresh "
+                      f"warehouse vs okr backfill {meta['quarters'][-1]} when its file arrives; "
+                      "slowest steps (all): " + ", ".join(f"{k} {v:.2f}s" for k, v in slowest)]))
+        # import pipelines.definitions (with the dataset's config) vs import dagster
+        env = self.pipeline_args(folder, self.workdir / "runs" / "import", meta["today"])
+        acme = {**env, "config_dir": str(ROOT / "examples" / "acme"),
+                "data_dir": str(ROOT / "examples" / "acme" / "data")}
+        timings: dict[str, list[dict]] = {"bare": [], "defs": [], "acme": []}
+        for _ in range(self.scale.import_repeats):
+            timings["bare"].append(self.child("import", module="dagster"))
+            timings["defs"].append(self.child("import", module="pipelines.definitions", env=env))
+            timings["acme"].append(self.child("import", module="pipelines.definitions", env=acme))
+        median = {k: statistics.median(r["seconds"] for r in v) for k, v in timings.items()}
+        peak = {k: max(r["peak_mb"] for r in v) for k, v in timings.items()}
+        extra = median["defs"] - median["bare"]
+        self.add(Row("orchestration-import", median["defs"], median["bare"], peak["defs"],
+                     peak["bare"], "<= +0.50 s", median["defs"] / median["bare"], extra <= 0.5,
+                     [f"median of {self.scale.import_repeats}: import pipelines.definitions "
+                      f"{median['defs']:.2f}s with the dataset's config ({meta['metrics']} "
+                      f"metrics, {meta['key_results']} KRs), {median['acme']:.2f}s with "
+                      f"examples/acme; import dagster {median['bare']:.2f}s (+{extra:.2f}s, "
+                      f"acme +{median['acme'] - median['bare']:.2f}s)"]))
+
+    def run(self, scenarios: list[str]) -> int:
+        print(machine_line(), flush=True)
+        print(f"scale: {self.scale_name}; workdir: {self.workdir}", flush=True)
+        print(HEADER, flush=True)
+        failed = 0
+        for scenario in scenarios:
+            try:
+                getattr(self, scenario)()
+            except Exception as exc:  # report and go on with the other scenarios
+                failed += 1
+                print(f"{scenario:<22}ERROR {exc}", flush=True)
+        for message in self.messages:
+            print(f"note: {message}")
+        return 1 if failed else 0
+
+
+def machine_line() -> str:
+    import duckdb
+    import polars
+
+    mem_kb = 0
+    for line in Path("/proc/meminfo").read_text().splitlines():
+        if line.startswith("MemTotal:"):
+            mem_kb = int(line.split()[1])
+    return (
+        f"machine: {os.cpu_count()} cores (nproc {len(os.sched_getaffinity(0))}), "
+        f"{mem_kb / 1024 / 1024:.1f} GiB RAM, {platform.machine()}, Python "
+        f"{platform.python_version()}, duckdb {duckdb.__version__}, polars {polars.__version__}"
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--scale", choices=list(SCALES), default="smoke")
+    parser.add_argument("--scenarios", default=",".join(SCENARIOS))
+    parser.add_argument("--workdir", type=Path, default=Path("/tmp/okr-bench"))
+    parser.add_argument("--timeout", type=float, default=3600.0, help="seconds per child")
+    parser.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
+    parser.add_argument("--profile", action="store_true",
+                        help="run each child under cProfile (.prof and top functions in logs/)")
+    parser.add_argument("--child", nargs=2, metavar=("TASK", "JSON"), help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.child:
+        return run_child_main(*args.child)
+    scenarios = [s.strip() for s in args.scenarios.split(",") if s.strip()]
+    unknown = [s for s in scenarios if s not in SCENARIOS]
+    if unknown:
+        parser.error(f"unknown scenarios {unknown}; choose from {', '.join(SCENARIOS)}")
+    runner = Runner(args.scale, args.workdir, args.timeout, verbose=not args.quiet,
+                    profile=args.profile)
+    return runner.run(scenarios)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
