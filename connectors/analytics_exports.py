@@ -70,6 +70,7 @@ from connectors.files import (
     commit_version,
     fields,
     lit,
+    load_files,
     new_version,
     well_quoted,
 )
@@ -153,36 +154,19 @@ def load_analytics_exports(
         for p in folder.rglob("*")
         if p.is_file() and file_kind(p)
     )
-    report = AnalyticsLoadReport(files_seen=len(files))
-    for rel, path in files:
-        try:
-            result = _load_file(con, path, rel, now)
-        except AnalyticsSourceError as exc:
-            report.errors.append(str(exc))
-            continue
-        if result is None:
-            report.files_skipped.append(rel)
-            continue
-        loaded, rejected, damage = result
-        report.files_loaded.append(rel)
-        report.rows_loaded += loaded
-        report.rows_rejected += rejected
-        if damage:
-            report.warnings.append(f"{rel}:{damage.line_no}: {damage.reason}")
-    if report.errors:
-        listing = "\n".join(f"- {error}" for error in report.errors)
-        raise AnalyticsSourceError(
-            f"{len(report.errors)} of {len(files)} analytics export files in {folder} could not "
-            f"be read (the other files loaded):\n{listing}",
-            report,
-        )
-    return report
+    return load_files(
+        files,
+        lambda path, rel: _load_file(con, path, rel, now),
+        AnalyticsSourceError,
+        f"analytics export files in {folder}",
+    )
 
 
 def _load_file(
     con: duckdb.DuckDBPyConnection, path: Path, rel: str, now: datetime | None
-) -> tuple[int, int, _Damage | None] | None:
-    """Load one file version in one transaction; None if it is unchanged since its last load."""
+) -> tuple[int, int, str | None] | None:
+    """Load one file version in one transaction; None if it is unchanged since its last load.
+    The warning names the line where a damaged gzip broke off."""
     version = new_version(con, SOURCE, path, rel, now)
     if version is None:
         return None
@@ -209,7 +193,7 @@ def _load_file(
     finally:
         for temp in (_LINES, _ROWS):
             con.execute(f"DROP TABLE IF EXISTS {temp}")
-    return loaded, rejected, damage
+    return loaded, rejected, f"{rel}:{damage.line_no}: {damage.reason}" if damage else None
 
 
 # -- reading lines ------------------------------------------------------------------------------

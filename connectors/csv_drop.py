@@ -48,6 +48,7 @@ from connectors.files import (
     commit_version,
     fields,
     lit,
+    load_files,
     new_version,
     trim,
     well_quoted,
@@ -92,27 +93,16 @@ def load_csv_folder(
         table.create(con)
     files = sorted((p.relative_to(folder).as_posix(), p) for p in folder.rglob("*.csv"))
     files = [(rel, path) for rel, path in files if path.is_file()]
-    report = CsvLoadReport(files_seen=len(files))
-    for rel, path in files:
-        try:
-            counts = _load_file(con, path, rel, now)
-        except CsvSourceError as exc:
-            report.errors.append(str(exc))
-            continue
-        if counts is None:
-            report.files_skipped.append(rel)
-        else:
-            report.files_loaded.append(rel)
-            report.rows_loaded += counts[0]
-            report.rows_rejected += counts[1]
-    if report.errors:
-        listing = "\n".join(f"- {error}" for error in report.errors)
-        raise CsvSourceError(
-            f"{len(report.errors)} of {len(files)} CSV files in {folder} could not be read "
-            f"(the other files loaded):\n{listing}",
-            report,
-        )
-    return report
+    return load_files(
+        files,
+        lambda path, rel: _with_no_warning(_load_file(con, path, rel, now)),
+        CsvSourceError,
+        f"CSV files in {folder}",
+    )
+
+
+def _with_no_warning(counts: tuple[int, int] | None) -> tuple[int, int, None] | None:
+    return None if counts is None else (*counts, None)
 
 
 def _load_file(

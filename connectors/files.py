@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -39,6 +40,41 @@ class FileSourceError(Exception):
     def __init__(self, message: str, report: FileLoadReport | None = None) -> None:
         super().__init__(message)
         self.report = report
+
+
+def load_files(
+    files: list[tuple[str, Path]],
+    load_one: Callable[[Path, str], tuple[int, int, str | None] | None],
+    error: type[FileSourceError],
+    description: str,
+) -> FileLoadReport:
+    """Load each (relative path, path) with `load_one` (None: unchanged; else rows loaded,
+    rows rejected and an optional warning). A file that cannot be read at all is collected and,
+    once every other file has loaded, reported in one `error` naming each."""
+    report = FileLoadReport(files_seen=len(files))
+    for rel, path in files:
+        try:
+            result = load_one(path, rel)
+        except error as exc:
+            report.errors.append(str(exc))
+            continue
+        if result is None:
+            report.files_skipped.append(rel)
+            continue
+        loaded, rejected, warning = result
+        report.files_loaded.append(rel)
+        report.rows_loaded += loaded
+        report.rows_rejected += rejected
+        if warning:
+            report.warnings.append(warning)
+    if report.errors:
+        listing = "\n".join(f"- {problem}" for problem in report.errors)
+        raise error(
+            f"{len(report.errors)} of {len(files)} {description} could not be read "
+            f"(the other files loaded):\n{listing}",
+            report,
+        )
+    return report
 
 
 @dataclass(frozen=True)
