@@ -7,13 +7,16 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import date, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import dagster as dg
 import duckdb
 from pydantic import Field
 
-from connectors.crm_api import CrmClient
 from transforms.config import OkrConfig, load_config
+
+if TYPE_CHECKING:
+    from connectors.crm_api import CrmClient
 
 WAREHOUSE_POOL = "duckdb_warehouse"
 """Every step that opens the warehouse runs in this pool. DuckDB lets one process hold a file
@@ -84,4 +87,6 @@ class CrmResource(dg.ConfigurableResource):
     timeout_seconds: float = Field(30.0, description="Read timeout per request.")
 
     def client(self) -> CrmClient:
+        from connectors.crm_api import CrmClient  # requests: only runs that sync pay its import
+
         return CrmClient(self.base_url, self.token, timeout=(5.0, self.timeout_seconds))

@@ -493,3 +493,41 @@ def test_references_to_a_broken_entry_are_not_also_reported_as_unknown(tmp_path)
         "metric 'broken', field 'window'",
         "key result 'kr-c' (objective 'o3'), field 'weight'",
     ]
+
+
+def test_parsed_config_is_cached_by_content_and_gives_the_same_config(tmp_path, monkeypatch):
+    cache = tmp_path / "cache"
+    monkeypatch.setenv("OKR_CACHE_DIR", str(cache))
+    folder = tmp_path / "config"
+    folder.mkdir()
+    objectives = [objective("o1", kr(period={"start": "2025-01-01", "end": "2025-06-30"}))]
+    write(folder, objectives=objectives)
+    # An unquoted date is a YAML date, which the cache must give back as a date.
+    okrs = folder / "okrs.yaml"
+    okrs.write_text(okrs.read_text().replace("'2025-01-01'", "2025-01-01"))
+    assert "start: 2025-01-01\n" in okrs.read_text()
+
+    parsed = load_config(folder)
+    assert len(list(cache.glob("config-*.json"))) == 2  # one per file
+    cached = load_config(folder)
+    assert cached.key_results["kr-x"].start == date(2025, 1, 1)
+    assert cached == parsed
+
+    # A damaged cache entry is ignored; an edited file is parsed anew, not served stale.
+    for entry in cache.glob("config-*.json"):
+        entry.write_text("{not json")
+    assert load_config(folder) == parsed
+    okrs.write_text(okrs.read_text().replace("2025-06-30", "2025-09-30"))
+    assert load_config(folder).key_results["kr-x"].end == date(2025, 9, 30)
+    assert len(list(cache.glob("config-*.json"))) == 3
+
+
+def test_a_document_json_cannot_hold_is_not_cached(tmp_path, monkeypatch):
+    monkeypatch.setenv("OKR_CACHE_DIR", str(tmp_path / "cache"))
+    folder = write(tmp_path)
+    okrs = folder / "okrs.yaml"
+    okrs.write_text(okrs.read_text() + "1: numeric key\n")
+    for _ in range(2):  # the second load parses the YAML again and finds the same problem
+        with pytest.raises(ConfigError, match="unknown top-level key '1'"):
+            load_config(folder)
+    assert len(list((tmp_path / "cache").glob("config-*.json"))) == 1  # metrics.yaml only

@@ -4,11 +4,14 @@ config stops before any number is computed, with an error naming the file, the i
 from __future__ import annotations
 
 import difflib
+import hashlib
+import json
+import os
 import re
 import zoneinfo
 from collections.abc import Hashable
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import date, datetime
 from pathlib import Path
 from typing import Annotated, Any, Literal, get_args
 
@@ -365,7 +368,11 @@ _UniqueKeyLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG,
 
 def _read_yaml(path: Path, problems: list[str]) -> dict[str, Any]:
     try:
-        document = yaml.load(path.read_text(encoding="utf-8-sig"), Loader=_UniqueKeyLoader)
+        data = path.read_bytes()
+        cached = _cached_document(data)
+        document = cached if cached is not None else yaml.load(
+            data.decode("utf-8-sig"), Loader=_UniqueKeyLoader
+        )
     except FileNotFoundError:
         problems.append(f"{path.name}: file not found in {path.parent}")
         return {}
@@ -382,7 +389,71 @@ def _read_yaml(path: Path, problems: list[str]) -> dict[str, Any]:
             f"{path.name}: the top level must be a mapping, found {type(document).__name__}"
         )
         return {}
+    if cached is None:
+        _cache_document(data, document)
     return document
+
+
+# Parsing YAML is most of loading a config of thousands of KRs (0.4 s even with libyaml), and
+# every Dagster step process and code-location reload loads it. The parsed document is kept as
+# JSON (dates tagged) under the SHA-256 of the file's bytes, so an edited file is parsed anew.
+_CACHE_FORMAT = b"okr-config-cache 1\n"  # change when the loader reads YAML differently
+_DATE_TAG = "__okr_date__"
+_DATETIME_TAG = "__okr_datetime__"
+
+
+def _cache_dir() -> Path:
+    if folder := os.environ.get("OKR_CACHE_DIR"):
+        return Path(folder)
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "okr-warehouse"
+
+
+def _cache_path(data: bytes) -> Path:
+    return _cache_dir() / f"config-{hashlib.sha256(_CACHE_FORMAT + data).hexdigest()}.json"
+
+
+def _cached_document(data: bytes) -> Any | None:
+    try:
+        text = _cache_path(data).read_text(encoding="utf-8")
+    except OSError:
+        return None
+    try:
+        return json.loads(text, object_hook=_untag)
+    except ValueError:  # a torn or foreign file: parse the YAML instead
+        return None
+
+
+def _cache_document(data: bytes, document: dict[str, Any]) -> None:
+    """Best effort: a read-only or full disk only costs the next load its parse. Documents JSON
+    cannot give back as they are (non-text keys, NaN) are not cached."""
+    try:
+        text = json.dumps(document, default=_tag)
+        if json.loads(text, object_hook=_untag) != document:
+            return
+        path = _cache_path(data)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        partial = path.with_suffix(f".{os.getpid()}.tmp")
+        partial.write_text(text, encoding="utf-8")
+        os.replace(partial, path)
+    except (OSError, TypeError, ValueError):
+        return
+
+
+def _tag(value: Any) -> dict[str, str]:
+    if isinstance(value, datetime):
+        return {_DATETIME_TAG: value.isoformat()}
+    if isinstance(value, date):
+        return {_DATE_TAG: value.isoformat()}
+    raise TypeError(f"{type(value).__name__} is not cached")
+
+
+def _untag(mapping: dict[str, Any]) -> Any:
+    if len(mapping) == 1:
+        if _DATE_TAG in mapping:
+            return date.fromisoformat(mapping[_DATE_TAG])
+        if _DATETIME_TAG in mapping:
+            return datetime.fromisoformat(mapping[_DATETIME_TAG])
+    return mapping
 
 
 def _parse_one(model, raw, file: str, kind: str, entry_id: str | None, problems: list[str]):

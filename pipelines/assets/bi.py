@@ -12,7 +12,6 @@ from pipelines.resources import (
     WarehouseResource,
 )
 from transforms.publish import publish_snapshot
-from transforms.report_page import write_scorecard_page
 
 OWNERS = ["team:analytics"]
 
@@ -69,6 +68,9 @@ def build_bi_assets(mart_keys: list[dg.AssetKey]) -> list[dg.AssetsDefinition]:
     def scorecard_page(
         context: dg.AssetExecutionContext, bi_outputs: BiOutputsResource
     ) -> dg.MaterializeResult:
+        # Imported here: altair takes a quarter second, paid by every code-location load otherwise.
+        from transforms.report_page import write_scorecard_page
+
         snapshot = Path(bi_outputs.snapshot_path)
         page = snapshot.with_name("scorecard.html")
         with duckdb.connect(str(snapshot), read_only=True) as con:
