@@ -342,14 +342,13 @@ def progress_in_range(table: Table, inputs: CheckInputs) -> Outcome:
 
 def every_kr_metric_has_data(inputs: CheckInputs) -> Outcome:
     """KRs whose metric has no data on or before today in the staging tables it reads."""
-    reader = MetricReader(inputs.con, inputs.config)
-    latest: dict[str, date | None] = {}
-    for kr in inputs.config.key_results.values():
-        metric = kr.metric
-        if metric.id not in latest:
-            latest[metric.id] = reader.latest_dates(metric, inputs.today, inputs.today)[
-                "latest_date"
-            ][0]
+    metrics = {kr.metric.id: kr.metric for kr in inputs.config.key_results.values()}
+    latest = dict(
+        MetricReader(inputs.con, inputs.config)
+        .latest_many(metrics.items(), inputs.today, inputs.today)
+        .select("id", "latest_date")
+        .iter_rows()
+    )
     missing = [
         (kr_id, kr.objective.id, kr.metric.id, kr.metric.source or "ratio", kr.start.isoformat())
         for kr_id, kr in sorted(inputs.config.key_results.items())

@@ -11,7 +11,7 @@ import polars as pl
 
 from transforms.calendar import Quarter
 from transforms.config import OkrConfig, ResolvedKeyResult
-from transforms.measure import SERIES_SCHEMA, MetricReader
+from transforms.measure import MetricReader, SeriesRequest
 from transforms.okr import (
     key_result_attainment,
     key_result_daily,
@@ -33,26 +33,41 @@ class OkrResults:
 
 def auto_baseline(reader: MetricReader, kr: ResolvedKeyResult) -> float | None:
     """The metric as of S - 1: over the same-length window just before S for period windows."""
-    before = kr.start - timedelta(days=1)
-    length = kr.end - kr.start + timedelta(days=1)
-    return reader.value_over(kr.metric, kr.start - length, before)
+    return auto_baselines(reader, [kr])[kr.kr.id]
+
+
+def auto_baselines(
+    reader: MetricReader, krs: list[ResolvedKeyResult]
+) -> dict[str, float | None]:
+    """`auto_baseline` of many KRs, measured together."""
+    windows = pl.DataFrame(
+        {
+            "kr_id": [kr.kr.id for kr in krs],
+            "metric_id": [kr.metric.id for kr in krs],
+            "start": [kr.start - (kr.end - kr.start + timedelta(days=1)) for kr in krs],
+            "end": [kr.start - timedelta(days=1) for kr in krs],
+        },
+        schema={"kr_id": pl.String, "metric_id": pl.String, "start": pl.Date, "end": pl.Date},
+    )
+    return dict(reader.values_many(windows).select("kr_id", "value").iter_rows())
 
 
 def measure_key_results(
-    reader: MetricReader, config: OkrConfig, horizon: date
+    reader: MetricReader, config: OkrConfig, quarters: list[Quarter], horizon: date
 ) -> tuple[pl.DataFrame, dict[str, float | None]]:
-    """Daily measured values of every KR from its start to min(its end, horizon), and the
-    auto baselines."""
-    series, baselines = [], {}
-    for kr_id, kr in config.key_results.items():
-        if kr.kr.baseline == "auto":
-            baselines[kr_id] = auto_baseline(reader, kr)
-        last = min(kr.end, horizon)
-        if last >= kr.start:
-            frame = reader.series(kr.metric, kr.start, last, period_start=kr.start)
-            series.append(frame.with_columns(kr_id=pl.lit(kr_id)))
-    empty = pl.DataFrame(schema={**SERIES_SCHEMA, "kr_id": pl.String})
-    return pl.concat([empty, *series], how="vertical_relaxed"), baselines
+    """Daily measured values of every KR touching `quarters`, from its start to min(its end,
+    horizon), and their auto baselines. KRs outside the quarters have no rows to report."""
+    touching = [
+        kr
+        for kr in config.key_results.values()
+        if any(kr.start <= q.end and kr.end >= q.start for q in quarters)
+    ]
+    baselines = auto_baselines(reader, [kr for kr in touching if kr.kr.baseline == "auto"])
+    series = reader.series_many(
+        SeriesRequest(kr.kr.id, kr.metric, kr.start, min(kr.end, horizon), kr.start)
+        for kr in touching
+    )
+    return series.rename({"id": "kr_id"}), baselines
 
 
 def compute_okr_results(
@@ -66,7 +81,7 @@ def compute_okr_results(
     `reader` other marts of the same run use, so each metric's daily partials are read once."""
     horizon = min(today, max(q.end for q in quarters))
     reader = reader or MetricReader(con, config)
-    series, baselines = measure_key_results(reader, config, horizon)
+    series, baselines = measure_key_results(reader, config, quarters, horizon)
     params = kr_parameters(config, baselines)
     daily = key_result_daily(params, series, config.settings)
     kr_rows = key_result_attainment(params, daily, quarters, today)

@@ -231,38 +231,67 @@ def metric_daily(
         for q in _unique_quarters(quarters)
         if q.start <= today
     ]
-    if not day_frames:
+    if not day_frames or not config.metrics:
         return pl.DataFrame(schema=schema)
     days = pl.concat(day_frames)
     first, last = days["date"].min(), days["date"].max()
-    windows = days.select(start="date", end="date")
-    frames = []
-    for metric in config.metrics.values():
-        values = reader.values_over(metric, windows).select(pl.col("start").alias("date"), "value")
-        latest = reader.latest_dates(metric, first, last)
-        frames.append(
-            days.join(values, on="date", how="left")
-            .join(latest.rename({"latest_date": "data_through"}), on="date", how="left")
-            .with_columns(
-                metric_id=pl.lit(metric.id),
-                metric_name=pl.lit(metric.name),
-                unit=pl.lit(metric.unit, pl.String),
-                is_stale=_stale(metric, pl.col("date")),
-            )
-        )
+    rows = _metric_attributes(config).join(days, how="cross")
+    values = reader.values_many(rows.select("metric_id", start="date", end="date"))
+    latest = reader.latest_many(config.metrics.items(), first, last)
     return (
-        pl.concat(frames, how="vertical_relaxed")
+        rows.with_columns(value=values["value"])
+        .join(
+            latest.select(pl.col("id").alias("metric_id"), "date", data_through="latest_date"),
+            on=["metric_id", "date"],
+            how="left",
+        )
+        .with_columns(is_stale=_stale(pl.col("date")))
         .select([pl.col(name).cast(dtype) for name, dtype in schema.items()])
         .sort("quarter_start", "metric_id", "date")
     )
 
 
-def _stale(metric: Metric, as_of: pl.Expr) -> pl.Expr:
-    """Data older than the metric's freshness, counted back from `as_of` (CONTRACT 3)."""
-    if metric.freshness_days is None:
-        return pl.lit(False)
-    through = pl.col("data_through")
-    return through.is_null() | ((as_of - through).dt.total_days() > metric.freshness_days)
+def _metric_attributes(config: OkrConfig) -> pl.DataFrame:
+    """One row per metric with the attributes the KPI marts copy or compute with."""
+    linked = Counter(kr.metric.id for kr in config.key_results.values())
+    metrics = list(config.metrics.values())
+    return pl.DataFrame(
+        {
+            "metric_id": [m.id for m in metrics],
+            "metric_name": [m.name for m in metrics],
+            "unit": [m.unit for m in metrics],
+            "kind": [m.kind for m in metrics],
+            "direction": [m.direction for m in metrics],
+            "freshness_days": [m.freshness_days for m in metrics],
+            "is_cumulative": [m.is_cumulative for m in metrics],
+            "is_additive": [m.window == "period" and m.aggregation in ADDITIVE for m in metrics],
+            "linked_kr_count": [linked[m.id] for m in metrics],
+            "target_tolerance": [m.target.tolerance if m.target else None for m in metrics],
+        },
+        schema={
+            "metric_id": pl.String,
+            "metric_name": pl.String,
+            "unit": pl.String,
+            "kind": pl.String,
+            "direction": pl.String,
+            "freshness_days": pl.Int64,
+            "is_cumulative": pl.Boolean,
+            "is_additive": pl.Boolean,
+            "linked_kr_count": pl.Int64,
+            "target_tolerance": pl.Float64,
+        },
+    )
+
+
+def _stale(as_of: pl.Expr) -> pl.Expr:
+    """Data older than the metric's freshness (column `freshness_days`), counted back from
+    `as_of` (CONTRACT 3)."""
+    through, freshness = pl.col("data_through"), pl.col("freshness_days")
+    return (
+        pl.when(freshness.is_null())
+        .then(False)
+        .otherwise(through.is_null() | ((as_of - through).dt.total_days() > freshness))
+    )
 
 
 # -- periods ------------------------------------------------------------------------------------
@@ -370,16 +399,11 @@ def success_metric_summary(
     settings = config.settings
     schema = MARTS_SUCCESS_METRIC_SUMMARY.polars_schema()
     reported = _reported_periods(quarters, today, settings)
-    if reported.height == 0:
+    if reported.height == 0 or not config.metrics:
         return pl.DataFrame(schema=schema)
-    linked = Counter(kr.metric.id for kr in config.key_results.values())
-    history = pl.concat(
-        [
-            _measured_periods(reader, metric, reported, today, settings, linked[metric.id])
-            for metric in config.metrics.values()
-        ],
-        how="vertical_relaxed",
-    ).sort("metric_id", "grain", "period_start")
+    history = _measured_periods(reader, config, reported, today).sort(
+        "metric_id", "grain", "period_start"
+    )
     rows = _comparisons(history)
     rows = rows.with_columns(health=_health()).with_columns(consecutive_red=_consecutive_red())
     return (
@@ -390,76 +414,110 @@ def success_metric_summary(
 
 
 def _measured_periods(
-    reader: MetricReader,
-    metric: Metric,
-    reported: pl.DataFrame,
-    today: date,
-    settings: Settings,
-    linked_kr_count: int,
+    reader: MetricReader, config: OkrConfig, reported: pl.DataFrame, today: date
 ) -> pl.DataFrame:
-    """Every period of every grain from the metric's first data (or the first reported period,
-    if earlier) to the last reported period, measured. The periods before the reported ones
-    feed previous_value, yoy_value, rolling_avg_3 and consecutive_red; before the first data
-    every value is null, so starting there loses nothing."""
+    """Every period of every grain from each metric's first data (or the first reported
+    period, if earlier) to the last reported period, measured. The periods before the reported
+    ones feed previous_value, yoy_value, rolling_avg_3 and consecutive_red; before the first
+    data every value is null, so starting there loses nothing."""
+    settings = config.settings
     first_reported = reported["period_start"].min()
-    earliest = reader.earliest_date(metric)
-    history_start = min(first_reported, earliest) if earliest else first_reported
+    reader.prefetch(config.metrics.values())
+    history_starts = {
+        metric_id: min(first_reported, reader.earliest_date(metric) or first_reported)
+        for metric_id, metric in config.metrics.items()
+    }
+    periods = _periods(reported, min(history_starts.values()), settings)
+    metrics = _metric_attributes(config).with_columns(
+        history_start=pl.Series(list(history_starts.values()), dtype=pl.Date)
+    )
+    frame = (
+        metrics.join(periods, how="cross")
+        # the periods from the one holding the metric's history start
+        .filter(pl.col("period_end") >= pl.col("history_start"))
+        .join(_targets(config, periods), on=["metric_id", "grain", "period_start"], how="left")
+        .with_columns(as_of_date=pl.min_horizontal("period_end", pl.lit(today, pl.Date)))
+    )
+    values = reader.values_many(frame.select("metric_id", start="period_start", end="as_of_date"))
+    latest = reader.latest_many(
+        config.metrics.items(), frame["as_of_date"].min(), frame["as_of_date"].max()
+    ).select(
+        pl.col("id").alias("metric_id"),
+        pl.col("date").alias("as_of_date"),
+        pl.col("latest_date").alias("data_through"),
+    )
+    period_days = (pl.col("period_end") - pl.col("period_start")).dt.total_days() + 1
+    elapsed_days = (pl.col("as_of_date") - pl.col("period_start")).dt.total_days() + 1
+    is_complete = pl.col("period_end") <= pl.lit(today, pl.Date)
+    return (
+        frame.with_columns(value=values["value"])
+        .join(latest, on=["metric_id", "as_of_date"], how="left")
+        .with_columns(
+            is_complete=is_complete,
+            elapsed_share=elapsed_days / period_days,
+            is_provisional=~is_complete & pl.col("is_cumulative"),
+            is_stale=_stale(pl.col("as_of_date")),
+        )
+        .with_columns(
+            health_target=pl.when(pl.col("is_provisional") & pl.col("is_additive"))
+            .then(pl.col("target_value") * pl.col("elapsed_share"))
+            .otherwise(pl.col("target_value"))
+        )
+    )
+
+
+def _periods(reported: pl.DataFrame, history_start: date, settings: Settings) -> pl.DataFrame:
+    """Every period of each grain from the one holding `history_start` to the last reported."""
     rows = []
     for grain in GRAINS:
         last_start = reported.filter(pl.col("grain") == grain)["period_start"].max()
         if last_start is None:
             continue
         for start, end in periods_between(grain, history_start, last_start, settings):
-            rows.append(
-                {
-                    "grain": grain,
-                    "period_start": start,
-                    "period_end": end,
-                    "yoy_start": _year_earlier(grain, start),
-                    "target_value": period_target(metric, grain, start, end, settings),
-                }
-            )
-    periods = pl.DataFrame(
+            rows.append((grain, start, end, _year_earlier(grain, start)))
+    return pl.DataFrame(
         rows,
         schema={
             "grain": pl.String,
             "period_start": pl.Date,
             "period_end": pl.Date,
             "yoy_start": pl.Date,
+        },
+        orient="row",
+    )
+
+
+def _targets(config: OkrConfig, periods: pl.DataFrame) -> pl.DataFrame:
+    """`target_value` of every metric with a target in every period (see `period_target`);
+    the spread over days is computed once per period and target grain."""
+    settings = config.settings
+    share: dict[tuple, float] = {}
+    rows = []
+    for metric in config.metrics.values():
+        if metric.target is None:
+            continue
+        for grain, start, end, _ in periods.iter_rows():
+            if metric.window == "period" and metric.aggregation in ADDITIVE:
+                key = (metric.target.grain, start, end)
+                if key not in share:
+                    share[key] = period_target(
+                        metric.model_copy(update={"target": metric.target.model_copy(
+                            update={"value": 1.0})}),
+                        grain, start, end, settings,
+                    )
+                target = metric.target.value * share[key]
+            else:
+                target = period_target(metric, grain, start, end, settings)
+            rows.append((metric.id, grain, start, target))
+    return pl.DataFrame(
+        rows,
+        schema={
+            "metric_id": pl.String,
+            "grain": pl.String,
+            "period_start": pl.Date,
             "target_value": pl.Float64,
         },
-    ).with_columns(as_of_date=pl.min_horizontal("period_end", pl.lit(today, pl.Date)))
-    values = reader.values_over(
-        metric, periods.select(start="period_start", end="as_of_date")
-    ).rename({"start": "period_start", "end": "as_of_date"})
-    latest = reader.latest_dates(
-        metric, periods["as_of_date"].min(), periods["as_of_date"].max()
-    ).select(pl.col("date").alias("as_of_date"), pl.col("latest_date").alias("data_through"))
-    period_days = (pl.col("period_end") - pl.col("period_start")).dt.total_days() + 1
-    elapsed_days = (pl.col("as_of_date") - pl.col("period_start")).dt.total_days() + 1
-    is_complete = pl.col("period_end") <= pl.lit(today, pl.Date)
-    provisional = ~is_complete & pl.lit(metric.is_cumulative)
-    return (
-        periods.join(values, on=["period_start", "as_of_date"], how="left")
-        .join(latest, on="as_of_date", how="left")
-        .with_columns(
-            metric_id=pl.lit(metric.id),
-            metric_name=pl.lit(metric.name),
-            kind=pl.lit(metric.kind),
-            direction=pl.lit(metric.direction),
-            unit=pl.lit(metric.unit, pl.String),
-            linked_kr_count=pl.lit(linked_kr_count, pl.Int64),
-            target_tolerance=pl.lit(metric.target.tolerance if metric.target else None, pl.Float64),
-            is_complete=is_complete,
-            elapsed_share=elapsed_days / period_days,
-            is_provisional=provisional,
-            is_stale=_stale(metric, pl.col("as_of_date")),
-        )
-        .with_columns(
-            health_target=pl.when(pl.col("is_provisional") & pl.lit(metric.aggregation in ADDITIVE))
-            .then(pl.col("target_value") * pl.col("elapsed_share"))
-            .otherwise(pl.col("target_value"))
-        )
+        orient="row",
     )
 
 

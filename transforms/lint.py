@@ -175,10 +175,8 @@ RULES: dict[str, Callable[[LintInputs], Iterator[Finding]]] = {
 def latest_data_dates(
     reader: MetricReader, config: OkrConfig, today: date
 ) -> dict[str, date | None]:
-    return {
-        metric_id: reader.series(metric, today, today)["latest_date"][0]
-        for metric_id, metric in config.metrics.items()
-    }
+    latest = reader.latest_many(config.metrics.items(), today, today)
+    return dict(latest.select("id", "latest_date").iter_rows())
 
 
 def okr_lint(inputs: LintInputs) -> pl.DataFrame:

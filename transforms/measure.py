@@ -1,12 +1,17 @@
 """Measured values a(d) of metrics (CONTRACT section 3), read from the staging tables.
 
-DuckDB reduces source rows to one row per day (and, for distinct counts, to first-seen days or
-coverage spans of raw ids, since distinct counts do not add up over days); Polars turns those
-daily partials into windowed values with prefix sums, so one pass serves every day of a window.
+DuckDB reduces source rows to one row per metric and day (and, for distinct counts, to
+first-seen days or coverage spans of raw ids, since distinct counts do not add up over days);
+Polars turns those daily partials into windowed values. Everything is measured many at once: the
+metrics sharing a source and a filter column are read in one scan, and the series and windows of
+every KR or metric asked for are computed in a few frame-wide expressions, so a config of
+thousands of metrics costs a handful of queries, not one per metric.
 """
 
 from __future__ import annotations
 
+from collections import defaultdict
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from typing import Any
@@ -18,6 +23,29 @@ from transforms.config import Metric, OkrConfig
 from transforms.sources import SOURCES
 
 SERIES_SCHEMA = {"date": pl.Date, "value": pl.Float64, "latest_date": pl.Date}
+PARTIALS_SCHEMA = {
+    "pkey": pl.String,
+    "date": pl.Date,
+    "n": pl.Float64,
+    "s": pl.Float64,
+    "mn": pl.Float64,
+    "mx": pl.Float64,
+    "source_n": pl.Float64,
+}
+_NUMERIC = ("sum", "avg", "min", "max", "last")
+"""Aggregations of a value column; the others count rows (`count`) or ids (`count_distinct`)."""
+
+
+@dataclass(frozen=True)
+class SeriesRequest:
+    """a(d) of `metric` for every d in [first, last]; period windows accumulate from
+    `period_start` (KR windows start there; success periods measure [period_start, last])."""
+
+    id: str
+    metric: Metric
+    first: date
+    last: date
+    period_start: date
 
 
 @dataclass
@@ -30,196 +58,356 @@ class MetricReader:
     con: duckdb.DuckDBPyConnection
     config: OkrConfig
     _partials: dict[str, pl.DataFrame] = field(default_factory=dict)
+    _source_days: dict[tuple, pl.DataFrame] = field(default_factory=dict)
+    _distincts: dict[tuple, pl.DataFrame] = field(default_factory=dict)
     _tables: set[str] | None = None
+    _column_types: dict[str, dict[str, str]] = field(default_factory=dict)
 
-    # -- public API ---------------------------------------------------------------------------
+    # -- one metric (the contract's definitions; tests read these) -----------------------------
 
     def series(
         self, metric: Metric, first: date, last: date, period_start: date | None = None
     ) -> pl.DataFrame:
         """a(d) for every d in [first, last]: `date`, `value`, `latest_date` (latest day <= d with
         data, for staleness). Period windows accumulate from `period_start` (default `first`)."""
-        period_start = period_start or first
-        if metric.aggregation == "ratio":
-            return self._ratio_series(metric, first, last, period_start)
-        days = _calendar(first, last)
-        if metric.aggregation == "count_distinct":
-            values = self._distinct_series(metric, first, last, period_start)
-        else:
-            values = self._partial_series(metric, first, last, period_start)
-        return (
-            days.join(values, on="date", how="left")
-            .join(self._latest_dates(metric, first, last), on="date", how="left")
-            .select(list(SERIES_SCHEMA))
-        )
+        request = SeriesRequest("", metric, first, last, period_start or first)
+        return self.series_many([request]).select(list(SERIES_SCHEMA))
 
     def value_over(self, metric: Metric, start: date, end: date) -> float | None:
         """The metric aggregated over [start, end] (baselines, success-metric periods);
         trailing and `last` metrics take their value as of `end`."""
-        if metric.aggregation == "ratio":
-            numerator = self.value_over(self._as_part(metric, metric.numerator), start, end)
-            denominator = self.value_over(self._as_part(metric, metric.denominator), start, end)
-            return _divide(numerator, denominator)
-        if metric.window != "period" or metric.aggregation == "last":
-            return self.series(metric, end, end)["value"][0]
-        return self.series(metric, end, end, period_start=start)["value"][0]
+        return self.values_over(metric, pl.DataFrame({"start": [start], "end": [end]}))[
+            "value"
+        ][0]
 
     def values_over(self, metric: Metric, windows: pl.DataFrame) -> pl.DataFrame:
-        """`value_over` for many windows at once (success-metric periods, single days).
-
-        `windows` has `start` and `end` (dates); the result has one row per distinct window:
-        `start`, `end`, `value`. Period metrics aggregate each window's own days from the daily
-        partials (summed per window, not differenced from running totals, so large sums keep
-        every digit); distinct counts are counted per window from raw ids; ratios divide the
-        windows' sums. Trailing and `last` metrics take their value as of `end`.
-        """
-        windows = windows.select(pl.col("start").cast(pl.Date), pl.col("end").cast(pl.Date))
-        windows = windows.unique().sort("start", "end")
-        if metric.aggregation == "ratio":
-            numerator = self.values_over(self._as_part(metric, metric.numerator), windows)
-            denominator = self.values_over(self._as_part(metric, metric.denominator), windows)
-            return (
-                windows.join(numerator, on=["start", "end"], how="left")
-                .join(denominator, on=["start", "end"], how="left", suffix="_den")
-                .select(
-                    "start",
-                    "end",
-                    value=pl.when(pl.col("value_den") != 0).then(
-                        pl.col("value") / pl.col("value_den")
-                    ),
-                )
-            )
-        if windows.height == 0:
-            return windows.with_columns(value=pl.lit(None, pl.Float64))
-        if metric.window != "period" or metric.aggregation == "last":
-            values = self.series(metric, windows["end"].min(), windows["end"].max())
-            return windows.join(
-                values.select(pl.col("date").alias("end"), "value"), on="end", how="left"
-            )
-        return self._window_values(metric, windows)
+        """`value_over` for many windows (`start`, `end`) of one metric: one row per distinct
+        window with `start`, `end`, `value`."""
+        windows = windows.select(
+            pl.lit(metric.id, pl.String).alias("metric_id"),
+            pl.col("start").cast(pl.Date),
+            pl.col("end").cast(pl.Date),
+        ).unique().sort("start", "end")
+        return self.values_many(windows, {metric.id: metric}).select("start", "end", "value")
 
     def latest_dates(self, metric: Metric, first: date, last: date) -> pl.DataFrame:
         """For every d in [first, last]: `date`, `latest_date` (latest day <= d with data); a
         ratio is only as fresh as the older of its two parts, as in `series`."""
-        if metric.aggregation != "ratio":
-            return self._latest_dates(metric, first, last)
-        numerator = self.latest_dates(self._as_part(metric, metric.numerator), first, last)
-        denominator = self.latest_dates(self._as_part(metric, metric.denominator), first, last)
-        return numerator.join(denominator, on="date", suffix="_den").select(
-            "date", latest_date=pl.min_horizontal("latest_date", "latest_date_den")
-        )
+        return self.latest_many([(metric.id, metric)], first, last).select("date", "latest_date")
 
     def earliest_date(self, metric: Metric) -> date | None:
         """First day on which the metric's source has any row: every value before it is null
         (the metric has no data, and its source none to make a zero of)."""
         if metric.aggregation == "ratio":
-            parts = [
-                self.earliest_date(self._as_part(metric, metric.numerator)),
-                self.earliest_date(self._as_part(metric, metric.denominator)),
-            ]
+            parts = [self.earliest_date(part) for part in self._parts(metric)]
             return min((d for d in parts if d is not None), default=None)
-        partials = self._daily_partials(metric)
-        return partials.filter(pl.col("source_n") > 0)["date"].min()
+        return self._daily_partials(metric)["date"].min()
 
-    def _window_values(self, metric: Metric, windows: pl.DataFrame) -> pl.DataFrame:
-        """Period metrics over each window's own days, from the daily partials."""
-        partials = self._daily_partials(metric)
-        totals = (
-            windows.join_where(
-                partials, pl.col("date") >= pl.col("start"), pl.col("date") <= pl.col("end")
+    # -- many at once -------------------------------------------------------------------------
+
+    def series_many(self, requests: Iterable[SeriesRequest]) -> pl.DataFrame:
+        """`series` of every request: `id`, `date`, `value`, `latest_date`, in request order."""
+        requests = [r for r in requests if r.last >= r.first]
+        ratios = [r for r in requests if r.metric.aggregation == "ratio"]
+        distinct = [r for r in requests if r.metric.aggregation == "count_distinct"]
+        plain = [r for r in requests if r.metric.aggregation not in ("ratio", "count_distinct")]
+        frames = [pl.DataFrame(schema={"id": pl.String, "date": pl.Date, "value": pl.Float64})]
+        self.prefetch(r.metric for r in plain + distinct)
+        if plain:
+            frames.append(self._partial_series(plain))
+        frames += [self._distinct_series(r) for r in distinct]
+        measured = self._with_latest(
+            pl.concat(frames, how="vertical_relaxed"), plain + distinct
+        )
+        if ratios:
+            measured = pl.concat([measured, self._ratio_series(ratios)], how="vertical_relaxed")
+        order = pl.DataFrame(
+            {"id": [r.id for r in requests]}, schema={"id": pl.String}
+        ).with_row_index("_order")
+        return (
+            measured.join(order, on="id")
+            .sort("_order", "date")
+            .select("id", *SERIES_SCHEMA)
+        )
+
+    def values_many(
+        self, windows: pl.DataFrame, metrics: dict[str, Metric] | None = None
+    ) -> pl.DataFrame:
+        """`value_over` of every row of `windows` (`metric_id`, `start`, `end`, any other
+        columns): the same rows in the same order with `value` added.
+
+        Period metrics aggregate each window's own days from the daily partials (summed per
+        window, not differenced from running totals, so large sums keep every digit); distinct
+        counts are counted per window from raw ids; ratios divide the windows' sums. Trailing
+        and `last` metrics take their value as of `end`.
+        """
+        metrics = self.config.metrics if metrics is None else metrics
+        rows = windows.with_row_index("_i").with_columns(pl.col("start", "end").cast(pl.Date))
+        used = {m: metrics[m] for m in rows["metric_id"].unique().to_list()}
+        kinds = pl.DataFrame(
+            {
+                "metric_id": list(used),
+                "_kind": [
+                    "ratio" if m.aggregation == "ratio"
+                    else "as_of_end" if _valued_as_of_end(m) else "windowed"
+                    for m in used.values()
+                ],
+                "pkey": [_partial_key(m) for m in used.values()],
+                "aggregation": [m.aggregation for m in used.values()],
+            },
+            schema={"metric_id": pl.String, "_kind": pl.String, "pkey": pl.String,
+                    "aggregation": pl.String},
+        )
+        rows = rows.join(kinds, on="metric_id", how="left", maintain_order="left")
+        self.prefetch(m for m in used.values())
+        frames = [pl.DataFrame(schema=_WINDOW_VALUES_SCHEMA)]
+        windowed = rows.filter(pl.col("_kind") == "windowed")
+        if windowed.height:
+            frames.append(self._window_values(windowed, used))
+        as_of_end = rows.filter(pl.col("_kind") == "as_of_end")
+        if as_of_end.height:
+            frames.append(self._values_as_of_end(as_of_end, used))
+        ratios = rows.filter(pl.col("_kind") == "ratio")
+        if ratios.height:
+            frames.append(self._ratio_values(ratios, used))
+        values = pl.concat(frames, how="vertical_relaxed")
+        return (
+            rows.join(values, on="_i", how="left", maintain_order="left")
+            .sort("_i")
+            .select(*windows.columns, "value")
+        )
+
+    def latest_many(
+        self, metrics: Iterable[tuple[str, Metric]], first: date, last: date
+    ) -> pl.DataFrame:
+        """For each (id, metric) and every d in [first, last]: `id`, `date`, `latest_date`."""
+        requests = [SeriesRequest(i, m, first, last, first) for i, m in metrics]
+        ratios = [r for r in requests if r.metric.aggregation == "ratio"]
+        plain = [r for r in requests if r.metric.aggregation != "ratio"]
+        self.prefetch(r.metric for r in plain)
+        frames = [pl.DataFrame(schema={"id": pl.String, "date": pl.Date, "latest_date": pl.Date})]
+        if plain:
+            frames.append(self._with_latest(_calendar_of(plain), plain))
+        if ratios:
+            parts = self._part_requests(ratios)
+            latest = self.latest_many(
+                [(r.id, r.metric) for r in parts], first, last
+            ).with_columns(pl.col("id").str.split_exact(_PART, 1).struct.field("field_0"))
+            frames.append(
+                latest.group_by("id", "date").agg(pl.col("latest_date").min())
+                .sort("id", "date")
             )
-            .group_by("start", "end")
+        return pl.concat(frames, how="vertical_relaxed")
+
+    def prefetch(self, metrics: Iterable[Metric]) -> None:
+        """Read the daily partials of many metrics: one scan per source table and filter column
+        for metrics filtered on one column by text (`metric_id: x`, `event: signup`), one per
+        metric otherwise."""
+        batches: dict[tuple, list[tuple[str, Metric, list[str]]]] = defaultdict(list)
+        pending: set[str] = set()
+        for metric in metrics:
+            for part in self._parts(metric) if metric.aggregation == "ratio" else [metric]:
+                key = _partial_key(part)
+                if key in self._partials or key in pending:
+                    continue
+                pending.add(key)
+                batch = self._batch_of(part)
+                if batch is None:
+                    self._partials[key] = self._single_partials(part, key)
+                else:
+                    batches[batch[0]].append((key, part, batch[1]))
+        for group, members in batches.items():
+            self._read_batch(group, members)
+
+    # -- period, trailing and `last` windows over daily partials -------------------------------
+
+    def _partial_series(self, requests: list[SeriesRequest]) -> pl.DataFrame:
+        frame = pl.DataFrame(
+            [
+                {
+                    "id": r.id,
+                    "pkey": _partial_key(r.metric),
+                    "aggregation": r.metric.aggregation,
+                    "trailing": r.metric.trailing_days,
+                    "first": r.first,
+                    "last": r.last,
+                    "period_start": r.period_start,
+                    "lo": self._history_start(r),
+                }
+                for r in requests
+            ],
+            schema={
+                "id": pl.String,
+                "pkey": pl.String,
+                "aggregation": pl.String,
+                "trailing": pl.Int64,
+                "first": pl.Date,
+                "last": pl.Date,
+                "period_start": pl.Date,
+                "lo": pl.Date,
+            },
+        )
+        days = (
+            frame.with_columns(date=pl.date_ranges("lo", "last"))
+            .explode("date")
+            .join(self._long(frame["pkey"]), on=["pkey", "date"], how="left",
+                  maintain_order="left")
+            .with_columns(pl.col("n", "s", "source_n").fill_null(0))
+        )
+        outputs = []
+        for (aggregation, trailing), group in days.partition_by(
+            "aggregation", "trailing", as_dict=True, maintain_order=True
+        ).items():
+            outputs.append(_windowed(group, aggregation, trailing))
+        values = pl.concat(outputs) if outputs else days.select("id", "date", value=pl.lit(0.0))
+        return (
+            _calendar_of(requests)
+            .join(values, on=["id", "date"], how="left", maintain_order="left")
+            .select("id", "date", pl.col("value").cast(pl.Float64))
+        )
+
+    def _history_start(self, request: SeriesRequest) -> date:
+        """The first day whose data a(first) can depend on."""
+        metric = request.metric
+        start = request.first - timedelta(days=(metric.trailing_days or 1) - 1)
+        if metric.trailing_days is None:
+            start = min(start, request.period_start)
+        if metric.aggregation == "last":
+            start = min(start, self._daily_partials(metric)["date"].min() or start)
+        return start
+
+    def _with_latest(self, values: pl.DataFrame, requests: list[SeriesRequest]) -> pl.DataFrame:
+        """Adds `latest_date`: the latest day <= date on which the request's metric has data."""
+        keys = pl.DataFrame(
+            {"id": [r.id for r in requests], "pkey": [_partial_key(r.metric) for r in requests]},
+            schema={"id": pl.String, "pkey": pl.String},
+        ).unique("id")
+        data_days = (
+            self._long(keys["pkey"])
+            .filter(pl.col("n") > 0)
+            .select("pkey", "date", latest_date=pl.col("date"))
+            .sort("date")
+        )
+        return (
+            values.with_row_index("_row")
+            .join(keys, on="id", how="left")
+            .sort("date")
+            .join_asof(
+                data_days, on="date", by="pkey", strategy="backward", check_sortedness=False
+            )
+            .sort("_row")
+            .drop("_row", "pkey")
+        )
+
+    # -- windows (success-metric periods, days, baselines) ------------------------------------
+
+    def _window_values(self, windows: pl.DataFrame, metrics: dict[str, Metric]) -> pl.DataFrame:
+        """Period metrics over each window's own days, from the daily partials."""
+        totals = (
+            windows.select("_i", "pkey", date=pl.date_ranges("start", "end"))
+            .explode("date")
+            .join(self._long(windows["pkey"]), on=["pkey", "date"], how="inner")
+            .group_by("_i")
             .agg(pl.col("n", "s", "source_n").sum(), pl.col("mn").min(), pl.col("mx").max())
         )
-        frame = windows.join(totals, on=["start", "end"], how="left").with_columns(
+        frame = windows.join(totals, on="_i", how="left").with_columns(
             pl.col("n", "source_n").fill_null(0)
         )
-        n, source_n = pl.col("n"), pl.col("source_n")
-        aggregation = metric.aggregation
-        if aggregation == "count_distinct":
-            frame = frame.join(
-                self._window_distincts(metric, windows), on=["start", "end"], how="left"
-            )
-            value = pl.when(n > 0).then(pl.col("distinct_n").fill_null(0.0))
-        elif aggregation in ("min", "max"):
-            value = pl.when(n > 0).then(pl.col("mn" if aggregation == "min" else "mx"))
-        elif aggregation == "avg":
-            value = pl.when(n > 0).then(pl.col("s") / n)
-        else:  # sum, count
-            value = pl.when(n > 0).then(n if aggregation == "count" else pl.col("s"))
-        if aggregation in ("sum", "count", "count_distinct"):
+        distinct = frame.filter(pl.col("aggregation") == "count_distinct")
+        distinct_n = [pl.DataFrame(schema={"_i": pl.UInt32, "distinct_n": pl.Float64})]
+        for (metric_id,), group in distinct.partition_by("metric_id", as_dict=True).items():
+            distinct_n.append(self._window_distincts(metrics[metric_id], group))
+        frame = frame.join(pl.concat(distinct_n), on="_i", how="left")
+        n, source_n, aggregation = pl.col("n"), pl.col("source_n"), pl.col("aggregation")
+        value = (
+            pl.when(n == 0)
             # zero when the source has rows in the window but none match, null when it has none
-            value = value.when(source_n > 0).then(0.0)
-        return frame.select("start", "end", value=value.cast(pl.Float64))
+            .then(
+                pl.when(aggregation.is_in(["sum", "count", "count_distinct"]) & (source_n > 0))
+                .then(0.0)
+            )
+            .when(aggregation == "count_distinct")
+            .then(pl.col("distinct_n").fill_null(0.0))
+            .when(aggregation == "min")
+            .then(pl.col("mn"))
+            .when(aggregation == "max")
+            .then(pl.col("mx"))
+            .when(aggregation == "avg")
+            .then(pl.col("s") / n)
+            .when(aggregation == "count")
+            .then(n)
+            .otherwise(pl.col("s"))
+        )
+        return frame.select("_i", value=value.cast(pl.Float64))
+
+    def _values_as_of_end(
+        self, windows: pl.DataFrame, metrics: dict[str, Metric]
+    ) -> pl.DataFrame:
+        """Trailing and `last` metrics: a(end), one series per metric over its windows' ends."""
+        spans = windows.group_by("metric_id").agg(
+            first=pl.col("end").min(), last=pl.col("end").max()
+        )
+        series = self.series_many(
+            SeriesRequest(metric_id, metrics[metric_id], first, last, first)
+            for metric_id, first, last in spans.iter_rows()
+        )
+        return windows.join(
+            series.select(pl.col("id").alias("metric_id"), pl.col("date").alias("end"), "value"),
+            on=["metric_id", "end"],
+            how="left",
+        ).select("_i", "value")
 
     def _window_distincts(self, metric: Metric, windows: pl.DataFrame) -> pl.DataFrame:
-        """Distinct ids per window, counted from the raw rows (never summed over days)."""
+        """Distinct ids per window, counted from the raw rows (never summed over days): each
+        window is spread over its days, so a row joins the windows holding its day by equality."""
         rows, params = self._rows_sql(metric, with_value=True)
         sql = f"""
-            SELECT w.lo AS start, w.hi AS "end", count(DISTINCT r.value)::DOUBLE AS distinct_n
-            FROM ({rows}) AS r
-            JOIN (SELECT unnest(?::DATE[]) AS lo, unnest(?::DATE[]) AS hi) AS w
-                ON r.date BETWEEN w.lo AND w.hi
-            WHERE r.matches AND r.value IS NOT NULL
-            GROUP BY w.lo, w.hi"""
-        return self._query(
-            sql, [*params, windows["start"].to_list(), windows["end"].to_list()]
-        ).with_columns(pl.col("start", "end").cast(pl.Date))
-
-    # -- windows over daily partials ----------------------------------------------------------
-
-    def _partial_series(
-        self, metric: Metric, first: date, last: date, period_start: date
-    ) -> pl.DataFrame:
-        partials = self._daily_partials(metric)
-        days = self._history_calendar(partials, first, last, metric, period_start)
-        frame = days.join(partials, on="date", how="left").with_columns(
-            pl.col("n", "s", "source_n").fill_null(0)
-        )
-        if metric.aggregation == "last":
-            daily_mean = pl.when(pl.col("n") > 0).then(pl.col("s") / pl.col("n"))
-            return frame.select("date", value=daily_mean.forward_fill()).filter(
-                pl.col("date") >= first
+            WITH w AS (
+                SELECT _i, unnest(generate_series(lo, hi, INTERVAL 1 DAY))::DATE AS date
+                FROM _okr_windows
             )
-        trailing = metric.trailing_days
-        if trailing is None:
-            frame = frame.filter(pl.col("date") >= period_start)
-        window = _window_sums(trailing)
-        n, s, source_n = window("n"), window("s"), window("source_n")
-        if metric.aggregation in ("min", "max"):
-            extreme = pl.col("mn" if metric.aggregation == "min" else "mx")
-            if trailing is None:
-                extreme = extreme.cum_min() if metric.aggregation == "min" else extreme.cum_max()
-                extreme = extreme.forward_fill()
-            else:
-                roll = extreme.rolling_min if metric.aggregation == "min" else extreme.rolling_max
-                extreme = roll(trailing, min_samples=1)
-            value = pl.when(n > 0).then(extreme)
-        elif metric.aggregation == "avg":
-            value = pl.when(n > 0).then(s / n)
-        else:  # sum, count: zero when the source has rows but none match, null when it has none
-            total = n if metric.aggregation == "count" else s
-            value = pl.when(n > 0).then(total).when(source_n > 0).then(0.0)
-        return frame.select("date", value=value.cast(pl.Float64)).filter(pl.col("date") >= first)
-
-    def _history_calendar(
-        self, partials: pl.DataFrame, first: date, last: date, metric: Metric, period_start: date
-    ) -> pl.DataFrame:
-        start = first - timedelta(days=(metric.trailing_days or 1) - 1)
-        if metric.trailing_days is None:
-            start = min(start, period_start)
-        if metric.aggregation == "last" and partials.height:
-            start = min(start, partials["date"].min())
-        return _calendar(start, last)
+            SELECT w._i, count(DISTINCT r.value)::DOUBLE AS distinct_n
+            FROM ({rows}) AS r JOIN w ON r.date = w.date
+            WHERE r.matches AND r.value IS NOT NULL
+            GROUP BY w._i"""
+        self.con.register(
+            "_okr_windows", windows.select("_i", lo="start", hi="end").to_arrow()
+        )
+        try:
+            return self._query(sql, params).with_columns(pl.col("_i").cast(pl.UInt32))
+        finally:
+            self.con.unregister("_okr_windows")
 
     # -- distinct counts over raw ids ---------------------------------------------------------
 
-    def _distinct_series(
-        self, metric: Metric, first: date, last: date, period_start: date
-    ) -> pl.DataFrame:
-        partials = self._daily_partials(metric)
+    def _distinct_series(self, request: SeriesRequest) -> pl.DataFrame:
+        metric, first, last = request.metric, request.first, request.last
         trailing = metric.trailing_days
-        lo = first - timedelta(days=trailing - 1) if trailing else period_start
+        lo = first - timedelta(days=trailing - 1) if trailing else request.period_start
+        window = _window_sums(trailing)
+        return (
+            _calendar(lo, last)
+            .join(self._daily_partials(metric), on="date", how="left")
+            .join(self._distinct_deltas(metric, lo, last), on="date", how="left")
+            .with_columns(pl.col("n", "source_n", "delta").fill_null(0))
+            .select(
+                pl.lit(request.id, pl.String).alias("id"),
+                "date",
+                value=pl.when(window("n") > 0)
+                .then(pl.col("delta").cum_sum())
+                .when(window("source_n") > 0)
+                .then(0.0),
+            )
+            .filter(pl.col("date") >= first)
+        )
+
+    def _distinct_deltas(self, metric: Metric, lo: date, last: date) -> pl.DataFrame:
+        """Per day, the change in distinct ids counted from `lo`: first sightings (period
+        windows) or coverage spans opening and closing (trailing windows)."""
+        trailing = metric.trailing_days
+        key = (_partial_key(metric), trailing, lo, last)
+        if key in self._distincts:
+            return self._distincts[key]
         rows, params = self._rows_sql(metric, with_value=True)
         if trailing is None:
             # A user counts from the first day they appear in the window.
@@ -251,78 +439,158 @@ class MetricReader:
                     SELECT opens AS date, 1 AS delta FROM spans
                     UNION ALL SELECT closes AS date, -1 AS delta FROM spans
                 ) GROUP BY date"""
-        deltas = self._query(sql, [*params, lo, last])
-        window = _window_sums(trailing)
-        return (
-            _calendar(lo, last)
-            .join(partials, on="date", how="left")
-            .join(deltas, on="date", how="left")
-            .with_columns(pl.col("n", "source_n", "delta").fill_null(0))
-            .select(
-                "date",
-                value=pl.when(window("n") > 0)
-                .then(pl.col("delta").cum_sum())
-                .when(window("source_n") > 0)
-                .then(0.0),
-            )
-            .filter(pl.col("date") >= first)
-        )
+        self._distincts[key] = self._query(sql, [*params, lo, last])
+        return self._distincts[key]
 
     # -- ratios -------------------------------------------------------------------------------
 
-    def _ratio_series(
-        self, metric: Metric, first: date, last: date, period_start: date
-    ) -> pl.DataFrame:
-        numerator = self.series(self._as_part(metric, metric.numerator), first, last, period_start)
-        denominator = self.series(
-            self._as_part(metric, metric.denominator), first, last, period_start
-        )
-        joined = numerator.join(denominator, on="date", suffix="_den")
-        return joined.select(
+    def _parts(self, ratio: Metric) -> list[Metric]:
+        """A ratio's numerator and denominator, each measured over the ratio's own window."""
+        return [
+            self.config.metrics[metric_id].model_copy(update={"window": ratio.window})
+            for metric_id in (ratio.numerator, ratio.denominator)
+        ]
+
+    def _part_requests(self, ratios: list[SeriesRequest]) -> list[SeriesRequest]:
+        return [
+            SeriesRequest(f"{r.id}{_PART}{side}", part, r.first, r.last, r.period_start)
+            for r in ratios
+            for side, part in zip(("num", "den"), self._parts(r.metric), strict=True)
+        ]
+
+    def _ratio_series(self, ratios: list[SeriesRequest]) -> pl.DataFrame:
+        parts = self.series_many(self._part_requests(ratios)).with_columns(
+            pl.col("id").str.split_exact(_PART, 1).struct.rename_fields(["ratio", "side"])
+        ).unnest("id")
+        numerator = parts.filter(pl.col("side") == "num").drop("side")
+        denominator = parts.filter(pl.col("side") == "den").drop("side")
+        return numerator.join(
+            denominator, on=["ratio", "date"], suffix="_den", maintain_order="left"
+        ).select(
+            pl.col("ratio").alias("id"),
             "date",
             value=pl.when(pl.col("value_den") != 0).then(pl.col("value") / pl.col("value_den")),
             # The ratio is only as fresh as the older of its two parts.
             latest_date=pl.min_horizontal("latest_date", "latest_date_den"),
         )
 
-    def _as_part(self, ratio: Metric, metric_id: str) -> Metric:
-        """A ratio's numerator or denominator measured over the ratio's own window."""
-        return self.config.metrics[metric_id].model_copy(update={"window": ratio.window})
+    def _ratio_values(self, windows: pl.DataFrame, metrics: dict[str, Metric]) -> pl.DataFrame:
+        parts: dict[str, Metric] = {}
+        for metric_id in windows["metric_id"].unique().to_list():
+            for side, part in zip(("num", "den"), self._parts(metrics[metric_id]), strict=True):
+                parts[f"{metric_id}{_PART}{side}"] = part
+        sides = [
+            self.values_many(
+                windows.select(
+                    "start", "end", metric_id=pl.col("metric_id") + f"{_PART}{side}"
+                ),
+                parts,
+            )["value"]
+            for side in ("num", "den")
+        ]
+        return windows.select(
+            "_i", value=pl.when(sides[1] != 0).then(sides[0] / sides[1])
+        )
 
     # -- reading the warehouse ----------------------------------------------------------------
 
-    def _latest_dates(self, metric: Metric, first: date, last: date) -> pl.DataFrame:
-        partials = self._daily_partials(metric)
-        data_days = partials.filter(pl.col("n") > 0).select("date", latest_date=pl.col("date"))
-        start = min(first, data_days["date"].min() or first)
-        return (
-            _calendar(start, last)
-            .join(data_days, on="date", how="left")
-            .with_columns(pl.col("latest_date").forward_fill())
-            .filter(pl.col("date") >= first)
-        )
-
     def _daily_partials(self, metric: Metric) -> pl.DataFrame:
         """Per day: matching rows `n`, their sum `s`, `mn`, `mx`, and all source rows `source_n`."""
-        key = metric.model_dump_json(
-            include={"source", "column", "filter", "time_column", "aggregation"}
-        )
+        key = _partial_key(metric)
         if key not in self._partials:
-            rows, params = self._rows_sql(metric, with_value=metric.aggregation != "count")
-            counted = (
-                "count(*)" if metric.aggregation in ("count", "count_distinct") else "count(value)"
-            )
-            numeric = metric.aggregation not in ("count", "count_distinct")
-            sql = f"""
-                SELECT date,
-                    {counted} FILTER (WHERE matches)::DOUBLE AS n,
-                    {"sum(value) FILTER (WHERE matches)" if numeric else "NULL"}::DOUBLE AS s,
-                    {"min(value) FILTER (WHERE matches)" if numeric else "NULL"}::DOUBLE AS mn,
-                    {"max(value) FILTER (WHERE matches)" if numeric else "NULL"}::DOUBLE AS mx,
-                    count(*)::DOUBLE AS source_n
-                FROM ({rows}) GROUP BY date"""
-            self._partials[key] = self._query(sql, params)
+            self.prefetch([metric])
         return self._partials[key]
+
+    def _long(self, pkeys: pl.Series) -> pl.DataFrame:
+        """The daily partials of the given metrics (by partial key) as one frame."""
+        return pl.concat(
+            [pl.DataFrame(schema=PARTIALS_SCHEMA)]
+            + [self._partials[key] for key in pkeys.unique(maintain_order=True).to_list()]
+        )
+
+    def _batch_of(self, metric: Metric) -> tuple[tuple, list[str]] | None:
+        """(scan group, wanted texts) for a metric filtered on one column by text values."""
+        if len(metric.filter) != 1 or not self._has_table(SOURCES[metric.source].table):
+            return None
+        [(column, wanted)] = metric.filter.items()
+        values = wanted if isinstance(wanted, list) else [wanted]
+        if any(isinstance(v, int | float) and not isinstance(v, bool) for v in values):
+            return None  # numbers compare as numbers (see _filter_condition)
+        value = _column_expr(metric.column) if metric.aggregation in _NUMERIC else "NULL"
+        group = (metric.source, self._day_expr(metric), value, _column_expr(column))
+        return group, sorted({_filter_text(v) for v in values})
+
+    def _read_batch(self, group: tuple, members: list[tuple[str, Metric, list[str]]]) -> None:
+        source_name, day, value, key_expr = group
+        source = SOURCES[source_name]
+        wanted = sorted({text for _, _, texts in members for text in texts})
+        matched = self._query(
+            f"""
+            SELECT {day} AS date, CAST({key_expr} AS VARCHAR) AS key,
+                count(*)::DOUBLE AS rows, count({value})::DOUBLE AS vals,
+                sum({value})::DOUBLE AS s, min({value})::DOUBLE AS mn, max({value})::DOUBLE AS mx
+            FROM {source.table}
+            WHERE CAST({key_expr} AS VARCHAR) IN (SELECT unnest(?::VARCHAR[])){_and_active(source)}
+            GROUP BY ALL""",
+            [wanted],
+        )
+        wanted_by = pl.DataFrame(
+            [
+                {"pkey": key, "key": text, "counts_rows": metric.aggregation not in _NUMERIC}
+                for key, metric, texts in members
+                for text in texts
+            ],
+            schema={"pkey": pl.String, "key": pl.String, "counts_rows": pl.Boolean},
+        )
+        per_metric = (
+            matched.join(wanted_by, on="key")
+            .group_by("pkey", "date")
+            .agg(
+                n=pl.when(pl.col("counts_rows")).then(pl.col("rows")).otherwise(pl.col("vals"))
+                .sum(),
+                s=pl.col("s").sum(),
+                mn=pl.col("mn").min(),
+                mx=pl.col("mx").max(),
+            )
+        )
+        keys = pl.DataFrame({"pkey": [key for key, _, _ in members]}, schema={"pkey": pl.String})
+        partials = (
+            keys.join(self._source_rows(source_name, day), how="cross")
+            .join(per_metric, on=["pkey", "date"], how="left")
+            .with_columns(pl.col("n").fill_null(0.0))
+            .select(list(PARTIALS_SCHEMA))
+            .sort("pkey", "date")
+        )
+        split = partials.partition_by("pkey", as_dict=True, maintain_order=True)
+        for key, _, _ in members:
+            self._partials[key] = split.get((key,), partials.clear())
+
+    def _source_rows(self, source_name: str, day: str) -> pl.DataFrame:
+        """All rows of a source per day (`source_n`), for the zero-versus-null rule."""
+        key = (source_name, day)
+        if key not in self._source_days:
+            source = SOURCES[source_name]
+            where = _and_active(source).replace(" AND ", " WHERE ", 1)
+            self._source_days[key] = self._query(
+                f"SELECT {day} AS date, count(*)::DOUBLE AS source_n FROM {source.table}{where} "
+                "GROUP BY ALL ORDER BY date",
+                [],
+            )
+        return self._source_days[key]
+
+    def _single_partials(self, metric: Metric, key: str) -> pl.DataFrame:
+        rows, params = self._rows_sql(metric, with_value=metric.aggregation in _NUMERIC)
+        counted = "count(value)" if metric.aggregation in _NUMERIC else "count(*)"
+        numeric = metric.aggregation in _NUMERIC
+        sql = f"""
+            SELECT ?::VARCHAR AS pkey, date,
+                {counted} FILTER (WHERE matches)::DOUBLE AS n,
+                {"sum(value) FILTER (WHERE matches)" if numeric else "NULL"}::DOUBLE AS s,
+                {"min(value) FILTER (WHERE matches)" if numeric else "NULL"}::DOUBLE AS mn,
+                {"max(value) FILTER (WHERE matches)" if numeric else "NULL"}::DOUBLE AS mx,
+                count(*)::DOUBLE AS source_n
+            FROM ({rows}) GROUP BY date ORDER BY date"""
+        return self._query(sql, [key, *params]).cast(PARTIALS_SCHEMA)  # type: ignore[arg-type]
 
     def _rows_sql(self, metric: Metric, with_value: bool) -> tuple[str, list[Any]]:
         """Source rows as (date, value, matches): `matches` is the metric's filter, kept as a flag
@@ -330,12 +598,6 @@ class MetricReader:
         source = SOURCES[metric.source]
         if not self._has_table(source.table):  # a source never loaded has no data: null, not 0
             return "SELECT NULL::DATE AS date, NULL AS value, FALSE AS matches WHERE FALSE", []
-        time_column = metric.time_column_or_default
-        if self._column_type(source.table, time_column) == "TIMESTAMP WITH TIME ZONE":
-            tz = self.config.settings.timezone.replace("'", "")
-            day = f"CAST(timezone('{tz}', {_ident(time_column)}) AS DATE)"
-        else:
-            day = f"CAST({_ident(time_column)} AS DATE)"
         value = _column_expr(metric.column) if with_value and metric.column else "NULL"
         conditions, params = ["TRUE"], []
         for column, wanted in metric.filter.items():
@@ -344,12 +606,21 @@ class MetricReader:
             )
             conditions.append(condition)
             params += values
-        archived = " WHERE NOT coalesce(archived, FALSE)" if "archived" in source.columns else ""
+        where = _and_active(source).replace(" AND ", " WHERE ", 1)
         sql = (
-            f"SELECT {day} AS date, {value} AS value, ({' AND '.join(conditions)}) AS matches "
-            f"FROM {source.table}{archived}"
+            f"SELECT {self._day_expr(metric)} AS date, {value} AS value, "
+            f"({' AND '.join(conditions)}) AS matches FROM {source.table}{where}"
         )
         return sql, params
+
+    def _day_expr(self, metric: Metric) -> str:
+        """The row's day: timestamps with a time zone are read in the config's time zone."""
+        table = SOURCES[metric.source].table
+        time_column = metric.time_column_or_default
+        if self._column_type(table, time_column) == "TIMESTAMP WITH TIME ZONE":
+            tz = self.config.settings.timezone.replace("'", "")
+            return f"CAST(timezone('{tz}', {_ident(time_column)}) AS DATE)"
+        return f"CAST({_ident(time_column)} AS DATE)"
 
     def _query(self, sql: str, params: list[Any]) -> pl.DataFrame:
         return self.con.sql(sql, params=params).pl()
@@ -366,13 +637,71 @@ class MetricReader:
         return table in self._tables
 
     def _column_type(self, table: str, column: str) -> str:
-        schema, name = table.split(".")
-        rows = self.con.execute(
-            "SELECT data_type FROM information_schema.columns "
-            "WHERE table_schema = ? AND table_name = ? AND column_name = ?",
-            [schema, name, column],
-        ).fetchall()
-        return rows[0][0] if rows else "DATE"
+        if table not in self._column_types:
+            schema, name = table.split(".")
+            self._column_types[table] = dict(
+                self.con.execute(
+                    "SELECT column_name, data_type FROM information_schema.columns "
+                    "WHERE table_schema = ? AND table_name = ?",
+                    [schema, name],
+                ).fetchall()
+            )
+        return self._column_types[table].get(column, "DATE")
+
+
+_PART = "\x1f"
+"""Separates a ratio request's id from its part's side in the parts' request ids."""
+_WINDOW_VALUES_SCHEMA = {"_i": pl.UInt32, "value": pl.Float64}
+
+
+def _partial_key(metric: Metric) -> str:
+    """Metrics equal in these fields have the same daily partials (a ratio's parts included)."""
+    return metric.model_dump_json(
+        include={"source", "column", "filter", "time_column", "aggregation"}
+    )
+
+
+def _valued_as_of_end(metric: Metric) -> bool:
+    return metric.aggregation != "ratio" and (
+        metric.window != "period" or metric.aggregation == "last"
+    )
+
+
+def _and_active(source) -> str:
+    """Archived CRM records count nowhere."""
+    return " AND NOT coalesce(archived, FALSE)" if "archived" in source.columns else ""
+
+
+def _windowed(days: pl.DataFrame, aggregation: str, trailing: int | None) -> pl.DataFrame:
+    """a(d) of requests of one aggregation and window from their days' partials (`id`, `date`,
+    `n`, `s`, `mn`, `mx`, `source_n`, `first`, `period_start`), days in order per id."""
+    if aggregation == "last":
+        daily_mean = pl.when(pl.col("n") > 0).then(pl.col("s") / pl.col("n"))
+        values = days.select("id", "date", "first", value=daily_mean.forward_fill().over("id"))
+        return values.filter(pl.col("date") >= pl.col("first")).drop("first")
+    if trailing is None:
+        days = days.filter(pl.col("date") >= pl.col("period_start"))
+
+    def window(column: str) -> pl.Expr:
+        return _window_sums(trailing)(column).over("id")
+
+    n, s, source_n = window("n"), window("s"), window("source_n")
+    if aggregation in ("min", "max"):
+        extreme = pl.col("mn" if aggregation == "min" else "mx")
+        if trailing is None:
+            extreme = extreme.cum_min() if aggregation == "min" else extreme.cum_max()
+            extreme = extreme.forward_fill()
+        else:
+            roll = extreme.rolling_min if aggregation == "min" else extreme.rolling_max
+            extreme = roll(trailing, min_samples=1)
+        value = pl.when(n > 0).then(extreme.over("id"))
+    elif aggregation == "avg":
+        value = pl.when(n > 0).then(s / n)
+    else:  # sum, count: zero when the source has rows but none match, null when it has none
+        total = n if aggregation == "count" else s
+        value = pl.when(n > 0).then(total).when(source_n > 0).then(0.0)
+    values = days.select("id", "date", "first", value=value.cast(pl.Float64))
+    return values.filter(pl.col("date") >= pl.col("first")).drop("first")
 
 
 def _window_sums(trailing: int | None):
@@ -395,10 +724,20 @@ def _calendar(first: date, last: date) -> pl.DataFrame:
     )
 
 
-def _divide(numerator: float | None, denominator: float | None) -> float | None:
-    if numerator is None or not denominator:
-        return None
-    return numerator / denominator
+def _calendar_of(requests: list[SeriesRequest]) -> pl.DataFrame:
+    """`id`, `date` for every day in [first, last] of each request."""
+    return (
+        pl.DataFrame(
+            {
+                "id": [r.id for r in requests],
+                "first": [r.first for r in requests],
+                "last": [r.last for r in requests],
+            },
+            schema={"id": pl.String, "first": pl.Date, "last": pl.Date},
+        )
+        .select("id", date=pl.date_ranges("first", "last"))
+        .explode("date")
+    )
 
 
 def _ident(name: str) -> str:
