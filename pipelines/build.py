@@ -34,7 +34,9 @@ def build_definitions(settings: Settings) -> dg.Definitions:
     config = okr_config.load()
     partitions = quarterly_partitions(config, okr_config.today(config))
     resources = {
-        "warehouse": WarehouseResource(path=str(settings.warehouse)),
+        "warehouse": WarehouseResource(
+            path=str(settings.warehouse), memory_limit=settings.duckdb_memory_limit
+        ),
         "okr_config": okr_config,
         "sources": SourceFoldersResource(data_dir=str(settings.data_dir)),
         "bi_outputs": BiOutputsResource(snapshot_path=str(settings.bi_snapshot)),

@@ -28,7 +28,9 @@ class WarehouseResource(dg.ConfigurableResource):
     `transforms.warehouse`, each partition replaced in one transaction."""
 
     path: str = Field(description="DuckDB file of the warehouse (OKR_WAREHOUSE).")
-    memory_limit: str = Field("4GB", description="DuckDB memory_limit; larger data spills to disk.")
+    memory_limit: str = Field(
+        "1GB", description="DuckDB memory_limit (OKR_DUCKDB_MEMORY_LIMIT); larger data spills to disk."
+    )
     threads: int = Field(2, description="DuckDB worker threads.")
 
     @contextmanager

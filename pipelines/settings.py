@@ -20,6 +20,8 @@ class Settings:
     warehouse: Path
     bi_snapshot: Path
     as_of: str | None
+    duckdb_memory_limit: str = "1GB"
+    """DuckDB's buffer budget per step; with Python and Polars on top a run stays under 2 GB."""
     crm_enabled: bool = False
     """The CRM assets exist when CRM_API_BASE_URL is set; the token stays an EnvVar."""
 
@@ -34,5 +36,6 @@ class Settings:
             warehouse=path("OKR_WAREHOUSE", PROJECT_ROOT / "var" / "warehouse.duckdb"),
             bi_snapshot=path("OKR_BI_SNAPSHOT", PROJECT_ROOT / "var" / "okr_bi.duckdb"),
             as_of=os.environ.get("OKR_AS_OF") or None,
+            duckdb_memory_limit=os.environ.get("OKR_DUCKDB_MEMORY_LIMIT") or "1GB",
             crm_enabled=bool(os.environ.get("CRM_API_BASE_URL")),
         )

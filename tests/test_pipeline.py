@@ -234,3 +234,21 @@ def test_backfill_command_takes_quarter_labels(project: Settings, monkeypatch, c
     assert "== 2025-Q2" in out and "CSAT 70 to 90" in out and "at_risk" in out
     with pytest.raises(SystemExit, match="not a partition"):
         main(["backfill", "2019-Q1"])
+
+
+def test_the_duckdb_memory_limit_comes_from_the_environment(tmp_path: Path, monkeypatch):
+    settings = write_project(tmp_path)
+    for name, value in {
+        "OKR_CONFIG_DIR": settings.config_dir,
+        "OKR_DATA_DIR": settings.data_dir,
+        "OKR_WAREHOUSE": settings.warehouse,
+        "OKR_BI_SNAPSHOT": settings.bi_snapshot,
+    }.items():
+        monkeypatch.setenv(name, str(value))
+    monkeypatch.setenv("OKR_DUCKDB_MEMORY_LIMIT", "300MB")
+    warehouse = build_definitions(Settings.from_env()).resources["warehouse"]
+    with warehouse.connect() as con:
+        [(limit,)] = con.sql("SELECT current_setting('memory_limit')").fetchall()
+    assert limit == "286.1 MiB"  # DuckDB shows 300 MB in binary units
+    monkeypatch.delenv("OKR_DUCKDB_MEMORY_LIMIT")
+    assert Settings.from_env().duckdb_memory_limit == "1GB"

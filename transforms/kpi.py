@@ -33,7 +33,7 @@ from datetime import date, timedelta
 import polars as pl
 
 from transforms.calendar import Quarter, quarter_of
-from transforms.config import Metric, OkrConfig, Settings
+from transforms.config import OkrConfig, Settings
 from transforms.measure import MetricReader
 from transforms.okr import ROUND
 from transforms.schema import Column, Table
@@ -267,6 +267,8 @@ def _metric_attributes(config: OkrConfig) -> pl.DataFrame:
             "is_additive": [m.window == "period" and m.aggregation in ADDITIVE for m in metrics],
             "linked_kr_count": [linked[m.id] for m in metrics],
             "target_tolerance": [m.target.tolerance if m.target else None for m in metrics],
+            "target": [m.target.value if m.target else None for m in metrics],
+            "target_grain": [m.target.grain if m.target else None for m in metrics],
         },
         schema={
             "metric_id": pl.String,
@@ -279,6 +281,8 @@ def _metric_attributes(config: OkrConfig) -> pl.DataFrame:
             "is_additive": pl.Boolean,
             "linked_kr_count": pl.Int64,
             "target_tolerance": pl.Float64,
+            "target": pl.Float64,
+            "target_grain": pl.String,
         },
     )
 
@@ -369,26 +373,6 @@ def _reported_periods(quarters: list[Quarter], today: date, settings: Settings) 
 # -- targets ------------------------------------------------------------------------------------
 
 
-def period_target(
-    metric: Metric, grain: str, start: date, end: date, settings: Settings
-) -> float | None:
-    """The metric's KPI target for the whole period [start, end] of `grain`."""
-    target = metric.target
-    if target is None:
-        return None
-    if metric.window == "period" and metric.aggregation in ADDITIVE:
-        # Spread the target evenly over the days of each target-grain period, then add up the
-        # days of [start, end]: equal to the target at its own grain.
-        total = 0.0
-        for lo, hi in periods_between(target.grain, start, end, settings):
-            overlap = (min(hi, end) - max(lo, start)).days + 1
-            total += target.value * overlap / ((hi - lo).days + 1)
-        return total
-    if metric.is_cumulative and grain != target.grain:
-        return None  # a distinct count neither adds up nor splits over days
-    return target.value
-
-
 # -- marts.success_metric_summary ---------------------------------------------------------------
 
 
@@ -435,7 +419,12 @@ def _measured_periods(
         metrics.join(periods, how="cross")
         # the periods from the one holding the metric's history start
         .filter(pl.col("period_end") >= pl.col("history_start"))
-        .join(_targets(config, periods), on=["metric_id", "grain", "period_start"], how="left")
+        .join(
+            _target_shares(config, periods),
+            on=["target_grain", "grain", "period_start"],
+            how="left",
+        )
+        .with_columns(target_value=_target_value())
         .with_columns(as_of_date=pl.min_horizontal("period_end", pl.lit(today, pl.Date)))
     )
     values = reader.values_many(frame.select("metric_id", start="period_start", end="as_of_date"))
@@ -487,35 +476,44 @@ def _periods(reported: pl.DataFrame, history_start: date, settings: Settings) ->
     )
 
 
-def _targets(config: OkrConfig, periods: pl.DataFrame) -> pl.DataFrame:
-    """`target_value` of every metric with a target in every period (see `period_target`);
-    the spread over days is computed once per period and target grain."""
-    settings = config.settings
-    share: dict[tuple, float] = {}
+def _target_value() -> pl.Expr:
+    """The metric's KPI target for the whole period, over the columns of `_metric_attributes`
+    joined with `_target_shares`. Sum and count metrics (window: period) add up over days, so
+    their target is spread evenly over the days of each target-grain period and summed over the
+    days of the period: equal to the target at its own grain. A distinct count neither adds up
+    nor splits over days: its target applies at its own grain only. Level metrics take the
+    target as is."""
+    grain_matches = pl.col("grain") == pl.col("target_grain")
+    return (
+        pl.when(pl.col("target").is_null())
+        .then(None)
+        .when(pl.col("is_additive"))
+        .then(pl.col("target") * pl.col("target_share"))
+        .when(pl.col("is_cumulative") & ~grain_matches)
+        .then(None)  # a distinct count neither adds up nor splits over days
+        .otherwise(pl.col("target"))
+    )
+
+
+def _target_shares(config: OkrConfig, periods: pl.DataFrame) -> pl.DataFrame:
+    """For each target grain in use and each period: the share of a target of 1 per
+    target-grain period that falls in the period (days pro-rated)."""
+    grains = {m.target.grain for m in config.metrics.values() if m.target is not None}
     rows = []
-    for metric in config.metrics.values():
-        if metric.target is None:
-            continue
+    for target_grain in sorted(grains):
         for grain, start, end, _ in periods.iter_rows():
-            if metric.window == "period" and metric.aggregation in ADDITIVE:
-                key = (metric.target.grain, start, end)
-                if key not in share:
-                    share[key] = period_target(
-                        metric.model_copy(update={"target": metric.target.model_copy(
-                            update={"value": 1.0})}),
-                        grain, start, end, settings,
-                    )
-                target = metric.target.value * share[key]
-            else:
-                target = period_target(metric, grain, start, end, settings)
-            rows.append((metric.id, grain, start, target))
+            share = 0.0
+            for lo, hi in periods_between(target_grain, start, end, config.settings):
+                overlap = (min(hi, end) - max(lo, start)).days + 1
+                share += overlap / ((hi - lo).days + 1)
+            rows.append((target_grain, grain, start, share))
     return pl.DataFrame(
         rows,
         schema={
-            "metric_id": pl.String,
+            "target_grain": pl.String,
             "grain": pl.String,
             "period_start": pl.Date,
-            "target_value": pl.Float64,
+            "target_share": pl.Float64,
         },
         orient="row",
     )

@@ -10,6 +10,7 @@ thousands of metrics costs a handful of queries, not one per metric.
 
 from __future__ import annotations
 
+import uuid
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -24,7 +25,7 @@ from transforms.sources import SOURCES
 
 SERIES_SCHEMA = {"date": pl.Date, "value": pl.Float64, "latest_date": pl.Date}
 PARTIALS_SCHEMA = {
-    "pkey": pl.String,
+    "pkey": pl.UInt32,
     "date": pl.Date,
     "n": pl.Float64,
     "s": pl.Float64,
@@ -58,6 +59,9 @@ class MetricReader:
     con: duckdb.DuckDBPyConnection
     config: OkrConfig
     _partials: dict[str, pl.DataFrame] = field(default_factory=dict)
+    _codes: dict[str, int] = field(default_factory=dict)
+    """A small integer per partial key: frames join on it, not on the key's JSON text."""
+    _sightings: dict[str, str] = field(default_factory=dict)
     _source_days: dict[tuple, pl.DataFrame] = field(default_factory=dict)
     _distincts: dict[tuple, pl.DataFrame] = field(default_factory=dict)
     _tables: set[str] | None = None
@@ -152,10 +156,10 @@ class MetricReader:
                     else "as_of_end" if _valued_as_of_end(m) else "windowed"
                     for m in used.values()
                 ],
-                "pkey": [_partial_key(m) for m in used.values()],
+                "pkey": [self._code(m) for m in used.values()],
                 "aggregation": [m.aggregation for m in used.values()],
             },
-            schema={"metric_id": pl.String, "_kind": pl.String, "pkey": pl.String,
+            schema={"metric_id": pl.String, "_kind": pl.String, "pkey": pl.UInt32,
                     "aggregation": pl.String},
         )
         rows = rows.join(kinds, on="metric_id", how="left", maintain_order="left")
@@ -202,20 +206,30 @@ class MetricReader:
     def prefetch(self, metrics: Iterable[Metric]) -> None:
         """Read the daily partials of many metrics: one scan per source table and filter column
         for metrics filtered on one column by text (`metric_id: x`, `event: signup`), one per
-        metric otherwise."""
+        metric otherwise. A scan also reads every other metric of the config it can serve, so
+        later marts of the same run find theirs read."""
         batches: dict[tuple, list[tuple[str, Metric, list[str]]]] = defaultdict(list)
         pending: set[str] = set()
-        for metric in metrics:
+
+        def add(metric: Metric, only_to_scans: bool = False) -> None:
             for part in self._parts(metric) if metric.aggregation == "ratio" else [metric]:
                 key = _partial_key(part)
                 if key in self._partials or key in pending:
                     continue
-                pending.add(key)
                 batch = self._batch_of(part)
+                if only_to_scans and (batch is None or batch[0] not in batches):
+                    continue
+                pending.add(key)
                 if batch is None:
-                    self._partials[key] = self._single_partials(part, key)
+                    self._partials[key] = self._single_partials(part)
                 else:
                     batches[batch[0]].append((key, part, batch[1]))
+
+        for metric in metrics:
+            add(metric)
+        if batches:
+            for metric in self.config.metrics.values():
+                add(metric, only_to_scans=True)
         for group, members in batches.items():
             self._read_batch(group, members)
 
@@ -226,7 +240,7 @@ class MetricReader:
             [
                 {
                     "id": r.id,
-                    "pkey": _partial_key(r.metric),
+                    "pkey": self._code(r.metric),
                     "aggregation": r.metric.aggregation,
                     "trailing": r.metric.trailing_days,
                     "first": r.first,
@@ -238,7 +252,7 @@ class MetricReader:
             ],
             schema={
                 "id": pl.String,
-                "pkey": pl.String,
+                "pkey": pl.UInt32,
                 "aggregation": pl.String,
                 "trailing": pl.Int64,
                 "first": pl.Date,
@@ -279,8 +293,8 @@ class MetricReader:
     def _with_latest(self, values: pl.DataFrame, requests: list[SeriesRequest]) -> pl.DataFrame:
         """Adds `latest_date`: the latest day <= date on which the request's metric has data."""
         keys = pl.DataFrame(
-            {"id": [r.id for r in requests], "pkey": [_partial_key(r.metric) for r in requests]},
-            schema={"id": pl.String, "pkey": pl.String},
+            {"id": [r.id for r in requests], "pkey": [self._code(r.metric) for r in requests]},
+            schema={"id": pl.String, "pkey": pl.UInt32},
         ).unique("id")
         data_days = (
             self._long(keys["pkey"])
@@ -303,13 +317,20 @@ class MetricReader:
 
     def _window_values(self, windows: pl.DataFrame, metrics: dict[str, Metric]) -> pl.DataFrame:
         """Period metrics over each window's own days, from the daily partials."""
-        totals = (
-            windows.select("_i", "pkey", date=pl.date_ranges("start", "end"))
-            .explode("date")
-            .join(self._long(windows["pkey"]), on=["pkey", "date"], how="inner")
-            .group_by("_i")
-            .agg(pl.col("n", "s", "source_n").sum(), pl.col("mn").min(), pl.col("mx").max())
-        )
+        partials = self._long(windows["pkey"])
+        if (windows["start"] == windows["end"]).all():  # single days (metric_daily): no sums
+            totals = windows.select("_i", "pkey", date="start").join(
+                partials, on=["pkey", "date"], how="inner"
+            )
+        else:
+            totals = (
+                windows.select("_i", "pkey", date=pl.date_ranges("start", "end"))
+                .explode("date")
+                .join(partials, on=["pkey", "date"], how="inner")
+                .group_by("_i")
+                .agg(pl.col("n", "s", "source_n").sum(), pl.col("mn").min(), pl.col("mx").max())
+            )
+        totals = totals.select("_i", "n", "s", "mn", "mx", "source_n")
         frame = windows.join(totals, on="_i", how="left").with_columns(
             pl.col("n", "source_n").fill_null(0)
         )
@@ -360,21 +381,19 @@ class MetricReader:
     def _window_distincts(self, metric: Metric, windows: pl.DataFrame) -> pl.DataFrame:
         """Distinct ids per window, counted from the raw rows (never summed over days): each
         window is spread over its days, so a row joins the windows holding its day by equality."""
-        rows, params = self._rows_sql(metric, with_value=True)
         sql = f"""
             WITH w AS (
                 SELECT _i, unnest(generate_series(lo, hi, INTERVAL 1 DAY))::DATE AS date
                 FROM _okr_windows
             )
             SELECT w._i, count(DISTINCT r.value)::DOUBLE AS distinct_n
-            FROM ({rows}) AS r JOIN w ON r.date = w.date
-            WHERE r.matches AND r.value IS NOT NULL
+            FROM {self._sightings_table(metric)} AS r JOIN w ON r.date = w.date
             GROUP BY w._i"""
         self.con.register(
             "_okr_windows", windows.select("_i", lo="start", hi="end").to_arrow()
         )
         try:
-            return self._query(sql, params).with_columns(pl.col("_i").cast(pl.UInt32))
+            return self._query(sql, []).with_columns(pl.col("_i").cast(pl.UInt32))
         finally:
             self.con.unregister("_okr_windows")
 
@@ -408,21 +427,20 @@ class MetricReader:
         key = (_partial_key(metric), trailing, lo, last)
         if key in self._distincts:
             return self._distincts[key]
-        rows, params = self._rows_sql(metric, with_value=True)
+        sightings = self._sightings_table(metric)
         if trailing is None:
             # A user counts from the first day they appear in the window.
             sql = f"""
                 SELECT first_day AS date, count(*)::DOUBLE AS delta FROM (
-                    SELECT value, min(date) AS first_day FROM ({rows})
-                    WHERE matches AND date BETWEEN ? AND ? AND value IS NOT NULL GROUP BY value
+                    SELECT value, min(date) AS first_day FROM {sightings}
+                    WHERE date BETWEEN ? AND ? GROUP BY value
                 ) GROUP BY first_day"""
         else:
             # Each sighting covers [day, day + N - 1]; merge overlapping spans per id, then count
             # the spans open on each day: +1 where a span starts, -1 the day after it ends.
             sql = f"""
                 WITH sightings AS (
-                    SELECT DISTINCT value, date FROM ({rows})
-                    WHERE matches AND date BETWEEN ? AND ? AND value IS NOT NULL
+                    SELECT value, date FROM {sightings} WHERE date BETWEEN ? AND ?
                 ), flagged AS (
                     SELECT value, date, CASE WHEN lag(date) OVER (PARTITION BY value ORDER BY date)
                         >= date - {trailing} THEN 0 ELSE 1 END AS starts_span
@@ -439,8 +457,24 @@ class MetricReader:
                     SELECT opens AS date, 1 AS delta FROM spans
                     UNION ALL SELECT closes AS date, -1 AS delta FROM spans
                 ) GROUP BY date"""
-        self._distincts[key] = self._query(sql, [*params, lo, last])
+        self._distincts[key] = self._query(sql, [lo, last])
         return self._distincts[key]
+
+    def _sightings_table(self, metric: Metric) -> str:
+        """A temporary table of the distinct (date, id) pairs a distinct count reads, built once
+        per reader: every window, first-seen and coverage query of the metric reads it, not the
+        raw rows."""
+        key = _partial_key(metric)
+        if key not in self._sightings:
+            name = f"_okr_sightings_{uuid.uuid4().hex[:12]}"
+            rows, params = self._rows_sql(metric, with_value=True)
+            self.con.execute(
+                f"CREATE TEMP TABLE {name} AS SELECT DISTINCT date, value FROM ({rows}) "
+                "WHERE matches AND value IS NOT NULL",
+                params,
+            )
+            self._sightings[key] = name
+        return self._sightings[key]
 
     # -- ratios -------------------------------------------------------------------------------
 
@@ -501,12 +535,16 @@ class MetricReader:
             self.prefetch([metric])
         return self._partials[key]
 
-    def _long(self, pkeys: pl.Series) -> pl.DataFrame:
-        """The daily partials of the given metrics (by partial key) as one frame."""
+    def _long(self, codes: pl.Series) -> pl.DataFrame:
+        """The daily partials of the given metrics (by partial key code) as one frame."""
+        keys = list(self._codes)
         return pl.concat(
             [pl.DataFrame(schema=PARTIALS_SCHEMA)]
-            + [self._partials[key] for key in pkeys.unique(maintain_order=True).to_list()]
+            + [self._partials[keys[code]] for code in codes.unique(maintain_order=True).to_list()]
         )
+
+    def _code(self, metric: Metric) -> int:
+        return self._codes.setdefault(_partial_key(metric), len(self._codes))
 
     def _batch_of(self, metric: Metric) -> tuple[tuple, list[str]] | None:
         """(scan group, wanted texts) for a metric filtered on one column by text values."""
@@ -536,11 +574,12 @@ class MetricReader:
         )
         wanted_by = pl.DataFrame(
             [
-                {"pkey": key, "key": text, "counts_rows": metric.aggregation not in _NUMERIC}
-                for key, metric, texts in members
+                {"pkey": self._code(metric), "key": text,
+                 "counts_rows": metric.aggregation not in _NUMERIC}
+                for _, metric, texts in members
                 for text in texts
             ],
-            schema={"pkey": pl.String, "key": pl.String, "counts_rows": pl.Boolean},
+            schema={"pkey": pl.UInt32, "key": pl.String, "counts_rows": pl.Boolean},
         )
         per_metric = (
             matched.join(wanted_by, on="key")
@@ -553,7 +592,9 @@ class MetricReader:
                 mx=pl.col("mx").max(),
             )
         )
-        keys = pl.DataFrame({"pkey": [key for key, _, _ in members]}, schema={"pkey": pl.String})
+        keys = pl.DataFrame(
+            {"pkey": [self._code(metric) for _, metric, _ in members]}, schema={"pkey": pl.UInt32}
+        )
         partials = (
             keys.join(self._source_rows(source_name, day), how="cross")
             .join(per_metric, on=["pkey", "date"], how="left")
@@ -562,8 +603,8 @@ class MetricReader:
             .sort("pkey", "date")
         )
         split = partials.partition_by("pkey", as_dict=True, maintain_order=True)
-        for key, _, _ in members:
-            self._partials[key] = split.get((key,), partials.clear())
+        for key, metric, _ in members:
+            self._partials[key] = split.get((self._code(metric),), partials.clear())
 
     def _source_rows(self, source_name: str, day: str) -> pl.DataFrame:
         """All rows of a source per day (`source_n`), for the zero-versus-null rule."""
@@ -578,19 +619,19 @@ class MetricReader:
             )
         return self._source_days[key]
 
-    def _single_partials(self, metric: Metric, key: str) -> pl.DataFrame:
+    def _single_partials(self, metric: Metric) -> pl.DataFrame:
         rows, params = self._rows_sql(metric, with_value=metric.aggregation in _NUMERIC)
         counted = "count(value)" if metric.aggregation in _NUMERIC else "count(*)"
         numeric = metric.aggregation in _NUMERIC
         sql = f"""
-            SELECT ?::VARCHAR AS pkey, date,
+            SELECT ?::UINTEGER AS pkey, date,
                 {counted} FILTER (WHERE matches)::DOUBLE AS n,
                 {"sum(value) FILTER (WHERE matches)" if numeric else "NULL"}::DOUBLE AS s,
                 {"min(value) FILTER (WHERE matches)" if numeric else "NULL"}::DOUBLE AS mn,
                 {"max(value) FILTER (WHERE matches)" if numeric else "NULL"}::DOUBLE AS mx,
                 count(*)::DOUBLE AS source_n
             FROM ({rows}) GROUP BY date ORDER BY date"""
-        return self._query(sql, [key, *params]).cast(PARTIALS_SCHEMA)  # type: ignore[arg-type]
+        return self._query(sql, [self._code(metric), *params]).cast(PARTIALS_SCHEMA)  # type: ignore[arg-type]
 
     def _rows_sql(self, metric: Metric, with_value: bool) -> tuple[str, list[Any]]:
         """Source rows as (date, value, matches): `matches` is the metric's filter, kept as a flag
