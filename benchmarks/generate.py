@@ -324,8 +324,8 @@ def write_quarter_data(spec: Spec, folder: Path, quarter: Quarter, last_day: dat
         return 0
     epoch = (quarter.start - date(2000, 1, 1)).days
     con = duckdb.connect(config={"threads": 2, "memory_limit": "2GB",
-                                 "preserve_insertion_order": True,
-                                 "enable_progress_bar": False})
+                                 "preserve_insertion_order": True})
+    con.execute("SET enable_progress_bar = false")
     try:
         per_day, metrics, seed = spec.obs_per_day, spec.csv_metrics, spec.seed
         con.execute(f"""

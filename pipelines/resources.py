@@ -37,13 +37,9 @@ class WarehouseResource(dg.ConfigurableResource):
     def connect(self) -> Iterator[duckdb.DuckDBPyConnection]:
         Path(self.path).parent.mkdir(parents=True, exist_ok=True)
         con = duckdb.connect(
-            self.path,
-            config={
-                "memory_limit": self.memory_limit,
-                "threads": self.threads,
-                "enable_progress_bar": False,  # run logs get the step's events, not a bar
-            },
+            self.path, config={"memory_limit": self.memory_limit, "threads": self.threads}
         )
+        con.execute("SET enable_progress_bar = false")  # step logs get events, not a bar
         try:
             yield con
         finally:

@@ -656,8 +656,11 @@ class MetricReader:
 
     def _day_expr(self, metric: Metric) -> str:
         """The row's day: timestamps with a time zone are read in the config's time zone."""
-        table = SOURCES[metric.source].table
-        time_column = metric.time_column_or_default
+        source = SOURCES[metric.source]
+        table, time_column = source.table, metric.time_column_or_default
+        local_day = source.local_day_column
+        if time_column == source.time_column and local_day and self._column_type(table, local_day):
+            return _ident(local_day)
         if self._column_type(table, time_column) == "TIMESTAMP WITH TIME ZONE":
             tz = self.config.settings.timezone.replace("'", "")
             return f"CAST(timezone('{tz}', {_ident(time_column)}) AS DATE)"
@@ -677,7 +680,7 @@ class MetricReader:
             }
         return table in self._tables
 
-    def _column_type(self, table: str, column: str) -> str:
+    def _column_type(self, table: str, column: str) -> str | None:
         if table not in self._column_types:
             schema, name = table.split(".")
             self._column_types[table] = dict(
@@ -687,7 +690,7 @@ class MetricReader:
                     [schema, name],
                 ).fetchall()
             )
-        return self._column_types[table].get(column, "DATE")
+        return self._column_types[table].get(column)
 
 
 _PART = "\x1f"

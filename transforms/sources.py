@@ -18,6 +18,9 @@ class SourceSpec:
     """Prefixes of nested keys (`dimensions.region`) that are allowed without being listed."""
     open_columns: bool = False
     """The table's columns depend on the input (report CSVs); any snake_case name is allowed."""
+    local_day_column: str | None = None
+    """A column staging filled with the default time column's day in settings.timezone, so
+    metrics read it instead of converting every timestamp again."""
 
     def column_kind(self, column: str) -> str | None:
         if column in self.columns:
@@ -59,6 +62,7 @@ SOURCES: dict[str, SourceSpec] = {
                 "properties": TEXT,
             },
             open_prefixes=("properties.",),
+            local_day_column="date",
         ),
         SourceSpec(
             "analytics_report",
