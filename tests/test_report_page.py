@@ -404,3 +404,32 @@ def test_the_team_roll_up_renders_without_the_kpi_mart(warehouse, tmp_path):
     assert len(bands(colour_rows(shot, BURNUP_COLOR))) == 3
     broken = screenshot(without_vega(page), tmp_path / "broken")
     assert sum(colour_rows(broken, TEAM_COLOR)) == 0
+
+
+def test_the_vega_bundle_is_built_once_and_kept_in_the_cache(warehouse, monkeypatch, tmp_path):
+    import transforms.report_page as report_page
+
+    monkeypatch.setenv("OKR_CACHE_DIR", str(tmp_path / "cache"))
+    report_page._vega_bundle.cache_clear()
+    first = render_scorecard_page(warehouse)
+    [cached] = (tmp_path / "cache").glob("vega-bundle-*.js")
+    report_page._vega_bundle.cache_clear()
+    cached.write_text(cached.read_text() + "\n/* from the cache */")
+    second = render_scorecard_page(warehouse)
+    assert "/* from the cache */" in second  # the second page took the cached bundle
+    assert second.replace("\n/* from the cache */", "") == first
+    report_page._vega_bundle.cache_clear()
+
+
+def test_each_burn_up_has_its_own_window(warehouse):
+    specs = chart_specs(render_scorecard_page(warehouse))
+    for chart_id in ("chart-kr-1", "chart-kr-2", "chart-kr-3"):
+        values = specs[chart_id]["data"]["values"]
+        for layer in specs[chart_id]["layer"]:
+            first, last = layer["encoding"]["x"]["scale"]["domain"]
+            assert (first["year"], first["month"]) <= tuple(
+                int(part) for part in values[0]["as_of_date"].split("-")[:2]
+            )
+            assert (last["year"], last["month"], last["date"]) >= tuple(
+                int(part) for part in values[-1]["as_of_date"].split("-")
+            )

@@ -6,7 +6,6 @@ from __future__ import annotations
 import difflib
 import hashlib
 import json
-import os
 import re
 import zoneinfo
 from collections.abc import Hashable
@@ -28,6 +27,7 @@ from pydantic import (
     model_validator,
 )
 
+from transforms import cache
 from transforms.calendar import quarter_from_label
 from transforms.sources import NUMERIC, SOURCES, TIME
 
@@ -402,20 +402,13 @@ _DATE_TAG = "__okr_date__"
 _DATETIME_TAG = "__okr_datetime__"
 
 
-def _cache_dir() -> Path:
-    if folder := os.environ.get("OKR_CACHE_DIR"):
-        return Path(folder)
-    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "okr-warehouse"
-
-
-def _cache_path(data: bytes) -> Path:
-    return _cache_dir() / f"config-{hashlib.sha256(_CACHE_FORMAT + data).hexdigest()}.json"
+def _cache_name(data: bytes) -> str:
+    return f"config-{hashlib.sha256(_CACHE_FORMAT + data).hexdigest()}.json"
 
 
 def _cached_document(data: bytes) -> Any | None:
-    try:
-        text = _cache_path(data).read_text(encoding="utf-8")
-    except OSError:
+    text = cache.read_text(_cache_name(data))
+    if text is None:
         return None
     try:
         return json.loads(text, object_hook=_untag)
@@ -424,19 +417,14 @@ def _cached_document(data: bytes) -> Any | None:
 
 
 def _cache_document(data: bytes, document: dict[str, Any]) -> None:
-    """Best effort: a read-only or full disk only costs the next load its parse. Documents JSON
-    cannot give back as they are (non-text keys, NaN) are not cached."""
+    """Documents JSON cannot give back as they are (non-text keys, NaN) are not cached."""
     try:
         text = json.dumps(document, default=_tag)
         if json.loads(text, object_hook=_untag) != document:
             return
-        path = _cache_path(data)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        partial = path.with_suffix(f".{os.getpid()}.tmp")
-        partial.write_text(text, encoding="utf-8")
-        os.replace(partial, path)
-    except (OSError, TypeError, ValueError):
+    except (TypeError, ValueError):
         return
+    cache.write_text(_cache_name(data), text)
 
 
 def _tag(value: Any) -> dict[str, str]:

@@ -25,6 +25,8 @@ import duckdb
 import polars as pl
 import vl_convert
 
+from transforms import cache
+
 # Colours the charts draw with. None of them is used by the page's CSS, so a screenshot showing
 # them proves that Vega rendered (the page test relies on this).
 BURNUP_COLOR = "#8e24aa"  # a KR's progress line
@@ -214,10 +216,18 @@ def _utc(day: date) -> alt.DateTime:
     return alt.DateTime(year=day.year, month=day.month, date=day.day, utc=True)
 
 
-def _spec(chart: alt.TopLevelMixin) -> dict[str, Any]:
+def _spec(chart: alt.TopLevelMixin, values: list[dict[str, Any]]) -> dict[str, Any]:
+    """The chart's Vega-Lite spec with `values` as its data. Altair validates the spec against
+    the Vega-Lite schema; the data rows are attached after that, since validating thousands of
+    plain rows takes seconds and they are ours."""
     spec = chart.to_dict()
     spec.pop("$schema", None)  # the page says mode: vega-lite; no URL in the page
+    spec["data"] = {"values": values}
     return spec
+
+
+def _utc_json(day: date) -> dict[str, Any]:
+    return {"year": day.year, "month": day.month, "date": day.day, "utc": True}
 
 
 def _burnup_spec(daily: pl.DataFrame, start: date, end: date) -> dict[str, Any]:
@@ -230,11 +240,22 @@ def _burnup_spec(daily: pl.DataFrame, start: date, end: date) -> dict[str, Any]:
         }
         for row in daily.iter_rows(named=True)
     ]
-    base = alt.Chart(alt.Data(values=values))
+    spec = json.loads(_burnup_template())
+    for layer in spec["layer"]:
+        layer["encoding"]["x"]["scale"]["domain"] = [_utc_json(start), _utc_json(end)]
+    spec["data"] = {"values": values}
+    return spec
+
+
+@functools.cache
+def _burnup_template() -> str:
+    """Every KR's burn-up has the same spec but for its data and days: built and validated
+    once (as JSON, so each KR gets its own copy)."""
+    base = alt.Chart(alt.Data(values=[]))
     x = alt.X(
         "as_of_date:T",
         title=None,
-        scale=alt.Scale(type="utc", domain=[_utc(start), _utc(end)]),
+        scale=alt.Scale(type="utc", domain=[_utc(date(2000, 1, 1)), _utc(date(2000, 1, 2))]),
         axis=alt.Axis(format="%b %d", tickCount=4, labelOverlap=True, grid=False),
     )
     y_scale = alt.Scale(domain=[0, 1], clamp=True)
@@ -256,7 +277,7 @@ def _burnup_spec(daily: pl.DataFrame, start: date, end: date) -> dict[str, Any]:
         .configure_view(stroke=None)
         .configure_axis(labelFontSize=10)
     )
-    return _spec(chart)
+    return json.dumps(_spec(chart, []))
 
 
 def _kpi_health_spec(summary: pl.DataFrame) -> dict[str, Any]:
@@ -279,7 +300,7 @@ def _kpi_health_spec(summary: pl.DataFrame) -> dict[str, Any]:
     ]
     metrics = summary["metric_id"].unique().sort().to_list()
     chart = (
-        alt.Chart(alt.Data(values=values))
+        alt.Chart(alt.Data(values=[]))
         .mark_rect(stroke="#ffffff", strokeWidth=2)
         .encode(
             x=alt.X(
@@ -307,7 +328,7 @@ def _kpi_health_spec(summary: pl.DataFrame) -> dict[str, Any]:
         .properties(width=90 * periods.height, height=26 * len(metrics))
         .configure_view(stroke=None)
     )
-    return _spec(chart)
+    return _spec(chart, values)
 
 
 def _team_spec(teams: pl.DataFrame) -> dict[str, Any]:
@@ -321,7 +342,7 @@ def _team_spec(teams: pl.DataFrame) -> dict[str, Any]:
         }
         for row in teams.iter_rows(named=True)
     ]
-    base = alt.Chart(alt.Data(values=values))
+    base = alt.Chart(alt.Data(values=[]))
     y = alt.Y("team:N", title=None, sort=teams["team"].to_list())
     x_scale = alt.Scale(domain=[0, 1], clamp=True)
     bars = base.mark_bar(color=TEAM_COLOR, height=16).encode(
@@ -342,16 +363,20 @@ def _team_spec(teams: pl.DataFrame) -> dict[str, Any]:
         .properties(width=520, height=32 * teams.height)
         .configure_view(stroke=None)
     )
-    return _spec(chart)
+    return _spec(chart, values)
 
 
 @functools.cache
 def _vega_bundle() -> str:
     """Vega, Vega-Lite (the version Altair writes) and vega-embed as one script; they set
-    `window.vegaEmbed`. Building it takes a second or two, so it is built once per process."""
+    `window.vegaEmbed`. Building it takes a second or two, so it is kept in the user's cache,
+    named by the vl-convert and Vega-Lite versions that determine it."""
     wanted = ".".join(alt.SCHEMA_VERSION.lstrip("v").split(".")[:2])
     version = wanted if wanted in vl_convert.get_vegalite_versions() else None
-    bundle = vl_convert.javascript_bundle(vl_version=version)
+    name = f"vega-bundle-{vl_convert.__version__}-{version or 'default'}.js"
+    if (bundle := cache.read_text(name)) is None:
+        bundle = vl_convert.javascript_bundle(vl_version=version)
+        cache.write_text(name, bundle)
     return bundle.replace("</script", "<\\/script")
 
 
