@@ -8,7 +8,7 @@ start Jan 6, 13, ..., Mar 31 (13 weeks; the week of Dec 30, 2024 starts in 2024-
 from __future__ import annotations
 
 import random
-from datetime import date
+from datetime import date, timedelta
 
 import duckdb
 import polars as pl
@@ -532,3 +532,29 @@ def test_table_specs_are_documented_and_accept_the_frames(tmp_path):
             params=[table.name],
         ).fetchall()
         assert comments == [(len(table.columns),)]
+
+
+@pytest.mark.parametrize("red_since_year", [2019, 2022])
+def test_a_red_streak_older_than_the_lookback_is_counted_in_full(tmp_path, red_since_year):
+    """History is measured a year back first; streaks red all that way are measured further."""
+    sales = csv_metric("sales", target={"value": 10, "tolerance": 0.1, "grain": "month"})
+    kpi = csv_metric("kpi", target={"value": 10, "tolerance": 0.1, "grain": "month"})
+    observations, month = [], date(2018, 1, 1)
+    while month <= date(2025, 3, 1):
+        # sales: green until red_since_year, red from then on; kpi: red except in 2023-06
+        observations.append((month, "sales", 1 if month.year >= red_since_year else 20))
+        observations.append((month, "kpi", 20 if month == date(2023, 6, 1) else 1))
+        month = (month + timedelta(days=32)).replace(day=1)
+    frame = summary(tmp_path, [sales, kpi], observations)
+    months = rows(frame, "sales", "month")
+    red_months = (2025 - red_since_year) * 12
+    assert [months[label]["consecutive_red"] for label in ("2025-01", "2025-02", "2025-03")] == [
+        red_months + 1, red_months + 2, red_months + 3
+    ]
+    kpi_months = rows(frame, "kpi", "month")
+    # red from 2023-07 on: 18 months to 2024-12, then January to March 2025
+    assert [kpi_months[label]["consecutive_red"] for label in ("2025-01", "2025-03")] == [19, 21]
+    # the quarter grain counts whole quarters: sales red since Q1 of red_since_year
+    quarter = rows(frame, "sales", "quarter")["2025-Q1"]
+    assert quarter["health"] == "red"
+    assert quarter["consecutive_red"] == (2025 - red_since_year) * 4 + 1

@@ -385,11 +385,37 @@ def success_metric_summary(
     reported = _reported_periods(quarters, today, settings)
     if reported.height == 0 or not config.metrics:
         return pl.DataFrame(schema=schema)
-    history = _measured_periods(reader, config, reported, today).sort(
-        "metric_id", "grain", "period_start"
-    )
-    rows = _comparisons(history)
-    rows = rows.with_columns(health=_health()).with_columns(consecutive_red=_consecutive_red())
+    first_reported = reported["period_start"].min()
+    reader.prefetch(config.metrics.values())
+    # Before a metric's first data every value is null, so its history starts there at most.
+    history_start = {
+        metric_id: min(first_reported, reader.earliest_date(metric) or first_reported)
+        for metric_id, metric in config.metrics.items()
+    }
+    # A year and a week back covers previous_value, rolling_avg_3 and yoy_value of every grain;
+    # only a red streak can reach further, and only those metrics are measured further back.
+    lookback = _year_earlier("month", first_reported.replace(day=1)) - timedelta(days=7)
+    measured_from = {m: max(start, lookback) for m, start in history_start.items()}
+    history = _measured_periods(reader, config, reported, today, measured_from)
+    while True:
+        rows = _with_health(history)
+        streaks = _streaks_reaching_back(rows, reported, measured_from, history_start)
+        if not streaks:
+            break
+        for metric_id in streaks:
+            reach = first_reported - measured_from[metric_id]
+            measured_from[metric_id] = max(
+                history_start[metric_id], measured_from[metric_id] - 2 * reach
+            )
+        history = pl.concat(
+            [
+                history.filter(~pl.col("metric_id").is_in(streaks)),
+                _measured_periods(
+                    reader, config, reported, today, {m: measured_from[m] for m in streaks}
+                ),
+            ],
+            how="vertical_relaxed",
+        )
     return (
         rows.join(reported, on=["grain", "period_start"], how="inner")
         .select([pl.col(name).cast(dtype) for name, dtype in schema.items()])
@@ -397,23 +423,51 @@ def success_metric_summary(
     )
 
 
+def _with_health(history: pl.DataFrame) -> pl.DataFrame:
+    rows = _comparisons(history.sort("metric_id", "grain", "period_start"))
+    return rows.with_columns(health=_health()).with_columns(consecutive_red=_consecutive_red())
+
+
+def _streaks_reaching_back(
+    rows: pl.DataFrame,
+    reported: pl.DataFrame,
+    measured_from: dict[str, date],
+    history_start: dict[str, date],
+) -> list[str]:
+    """Metrics with a grain whose every measured period before the reported ones is red while
+    earlier data exists: their red streak may be longer than what was measured."""
+    first_of_grain = reported.group_by("grain").agg(first=pl.col("period_start").min())
+    cut_short = [m for m, start in measured_from.items() if start > history_start[m]]
+    before = (
+        rows.filter(pl.col("metric_id").is_in(cut_short))
+        .join(first_of_grain, on="grain")
+        .filter(pl.col("period_start") < pl.col("first"))
+    )
+    all_red = before.group_by("metric_id", "grain").agg(red=(pl.col("health") == "red").all())
+    return sorted(set(all_red.filter(pl.col("red"))["metric_id"].to_list()))
+
+
 def _measured_periods(
-    reader: MetricReader, config: OkrConfig, reported: pl.DataFrame, today: date
+    reader: MetricReader,
+    config: OkrConfig,
+    reported: pl.DataFrame,
+    today: date,
+    history_start: dict[str, date],
 ) -> pl.DataFrame:
-    """Every period of every grain from each metric's first data (or the first reported
-    period, if earlier) to the last reported period, measured. The periods before the reported
-    ones feed previous_value, yoy_value, rolling_avg_3 and consecutive_red; before the first
-    data every value is null, so starting there loses nothing."""
+    """Every period of every grain from the one holding the metric's `history_start` to the
+    last reported period, measured, for the metrics in `history_start`. The periods before the
+    reported ones feed previous_value, yoy_value, rolling_avg_3 and consecutive_red."""
     settings = config.settings
-    first_reported = reported["period_start"].min()
-    reader.prefetch(config.metrics.values())
-    history_starts = {
-        metric_id: min(first_reported, reader.earliest_date(metric) or first_reported)
-        for metric_id, metric in config.metrics.items()
-    }
-    periods = _periods(reported, min(history_starts.values()), settings)
-    metrics = _metric_attributes(config).with_columns(
-        history_start=pl.Series(list(history_starts.values()), dtype=pl.Date)
+    periods = _periods(reported, min(history_start.values()), settings)
+    metrics = (
+        _metric_attributes(config)
+        .join(
+            pl.DataFrame(
+                {"metric_id": list(history_start), "history_start": list(history_start.values())},
+                schema={"metric_id": pl.String, "history_start": pl.Date},
+            ),
+            on="metric_id",
+        )
     )
     frame = (
         metrics.join(periods, how="cross")
@@ -429,7 +483,9 @@ def _measured_periods(
     )
     values = reader.values_many(frame.select("metric_id", start="period_start", end="as_of_date"))
     latest = reader.latest_many(
-        config.metrics.items(), frame["as_of_date"].min(), frame["as_of_date"].max()
+        [(m, config.metrics[m]) for m in history_start],
+        frame["as_of_date"].min(),
+        frame["as_of_date"].max(),
     ).select(
         pl.col("id").alias("metric_id"),
         pl.col("date").alias("as_of_date"),
