@@ -46,7 +46,7 @@ BASELINE_SQL = Path(__file__).resolve().parent / "rollup_baseline.sql"
 RESULT_PREFIX = "BENCH_RESULT "
 SCENARIOS = ("ingest", "rollup", "memory", "incremental", "orchestration")
 MEMORY_TARGET_MB = 2048.0
-DUCKDB_MEMORY_LIMIT = "4GB"  # WarehouseResource's defaults, used by the baselines too
+DUCKDB_MEMORY_LIMIT = "1GB"  # WarehouseResource's defaults, used by the baselines too
 DUCKDB_THREADS = 2
 
 
@@ -136,7 +136,6 @@ def child_ingest_project(args: dict) -> dict:
     from pipelines.resources import WarehouseResource
     from transforms.schema import STAGING_CSV_OBSERVATIONS
     from transforms.staging import stage_csv_observations
-    from transforms.warehouse import replace_partition
 
     quarters = _quarters(args["quarters"])
     resource = WarehouseResource(path=args["warehouse"])
@@ -145,15 +144,13 @@ def child_ingest_project(args: dict) -> dict:
     with resource.connect() as con:
         report = load_csv_folder(con, Path(args["csv_dir"]))
         phases["raw"] = time.perf_counter() - start
+        t = time.perf_counter()
         for quarter in quarters:
-            t = time.perf_counter()
-            rows = stage_csv_observations(con, quarter.start, quarter.end)
-            phases["stage_query"] = phases.get("stage_query", 0) + time.perf_counter() - t
-            t = time.perf_counter()
-            replace_partition(con, STAGING_CSV_OBSERVATIONS, rows, [quarter.start])
-            phases["stage_write"] = phases.get("stage_write", 0) + time.perf_counter() - t
-            del rows
+            stage_csv_observations(con, quarter.start, quarter.end)
+        phases["stage"] = time.perf_counter() - t
         staged = con.execute(f"SELECT count(*) FROM {STAGING_CSV_OBSERVATIONS.fqn}").fetchone()[0]
+        t = time.perf_counter()
+    phases["close"] = time.perf_counter() - t
     return {
         "seconds": time.perf_counter() - start,
         "rows_loaded": report.rows_loaded,
@@ -184,10 +181,8 @@ def child_prepare_rollup(args: dict) -> dict:
     from connectors.analytics_exports import load_analytics_exports
     from connectors.csv_drop import load_csv_folder
     from pipelines.resources import WarehouseResource
-    from transforms.schema import STAGING_CSV_OBSERVATIONS
     from transforms.staging import stage_csv_observations
-    from transforms.staging_analytics import STAGING_ANALYTICS_EVENTS, stage_analytics_events
-    from transforms.warehouse import replace_partition
+    from transforms.staging_analytics import stage_analytics_events
 
     start = time.perf_counter()
     data = Path(args["data_dir"])
@@ -195,12 +190,8 @@ def child_prepare_rollup(args: dict) -> dict:
         load_csv_folder(con, data / "csv")
         load_analytics_exports(con, data / "analytics")
         for quarter in _quarters(args["quarters"]):
-            rows = stage_csv_observations(con, quarter.start, quarter.end)
-            replace_partition(con, STAGING_CSV_OBSERVATIONS, rows, [quarter.start])
-            del rows
-            rows = stage_analytics_events(con, quarter.start, quarter.end, "UTC")
-            replace_partition(con, STAGING_ANALYTICS_EVENTS, rows, [quarter.start])
-            del rows
+            stage_csv_observations(con, quarter.start, quarter.end)
+            stage_analytics_events(con, quarter.start, quarter.end, "UTC")
     return {"seconds": time.perf_counter() - start}
 
 

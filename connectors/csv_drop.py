@@ -11,10 +11,15 @@ How a file is read (all in DuckDB, no Python loop over rows):
   quoted delimiters cannot shift it. (DuckDB's own CSV parser skips blank lines without counting
   them, numbers a multi-line record as one line, and in lenient mode silently turns `"a"b` into
   `a`; `file_row_number` is not supported for CSV.)
-- Each line is split into fields by a quote-aware regular expression (RFC 4180 quoting: a
-  quoted field may hold the delimiter and doubled quotes). A line whose quoting does not parse
-  -- including a quoted field that runs over a line break, which this source does not accept --
-  is rejected, as is a line whose field count differs from the header's (ragged row).
+- A *clean* line -- one regular expression built from the header says every field already has
+  its column's shape (an ISO date, a metric id, a number; no quote, no blank around a field) --
+  is split with `string_split` and needs no further pattern checks: that is nearly every line
+  of a machine-written file, and a regular expression per field costs several times more.
+- Any other line is split into fields by a quote-aware regular expression (RFC 4180 quoting: a
+  quoted field may hold the delimiter and doubled quotes) and its fields are trimmed. A line
+  whose quoting does not parse -- including a quoted field that runs over a line break, which
+  this source does not accept -- is rejected, as is a line whose field count differs from the
+  header's (ragged row).
 - Blank or whitespace-only lines are skipped: they are neither rows nor rejections.
 - Rows are then classified with `TRY_CAST` and regular expressions; the first failing check of
   a line (quoting, field count, date, metric_id, value) becomes its `raw.rejected_rows` row. In
@@ -42,9 +47,9 @@ import duckdb
 
 from connectors.files import (
     NO_SPLIT,
+    NUMBER_PATTERN,
     FileLoadReport,
     FileSourceError,
-    bad_number,
     commit_version,
     fields,
     lit,
@@ -54,6 +59,7 @@ from connectors.files import (
     well_quoted,
 )
 from transforms.schema import RAW_CSV_OBSERVATIONS, RAW_LOADED_FILES, RAW_REJECTED_ROWS
+from transforms.warehouse import insertion_order
 
 SOURCE = "csv"
 METRIC_ID_PATTERN = "[a-z0-9][a-z0-9_.-]*"
@@ -128,14 +134,16 @@ def _load_file(
 
 
 def _parse(con: duckdb.DuckDBPyConnection, path: Path, rel: str) -> None:
-    """Fill temp table `_ROWS`: one row per observation or rejection, with its line number."""
+    """Fill temp table `_ROWS`: one row per observation or rejection, with its line number (and
+    its text, for rejections)."""
     try:
-        con.execute(
-            f"CREATE OR REPLACE TEMP TABLE {_LINES} AS SELECT line AS text FROM read_csv(?, "
-            f"header = false, columns = {{'line': 'VARCHAR'}}, delim = '{NO_SPLIT}', "
-            "quote = '', escape = '', auto_detect = false)",
-            [str(path)],
-        )
+        with insertion_order(con, preserve=True):
+            con.execute(
+                f"CREATE OR REPLACE TEMP TABLE {_LINES} AS SELECT line AS text FROM read_csv(?, "
+                f"header = false, columns = {{'line': 'VARCHAR'}}, delim = '{NO_SPLIT}', "
+                "quote = '', escape = '', auto_detect = false)",
+                [str(path)],
+            )
     except duckdb.Error as exc:
         message = str(exc)
         line = re.search(r"Line: (\d+)", message)
@@ -146,7 +154,9 @@ def _parse(con: duckdb.DuckDBPyConnection, path: Path, rel: str) -> None:
         raise CsvSourceError(f"{rel}: cannot be read{where}: {first}") from exc
     header = _read_header(con, rel)
     select = _long_sql(header) if header.position("metric_id") else _wide_sql(header)
-    con.execute(f"CREATE OR REPLACE TEMP TABLE {_ROWS} AS {select}")
+    with insertion_order(con, preserve=False):  # rows carry their line number
+        con.execute(f"CREATE OR REPLACE TEMP TABLE {_ROWS} AS {select}")
+    con.execute(f"DROP TABLE {_LINES}")  # a big file's lines need not wait for the commit
 
 
 def _read_header(con: duckdb.DuckDBPyConnection, rel: str) -> _Header:
@@ -191,24 +201,63 @@ def _read_header(con: duckdb.DuckDBPyConnection, rel: str) -> _Header:
     return header
 
 
-def _parsed_lines(header: _Header) -> str:
-    """CTE body: the data lines with their number, text and fields (blank lines skipped)."""
-    return (
-        f"SELECT rowid + 1 AS line_no, text AS raw_record, {well_quoted(header.delim)} "
-        f"AS well_quoted, {fields(header.delim)} AS fields FROM {_LINES} "
-        f"WHERE rowid > 0 AND {trim('text')} <> ''"
+def _clean_pattern(header: _Header, shapes: dict[int, str]) -> str:
+    """The regular expression a clean line matches in full: field i has the shape `shapes[i]`
+    (1-based), any other field is unquoted text without blanks at its ends (maybe empty)."""
+    d = header.delim
+    plain = f'(?:[^"{d} \\t\\r](?:[^"{d}]*[^"{d} \\t\\r])?)?'
+    return d.join(f"(?:{shapes.get(i, plain)})" for i in range(1, len(header.names) + 1))
+
+
+def _parsed_lines(header: _Header, shapes: dict[int, str]) -> str:
+    """CTE body: the data lines with their number, text, `clean` flag, quoting and fields
+    (blank lines skipped). Only lines that are not clean pay for the quote-aware split. The
+    blank test does not use `clean`: a filter on it would be pushed down and run the
+    expression twice."""
+    d = header.delim
+    return f"""
+        SELECT line_no, raw_record, clean,
+               CASE WHEN clean THEN true ELSE {well_quoted(d)} END AS well_quoted,
+               CASE WHEN clean THEN string_split(text, '{d}') ELSE {fields(d)} END AS fields
+        FROM (
+            SELECT rowid + 1 AS line_no, text, text AS raw_record,
+                   regexp_full_match(text, {lit(_clean_pattern(header, shapes))}) AS clean
+            FROM {_LINES} WHERE rowid > 0 AND regexp_matches(text, '[^ \\t\\r]')
+        )
+    """
+
+
+def _cell(i: int | str) -> str:
+    """Field i, trimmed unless the line is clean (then it has no blanks at its ends)."""
+    return f"CASE WHEN clean THEN fields[{i}] ELSE {trim(f'fields[{i}]')} END"
+
+
+def _unless_clean(check: str) -> str:
+    """A shape check that a clean line passed already: skipped there (CASE evaluates lazily)."""
+    return f"CASE WHEN clean THEN false ELSE {check} END"
+
+
+def _bad_number(text: str, number: str) -> str:
+    """`files.bad_number` for a cell whose TRY_CAST to DOUBLE is already `number`."""
+    shape = _unless_clean(f"NOT regexp_full_match({text}, {lit(NUMBER_PATTERN)})")
+    return f"NOT coalesce(isfinite({number}), false) OR {shape}"
+
+
+def _cases(checks: list[tuple[str, str | None, str]]) -> tuple[str, str, str]:
+    """(failed, field, reason): `failed` numbers the first failing check, evaluating each check
+    once; `field` and `reason` (over a relation with `failed`) name the field and say why."""
+    failed = " ".join(f"WHEN {c} THEN {i}" for i, (c, _, _) in enumerate(checks, 1))
+    field_sql = " ".join(
+        f"WHEN {i} THEN {lit(f) if f else 'NULL'}" for i, (_, f, _) in enumerate(checks, 1)
     )
-
-
-def _cases(checks: list[tuple[str, str | None, str]]) -> tuple[str, str]:
-    """(field, reason) CASE expressions: the first failing check names the field and says why."""
-    field_sql = " ".join(f"WHEN {c} THEN {lit(f) if f else 'NULL'}" for c, f, _ in checks)
-    reason_sql = " ".join(f"WHEN {c} THEN {r}" for c, _, r in checks)
-    return f"CASE {field_sql} END", f"CASE {reason_sql} END"
+    reason_sql = " ".join(f"WHEN {i} THEN {r}" for i, (_, _, r) in enumerate(checks, 1))
+    return f"CASE {failed} END", f"CASE failed {field_sql} END", f"CASE failed {reason_sql} END"
 
 
 def _line_checks(header: _Header, date_col: str) -> list[tuple[str, str | None, str]]:
+    """Checks of a line and its date, over `well_quoted`, `fields`, `date_txt` and `date`."""
     n = len(header.names)
+    date_shape = _unless_clean(f"NOT regexp_full_match(date_txt, {lit(_DATE_PATTERN)})")
     return [
         (
             "NOT well_quoted",
@@ -223,8 +272,7 @@ def _line_checks(header: _Header, date_col: str) -> list[tuple[str, str | None, 
         ),
         ("date_txt = ''", date_col, lit(f"{date_col} is empty; {_DATE_HINT}")),
         (
-            f"NOT regexp_full_match(date_txt, '{_DATE_PATTERN}') "
-            "OR TRY_CAST(date_txt AS DATE) IS NULL",
+            f"date IS NULL OR {date_shape}",
             date_col,
             f"{lit(date_col + ' ')} || '''' || date_txt || ''' is not a valid date; {_DATE_HINT}'",
         ),
@@ -235,44 +283,51 @@ def _long_sql(header: _Header) -> str:
     d, m, v = (header.position(name) for name in ("date", "metric_id", "value"))
     date_col, metric_col, value_col = (header.names[i - 1] for i in (d, m, v))
     dims = sorted((name, i) for i, name in enumerate(header.names, 1) if i not in (d, m, v))
-    if dims:
-        entries = ", ".join(
-            f"{{'k': {lit(name)}, 'v': {trim(f'fields[{i}]')}}}" for name, i in dims
-        )
-        dimensions = (
-            f"to_json(map_from_entries(list_filter([{entries}], lambda e: e.v <> '')))::VARCHAR"
-        )
-    else:
-        dimensions = "'{}'"
-    field_sql, reason_sql = _cases(
+    # Canonical JSON (sorted keys, empty values left out), as to_json of a MAP writes it; each
+    # entry starts with a comma that substr drops from the first (concat_ws costs far more).
+    entries = " || ".join(
+        f"CASE WHEN dim_{i} = '' THEN '' ELSE ',' || to_json({lit(name)})::VARCHAR || ':' "
+        f"|| to_json(dim_{i})::VARCHAR END"
+        for name, i in dims
+    )
+    dimensions = f"'{{' || substr({entries}, 2) || '}}'" if dims else "'{}'"
+    failed, field_sql, reason_sql = _cases(
         [
             *_line_checks(header, date_col),
             ("metric_txt = ''", metric_col, lit(f"{metric_col} is empty; {_ID_HINT}")),
             (
-                f"NOT regexp_full_match(metric_txt, '{METRIC_ID_PATTERN}')",
+                _unless_clean(f"NOT regexp_full_match(metric_txt, {lit(METRIC_ID_PATTERN)})"),
                 metric_col,
                 f"{lit(metric_col + ' ')} || '''' || metric_txt || ''' is not a valid metric id; "
                 f"{_ID_HINT}'",
             ),
             ("value_txt = ''", value_col, lit(f"{value_col} is empty; {_NUMBER_HINT}")),
             (
-                bad_number("value_txt"),
+                _bad_number("value_txt", "value"),
                 value_col,
                 f"{lit(value_col + ' ')} || '''' || value_txt || ''' is not a number; {_NUMBER_HINT}'",
             ),
         ]
     )
+    shapes = {d: _DATE_PATTERN, m: METRIC_ID_PATTERN, v: NUMBER_PATTERN}
+    dim_cells = "".join(f", {_cell(i)} AS dim_{i}" for _, i in dims)
     return f"""
-        WITH lines AS ({_parsed_lines(header)}),
+        WITH lines AS ({_parsed_lines(header, shapes)}),
         cells AS (
-            SELECT *, {trim(f"fields[{d}]")} AS date_txt, {trim(f"fields[{m}]")} AS metric_txt,
-                   {trim(f"fields[{v}]")} AS value_txt
+            SELECT line_no, raw_record, clean, well_quoted, fields,
+                   {_cell(d)} AS date_txt, {_cell(m)} AS metric_txt,
+                   {_cell(v)} AS value_txt{dim_cells}
             FROM lines
-        )
-        SELECT line_no, raw_record, {field_sql} AS field, {reason_sql} AS reason,
-               TRY_CAST(date_txt AS DATE) AS date, metric_txt AS metric_id,
-               TRY_CAST(value_txt AS DOUBLE) AS value, {dimensions} AS dimensions
-        FROM cells
+        ),
+        typed AS (
+            SELECT *, TRY_CAST(date_txt AS DATE) AS date, TRY_CAST(value_txt AS DOUBLE) AS value
+            FROM cells
+        ),
+        checked AS (SELECT *, {failed} AS failed FROM typed)
+        SELECT line_no, CASE WHEN failed IS NOT NULL THEN raw_record END AS raw_record,
+               {field_sql} AS field, {reason_sql} AS reason,
+               date, metric_txt AS metric_id, value, {dimensions} AS dimensions
+        FROM checked
     """
 
 
@@ -284,31 +339,38 @@ def _wide_sql(header: _Header) -> str:
         for i, name in enumerate(header.names, 1)
         if i != d
     )
-    field_sql, reason_sql = _cases(_line_checks(header, date_col))
+    failed, field_sql, reason_sql = _cases(_line_checks(header, date_col))
+    shapes = {i: f"(?:{NUMBER_PATTERN})?" for i in range(1, len(header.names) + 1)}
+    shapes[d] = _DATE_PATTERN
+    bad = _bad_number("cell", "value")
     return f"""
-        WITH lines AS ({_parsed_lines(header)}),
+        WITH lines AS ({_parsed_lines(header, shapes)}),
+        dated AS (SELECT *, {_cell(d)} AS date_txt FROM lines),
         checked AS (
             SELECT *, {field_sql} AS field, {reason_sql} AS reason
-            FROM (SELECT *, {trim(f"fields[{d}]")} AS date_txt FROM lines)
+            FROM (SELECT *, {failed} AS failed
+                  FROM (SELECT *, TRY_CAST(date_txt AS DATE) AS date FROM dated))
         ),
         metrics AS (SELECT * FROM (VALUES {metrics}) AS m(metric, position, valid_id)),
         cells AS (
-            SELECT line_no, raw_record, date_txt, metric, valid_id,
-                   {trim("fields[position]")} AS cell
+            SELECT line_no, raw_record, clean, date, metric, valid_id,
+                   {_cell("position")} AS cell
             FROM checked CROSS JOIN metrics
             WHERE reason IS NULL
-        )
+        ),
+        numbers AS (SELECT *, TRY_CAST(cell AS DOUBLE) AS value FROM cells WHERE cell <> ''),
+        judged AS (SELECT *, NOT valid_id OR {bad} AS rejected FROM numbers)
         SELECT line_no, raw_record, field, reason, NULL::DATE AS date, NULL AS metric_id,
                NULL::DOUBLE AS value, NULL AS dimensions
         FROM checked WHERE reason IS NOT NULL
         UNION ALL
-        SELECT line_no, raw_record,
-               CASE WHEN NOT valid_id OR {bad_number("cell")} THEN metric END AS field,
+        SELECT line_no, CASE WHEN rejected THEN raw_record END,
+               CASE WHEN rejected THEN metric END AS field,
                CASE WHEN NOT valid_id THEN 'column ''' || metric || ''' is not a valid metric '
                          || 'id ({_ID_HINT}), so its value ''' || cell || ''' was not loaded'
-                    WHEN {bad_number("cell")} THEN 'value ''' || cell || ''' in column '''
+                    WHEN rejected THEN 'value ''' || cell || ''' in column '''
                          || metric || ''' is not a number; {_NUMBER_HINT}'
                END AS reason,
-               TRY_CAST(date_txt AS DATE), metric, TRY_CAST(cell AS DOUBLE), '{{}}'
-        FROM cells WHERE cell <> ''
+               date, metric, value, '{{}}'
+        FROM judged
     """

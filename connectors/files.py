@@ -14,7 +14,7 @@ from pathlib import Path
 import duckdb
 
 from transforms.schema import RAW_LOADED_FILES, RAW_REJECTED_ROWS, Table
-from transforms.warehouse import transaction
+from transforms.warehouse import insertion_order, transaction
 
 NUMBER_PATTERN = r"[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?"
 # A "delimiter" no text file contains, so read_csv yields each physical line as one column.
@@ -122,7 +122,8 @@ def commit_version(
         f"count(*) FILTER (WHERE reason IS NOT NULL) FROM {rows_table}"
     ).fetchall()
     key = [version.source, version.rel]
-    with transaction(con):
+    # Rows carry their line number; set outside the transaction, which a failure aborts.
+    with insertion_order(con, preserve=False), transaction(con):
         for table, prefix in ((target, "_"), (RAW_REJECTED_ROWS, ""), (RAW_LOADED_FILES, "")):
             con.execute(
                 f"DELETE FROM {table.fqn} WHERE {prefix}source = ? AND {prefix}source_ref = ?",

@@ -343,11 +343,8 @@ def progress_in_range(table: Table, inputs: CheckInputs) -> Outcome:
 def every_kr_metric_has_data(inputs: CheckInputs) -> Outcome:
     """KRs whose metric has no data on or before today in the staging tables it reads."""
     metrics = {kr.metric.id: kr.metric for kr in inputs.config.key_results.values()}
-    latest = dict(
-        MetricReader(inputs.con, inputs.config)
-        .latest_many(metrics.items(), inputs.today, inputs.today)
-        .select("id", "latest_date")
-        .iter_rows()
+    latest = MetricReader(inputs.con, inputs.config).latest_data_dates(
+        metrics.items(), inputs.today
     )
     missing = [
         (kr_id, kr.objective.id, kr.metric.id, kr.metric.source or "ratio", kr.start.isoformat())

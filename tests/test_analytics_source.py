@@ -20,7 +20,6 @@ from transforms.staging_analytics import (
     stage_analytics_events,
     stage_analytics_report,
 )
-from transforms.warehouse import replace_partition
 
 T1 = datetime(2025, 7, 1, 8, 0, tzinfo=UTC)
 T2 = datetime(2025, 7, 2, 8, 0, tzinfo=UTC)
@@ -482,21 +481,40 @@ def test_a_missing_folder_is_an_error(con, tmp_path):
 
 
 def staged_events(con, quarter: tuple[date, date], tz: str) -> list[tuple]:
-    table = stage_analytics_events(con, *quarter, tz)
-    assert table.column_names == STAGING_ANALYTICS_EVENTS.column_names
+    """Stage the quarter and read back what it wrote."""
+    written = stage_analytics_events(con, *quarter, tz)
+    rows = con.execute(
+        f"SELECT {', '.join(STAGING_ANALYTICS_EVENTS.column_names)} FROM staging.analytics_events "
+        'WHERE quarter_start = ? ORDER BY "timestamp", event, user_id, anonymous_id, '
+        "_source_ref, _source_row",
+        [quarter[0]],
+    ).fetchall()
+    assert written == len(rows)
     return [
         (
-            r["event"],
-            r["timestamp"].astimezone(UTC).isoformat(),
-            r["date"].isoformat(),
-            r["user_id"],
-            r["properties"],
-            r["quarter_start"].isoformat(),
-            r["_source_ref"],
-            r["_source_row"],
+            event,
+            ts.astimezone(UTC).isoformat(),
+            day.isoformat(),
+            user,
+            props,
+            start.isoformat(),
+            ref,
+            row,
         )
-        for r in table.to_pylist()
+        for event, ts, day, user, _anonymous, props, start, ref, row, _batch in rows
     ]
+
+
+def staged_report(con, quarter: tuple[date, date]) -> list[tuple]:
+    """Stage the quarter's report values and read back what was written."""
+    written = stage_analytics_report(con, *quarter)
+    rows = con.execute(
+        "SELECT date::VARCHAR, column_name, value, report, quarter_start::VARCHAR, _source_row "
+        "FROM staging.analytics_report_long WHERE quarter_start = ? ORDER BY date, column_name",
+        [quarter[0]],
+    ).fetchall()
+    assert written == len(rows)
+    return rows
 
 
 def test_staging_events_use_the_local_date_in_the_timezone(con, folder):
@@ -533,8 +551,9 @@ def test_staging_events_use_the_local_date_in_the_timezone(con, folder):
 
 def test_staging_events_drop_exact_duplicates_from_re_exports(con, folder):
     """A re-exported event (same name, instant, ids, properties) counts once; any difference
-    keeps both. The first loaded copy is kept."""
+    keeps both. The first loaded copy is kept; a missing id counts as equal to a missing id."""
     same_instant = "2025-04-01T12:00:00+02:00"
+    anonymous = event("view", "2025-04-01T11:00:00Z", user=None, anonymous_id="a-1")
     write(
         folder,
         "a_week1.jsonl",
@@ -542,6 +561,7 @@ def test_staging_events_drop_exact_duplicates_from_re_exports(con, folder):
             [
                 event("buy", "2025-04-01T10:00:00Z", properties={"plan": "pro"}),
                 event("buy", "2025-04-01T10:00:00Z", properties={"plan": "team"}),
+                anonymous,
             ]
         )
         + "\n",
@@ -556,6 +576,7 @@ def test_staging_events_drop_exact_duplicates_from_re_exports(con, folder):
                 event("buy", same_instant, properties={"plan": "pro"}),
                 event("buy", "2025-04-01T10:00:00Z", user="u2", properties={"plan": "pro"}),
                 event("buy", "2025-04-01T10:00:00Z", properties={"plan": "pro"}),
+                anonymous,
             ]
         )
         + "\n",
@@ -566,13 +587,13 @@ def test_staging_events_drop_exact_duplicates_from_re_exports(con, folder):
         ("u1", '{"plan":"pro"}', "a_week1.jsonl", 1),
         ("u1", '{"plan":"team"}', "a_week1.jsonl", 2),
         ("u2", '{"plan":"pro"}', "b_month.jsonl.gz", 2),
+        (None, "{}", "a_week1.jsonl", 3),
     ]
-    table = stage_analytics_events(con, *Q2, "UTC")
-    assert replace_partition(con, STAGING_ANALYTICS_EVENTS, table, [Q2[0]]) == 3
+    assert stage_analytics_events(con, *Q2, "UTC") == 4
     assert con.execute(
         "SELECT count(*), count(*) FILTER (WHERE properties->>'plan' = 'pro') "
         "FROM staging.analytics_events"
-    ).fetchall() == [(3, 2)]
+    ).fetchall() == [(4, 2)]
 
 
 def test_staging_report_latest_file_wins_and_the_view_pivots(con, folder):
@@ -585,19 +606,17 @@ def test_staging_report_latest_file_wins_and_the_view_pivots(con, folder):
     # Sorts first but loads later: load time decides which value of a (date, column) wins.
     write(folder, "a_new.csv", 'Date,Active users,Conversions\n20250102,"2,100",5\n')
     load_analytics_exports(con, folder, now=T2)
-    long = stage_analytics_report(con, *Q1)
-    assert long.column_names == STAGING_ANALYTICS_REPORT_LONG.column_names
-    assert [
-        (r["date"].isoformat(), r["column_name"], r["value"], r["report"], r["_source_row"])
-        for r in long.to_pylist()
-    ] == [
+    assert [(d, c, v, r, row) for d, c, v, r, _, row in staged_report(con, Q1)] == [
         ("2025-01-01", "active_users", 10.0, "z_old", 3),
         ("2025-01-01", "sessions", 100.0, "z_old", 3),
         ("2025-01-02", "active_users", 2100.0, "a_new", 2),
         ("2025-01-02", "conversions", 5.0, "a_new", 2),
         ("2025-01-02", "sessions", 200.0, "z_old", 4),
     ]
-    assert replace_partition(con, STAGING_ANALYTICS_REPORT_LONG, long, [Q1[0]]) == 5
+    assert con.execute(
+        "SELECT row_count FROM meta.partitions WHERE table_name = ?",
+        [STAGING_ANALYTICS_REPORT_LONG.fqn],
+    ).fetchall() == [(5,)]
     assert refresh_analytics_report_view(con) == ["active_users", "conversions", "sessions"]
     assert con.execute(
         "SELECT date::VARCHAR, quarter_start::VARCHAR, active_users, conversions, sessions "
@@ -610,15 +629,14 @@ def test_staging_report_latest_file_wins_and_the_view_pivots(con, folder):
         "SELECT data_type FROM information_schema.columns WHERE table_schema = 'staging' "
         "AND table_name = 'analytics_report' AND column_name = 'active_users'"
     ).fetchall() == [("DOUBLE",)]
-    q2 = stage_analytics_report(con, *Q2)
-    assert [
-        (r["date"].isoformat(), r["column_name"], r["quarter_start"].isoformat())
-        for r in q2.to_pylist()
-    ] == [("2025-04-01", "active_users", "2025-04-01"), ("2025-04-01", "sessions", "2025-04-01")]
+    assert [(d, c, q) for d, c, _, _, q, _ in staged_report(con, Q2)] == [
+        ("2025-04-01", "active_users", "2025-04-01"),
+        ("2025-04-01", "sessions", "2025-04-01"),
+    ]
 
 
-def test_staging_on_an_empty_warehouse_returns_no_rows(con):
-    assert stage_analytics_events(con, *Q1, "UTC").num_rows == 0
-    assert stage_analytics_report(con, *Q1).num_rows == 0
+def test_staging_on_an_empty_warehouse_writes_empty_partitions(con):
+    assert stage_analytics_events(con, *Q1, "UTC") == 0
+    assert stage_analytics_report(con, *Q1) == 0
     assert refresh_analytics_report_view(con) == []
     assert con.execute("SELECT * FROM staging.analytics_report").fetchall() == []

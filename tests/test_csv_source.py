@@ -10,9 +10,7 @@ import pytest
 
 from connectors import files
 from connectors.csv_drop import CsvSourceError, load_csv_folder
-from transforms.schema import STAGING_CSV_OBSERVATIONS
 from transforms.staging import stage_csv_observations
-from transforms.warehouse import replace_partition
 
 T1 = datetime(2025, 4, 1, 8, 0, tzinfo=UTC)
 T2 = datetime(2025, 4, 2, 8, 0, tzinfo=UTC)
@@ -98,6 +96,27 @@ def test_quoted_dimension_and_canonical_json(con, drop):
     assert observations(con) == [
         ("dims.csv", 2, "2025-02-01", "m.1", 7.0, '{"area":"a","zone":"b \\"q\\""}'),
     ]
+
+
+def test_plain_lines_and_padded_or_quoted_lines_load_alike(con, drop):
+    """Plain lines take the fast split; padded or quoted spellings of the same row load the same
+    values, and JSON escapes what needs escaping either way."""
+    write(drop, "same.csv", (
+        "date,metric_id,value,zone,area\n"
+        "2025-02-01,m.1,1.5e3,a\\b,x y\n"
+        ' 2025-02-01 ,"m.1", 1.5e3 ,"a\\b","x y"\n'
+        "2025-02-01,m.1,1.5e3,,\n"
+        "2025-02-01,m.1,\t1.5e3,,\n"
+    ))
+    load_csv_folder(con, drop, now=T1)
+    expected = ("2025-02-01", "m.1", 1500.0)
+    assert [row[1:] for row in observations(con)] == [
+        (2, *expected, '{"area":"x y","zone":"a\\\\b"}'),
+        (3, *expected, '{"area":"x y","zone":"a\\\\b"}'),
+        (4, *expected, "{}"),
+        (5, *expected, "{}"),
+    ]
+    assert rejects(con) == []
 
 
 def test_wide_file_with_semicolons_unpivots_and_skips_empty_cells(con, drop):
@@ -186,6 +205,18 @@ def test_wide_bad_cells_and_bad_headers_reject_only_those_cells(con, drop):
     ]
 
 
+def test_wide_plain_lines_still_reject_bad_headers_and_overflowing_numbers(con, drop):
+    """A plain wide line skips the per-cell pattern checks, not the rejections."""
+    write(drop, "wide.csv", "date,visits,Page Views\n2025-01-01,10,5\n2025-01-02,1e400,\n")
+    load_csv_folder(con, drop, now=T1)
+    assert observations(con) == [("wide.csv", 2, "2025-01-01", "visits", 10.0, "{}")]
+    assert [row[:3] for row in rejects(con)] == [
+        ("wide.csv:2", "Page Views", "column 'Page Views' is not a valid metric id (ids match "
+         "[a-z0-9][a-z0-9_.-]*), so its value '5' was not loaded"),
+        ("wide.csv:3", "visits", f"value '1e400' in column 'visits' is not a number; {NUMBER_HINT}"),
+    ]
+
+
 def test_loading_the_same_folder_twice_changes_nothing(con, drop):
     """An unchanged file is skipped: same rows, same batch ids, same registry, no new rejects."""
     write(drop, "a.csv", "date,metric_id,value\n2025-01-01,m,1\n2025-01-02,m,oops\n")
@@ -243,6 +274,8 @@ def test_a_failed_replacement_rolls_back_to_the_previous_version(con, drop, monk
     with pytest.raises(duckdb.ConstraintException):
         load_csv_folder(con, drop, now=T2)
     assert snapshot(con) == before
+    # The loader's temporary DuckDB settings are restored even after a failed transaction.
+    assert con.execute("SELECT current_setting('preserve_insertion_order')").fetchall() == [(True,)]
 
 
 @pytest.mark.parametrize(
@@ -284,11 +317,14 @@ def test_a_file_that_turns_unreadable_keeps_its_previous_rows(con, drop):
 
 
 def stage(con, start: date, end: date) -> list[tuple]:
-    table = stage_csv_observations(con, start, end)
-    assert table.column_names == STAGING_CSV_OBSERVATIONS.column_names
-    return [(r["date"].isoformat(), r["metric_id"], r["value"], r["dimensions"],
-             r["quarter_start"].isoformat(), r["_source_ref"], r["_source_row"])
-            for r in table.to_pylist()]
+    """Stage the quarter starting at `start` and read back what it wrote."""
+    written = stage_csv_observations(con, start, end)
+    rows = con.execute(
+        "SELECT date::VARCHAR, metric_id, value, dimensions::VARCHAR, quarter_start::VARCHAR, "
+        "_source_ref, _source_row FROM staging.csv_observations WHERE quarter_start = ? "
+        "ORDER BY date, metric_id, dimensions", [start]).fetchall()
+    assert written == len(rows)
+    return rows
 
 
 def test_staging_later_loaded_file_wins_per_key_and_keeps_dimensions_apart(con, drop):
@@ -310,8 +346,9 @@ def test_staging_later_loaded_file_wins_per_key_and_keeps_dimensions_apart(con, 
     ]
 
 
-def test_staging_keeps_only_the_quarter_and_writes_with_replace_partition(con, drop):
-    """Rows outside [quarter_start, quarter_end] are left out; the result fits the staging table."""
+def test_staging_keeps_only_the_quarter_and_records_the_partition(con, drop):
+    """Rows outside [quarter_start, quarter_end] are left out; re-staging replaces the partition
+    and its meta.partitions row, other quarters stay."""
     write(drop, "wide.csv", (
         "date,m\n2024-12-31,1\n2025-01-01,2\n2025-03-31,3\n2025-04-01,4\n"
     ))
@@ -319,11 +356,29 @@ def test_staging_keeps_only_the_quarter_and_writes_with_replace_partition(con, d
     q1 = stage(con, date(2025, 1, 1), date(2025, 3, 31))
     assert [(row[0], row[2], row[4]) for row in q1] == [
         ("2025-01-01", 2.0, "2025-01-01"), ("2025-03-31", 3.0, "2025-01-01")]
-    table = stage_csv_observations(con, date(2025, 1, 1), date(2025, 3, 31))
-    assert replace_partition(con, STAGING_CSV_OBSERVATIONS, table, [date(2025, 1, 1)]) == 2
-    assert con.execute("SELECT count(*) FROM staging.csv_observations").fetchall() == [(2,)]
+    assert stage_csv_observations(con, date(2025, 4, 1), date(2025, 6, 30)) == 1
+    assert stage_csv_observations(con, date(2025, 1, 1), date(2025, 3, 31)) == 2
+    assert con.execute(
+        "SELECT quarter_start::VARCHAR, count(*) FROM staging.csv_observations GROUP BY 1 ORDER BY 1"
+    ).fetchall() == [("2025-01-01", 2), ("2025-04-01", 1)]
+    assert con.execute(
+        "SELECT table_name, partition_value, row_count FROM meta.partitions ORDER BY 2"
+    ).fetchall() == [("staging.csv_observations", "2025-01-01", 2),
+                     ("staging.csv_observations", "2025-04-01", 1)]
 
 
-def test_staging_on_an_empty_warehouse_returns_no_rows(con):
+def test_staging_on_an_empty_warehouse_writes_an_empty_partition(con):
     """The raw table is created on demand, so staging before any load is empty, not an error."""
     assert stage(con, date(2025, 1, 1), date(2025, 3, 31)) == []
+    assert con.execute("SELECT row_count FROM meta.partitions").fetchall() == [(0,)]
+
+
+def test_staging_restores_a_changed_table_comment(con):
+    """Tables are only re-created when missing or when a comment differs from the definition."""
+    stage(con, date(2025, 1, 1), date(2025, 3, 31))
+    con.execute("COMMENT ON COLUMN staging.csv_observations.value IS 'edited by hand'")
+    stage(con, date(2025, 1, 1), date(2025, 3, 31))
+    assert con.execute(
+        "SELECT comment FROM duckdb_columns() WHERE table_name = 'csv_observations' "
+        "AND schema_name = 'staging' AND column_name = 'value'"
+    ).fetchall() == [("Observed value.",)]

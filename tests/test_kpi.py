@@ -558,3 +558,16 @@ def test_a_red_streak_older_than_the_lookback_is_counted_in_full(tmp_path, red_s
     quarter = rows(frame, "sales", "quarter")["2025-Q1"]
     assert quarter["health"] == "red"
     assert quarter["consecutive_red"] == (2025 - red_since_year) * 4 + 1
+
+
+def test_a_ratio_is_as_fresh_as_its_older_part_in_both_kpi_marts(tmp_path):
+    metrics = [csv_metric("won"), csv_metric("deals"), ratio_metric("win_rate", "won", "deals")]
+    observations = [(jan(1), "won", 1), (jan(2), "deals", 4), (jan(3), "deals", 2)]
+    reader, config = setup(tmp_path, metrics, observations)
+    daily = metric_daily(reader, config, [Q1], jan(4))
+    rate = daily.filter(pl.col("metric_id") == "win_rate").sort("date")
+    assert rate["data_through"].to_list() == [jan(1)] * 4  # `won` has nothing after Jan 1
+    assert rate["value"].to_list() == [None, 0.0, 0.0, None]  # the day's own sums
+    weeks = rows(success_metric_summary(reader, config, [Q1], jan(4)), "win_rate", "week")
+    assert weeks["2024-12-30"]["data_through"] == jan(1)
+    assert weeks["2024-12-30"]["value"] == pytest.approx(1 / 6)

@@ -426,3 +426,33 @@ def test_last_kr_value_at_e_ignores_later_rows(tmp_path):
     assert row["as_of_date"] == jan(3)
     assert row["current_value"] == 4
     assert row["progress"] == pytest.approx(2 / 3)
+
+
+def test_latest_data_dates_agree_with_the_daily_series(tmp_path):
+    """The light max() per key gives what `latest_dates` gives: per aggregation, list filters,
+    ratios (the older part), null values, rows after the as-of day and never-seen metrics."""
+    metrics = [
+        csv_metric("signups"),
+        csv_metric("both", filter={"metric_id": ["signups", "visits"]}),
+        csv_metric("rows", "count", column=None, filter={"metric_id": "signups"}),
+        csv_metric("nothing", filter={"metric_id": "nothing"}),
+        csv_metric("visits"),
+        ratio_metric("rate", "signups", "visits"),
+        event_metric("logins", "count", filter={"event": "login"}),
+        event_metric("users", "count_distinct", column="user_id", filter={}),
+    ]
+    observations = [
+        (jan(1), "signups", 1),
+        (jan(3), "visits", 5),
+        (jan(4), "signups", None),  # a row without a value: data for counts only
+        (jan(9), "signups", 7),  # after the as-of day
+    ]
+    events = [("login", "2025-01-02T10:00:00+00:00", "u1"), ("view", "2025-01-05T10:00:00+00:00", "u2")]
+    reader = reader_for(tmp_path, metrics, observations, events)
+    as_of = jan(6)
+    light = reader.latest_data_dates(reader.config.metrics.items(), as_of)
+    for metric_id, metric in reader.config.metrics.items():
+        [expected] = reader.latest_dates(metric, as_of, as_of)["latest_date"].to_list()
+        assert light[metric_id] == expected, metric_id
+    assert light["signups"] == jan(1) and light["rows"] == jan(4) and light["nothing"] is None
+    assert light["rate"] == jan(1) and light["logins"] == jan(2) and light["users"] == jan(5)

@@ -175,8 +175,7 @@ RULES: dict[str, Callable[[LintInputs], Iterator[Finding]]] = {
 def latest_data_dates(
     reader: MetricReader, config: OkrConfig, today: date
 ) -> dict[str, date | None]:
-    latest = reader.latest_many(config.metrics.items(), today, today)
-    return dict(latest.select("id", "latest_date").iter_rows())
+    return reader.latest_data_dates(config.metrics.items(), today)
 
 
 def okr_lint(inputs: LintInputs) -> pl.DataFrame:

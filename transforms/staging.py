@@ -5,35 +5,61 @@ from __future__ import annotations
 from datetime import date
 
 import duckdb
-import pyarrow as pa
 
 from transforms.schema import RAW_CSV_OBSERVATIONS, STAGING_CSV_OBSERVATIONS
+from transforms.warehouse import ensure_tables, replace_partition_from_query
+
+
+def one_row_per_key(rows: str, key: str, order: str) -> str:
+    """SQL for the rows of query `rows` keeping, per `key`, the first by `order`.
+
+    Keys are nearly always unique, so only the rows of repeated keys are ranked (ranking every
+    row costs about three times as much). Repeated keys are found by grouping on a 64-bit hash
+    of the key, far cheaper than grouping on the key itself; a collision only sends unique rows
+    through the ranking, which partitions by the key. NULLs in the key compare equal, as in
+    PARTITION BY. The result has an extra `key_hash` column.
+    """
+    return f"""
+        WITH keyed AS NOT MATERIALIZED (SELECT *, hash({key}) AS key_hash FROM ({rows})),
+        repeated AS MATERIALIZED (
+            SELECT key_hash FROM keyed GROUP BY key_hash HAVING count(*) > 1
+        )
+        SELECT * FROM keyed ANTI JOIN repeated USING (key_hash)
+        UNION ALL
+        SELECT * FROM (
+            SELECT * FROM keyed SEMI JOIN repeated USING (key_hash)
+            QUALIFY row_number() OVER (PARTITION BY {key} ORDER BY {order}) = 1
+        )
+    """
 
 
 def stage_csv_observations(
     con: duckdb.DuckDBPyConnection, quarter_start: date, quarter_end: date
-) -> pa.Table:
-    """`staging.csv_observations` rows for raw dates in [quarter_start, quarter_end].
+) -> int:
+    """Replace the `staging.csv_observations` partition `quarter_start` with the raw rows dated
+    in [quarter_start, quarter_end], in one transaction with its `meta.partitions` row; returns
+    the rows written.
 
     (date, metric_id, dimensions) is a key (CONTRACT section 2): the row of the most recently
     loaded file wins, ties broken by batch id, then by the later line of the file. Dimensions
-    are canonical JSON text (sorted keys, no blanks), so equal dimensions compare equal.
+    are canonical JSON text (sorted keys, no blanks), so equal dimensions compare equal as JSON
+    (text) without a cast. No ORDER BY: nothing reads staging in physical order.
     """
-    RAW_CSV_OBSERVATIONS.create(con)
-    return con.sql(
-        f"""
-        SELECT {STAGING_CSV_OBSERVATIONS.select_list()}
-        FROM (
-            SELECT date, metric_id, value, dimensions, ?::DATE AS quarter_start,
-                   _source_ref, _source_row, _batch_id
-            FROM {RAW_CSV_OBSERVATIONS.fqn}
-            WHERE date BETWEEN ? AND ?
-            QUALIFY row_number() OVER (
-                PARTITION BY date, metric_id, dimensions::VARCHAR
-                ORDER BY _loaded_at DESC, _batch_id DESC, _source_row DESC
-            ) = 1
-        )
-        ORDER BY date, metric_id, dimensions::VARCHAR
-        """,
-        params=[quarter_start, quarter_start, quarter_end],
-    ).to_arrow_table()
+    ensure_tables(con, RAW_CSV_OBSERVATIONS)
+    rows = f"""
+        SELECT date, metric_id, value, dimensions, ?::DATE AS quarter_start,
+               _source_ref, _source_row, _batch_id, _loaded_at
+        FROM {RAW_CSV_OBSERVATIONS.fqn}
+        WHERE date BETWEEN ? AND ?
+    """
+    return replace_partition_from_query(
+        con,
+        STAGING_CSV_OBSERVATIONS,
+        one_row_per_key(
+            rows,
+            "date, metric_id, dimensions",
+            "_loaded_at DESC, _batch_id DESC, _source_row DESC",
+        ),
+        [quarter_start, quarter_start, quarter_end],
+        [quarter_start],
+    )

@@ -21,9 +21,10 @@ from __future__ import annotations
 from datetime import date, timedelta
 
 import duckdb
-import pyarrow as pa
 
 from transforms.schema import Column, Table, lineage_columns, quote_ident
+from transforms.staging import one_row_per_key
+from transforms.warehouse import ensure_tables, replace_partition_from_query
 
 RAW_ANALYTICS_EVENTS = Table(
     "raw",
@@ -133,29 +134,30 @@ _MARGIN = timedelta(days=2)
 
 def stage_analytics_events(
     con: duckdb.DuckDBPyConnection, quarter_start: date, quarter_end: date, timezone: str
-) -> pa.Table:
-    """`staging.analytics_events` rows whose local date in `timezone` is in the quarter."""
-    RAW_ANALYTICS_EVENTS.create(con)
-    return con.sql(
-        f"""
-        SELECT {STAGING_ANALYTICS_EVENTS.select_list()}
+) -> int:
+    """Replace the `staging.analytics_events` partition `quarter_start` with the events whose
+    local date in `timezone` is in the quarter, in one transaction with its `meta.partitions`
+    row; returns the rows written. Properties compare as JSON text (no cast needed)."""
+    ensure_tables(con, RAW_ANALYTICS_EVENTS)
+    rows = f"""
+        SELECT event, "timestamp", local_date AS date, user_id, anonymous_id, properties,
+               ?::DATE AS quarter_start, _source_ref, _source_row, _batch_id, _loaded_at
         FROM (
-            SELECT event, "timestamp", local_date AS date, user_id, anonymous_id, properties,
-                   ?::DATE AS quarter_start, _source_ref, _source_row, _batch_id
-            FROM (
-                SELECT *, CAST(timezone(?, "timestamp") AS DATE) AS local_date
-                FROM {RAW_ANALYTICS_EVENTS.fqn}
-                WHERE "timestamp" >= ?::TIMESTAMPTZ AND "timestamp" < ?::TIMESTAMPTZ
-            )
-            WHERE local_date BETWEEN ? AND ?
-            QUALIFY row_number() OVER (
-                PARTITION BY event, "timestamp", user_id, anonymous_id, properties::VARCHAR
-                ORDER BY _loaded_at, _batch_id, _source_ref, _source_row
-            ) = 1
+            SELECT *, CAST(timezone(?, "timestamp") AS DATE) AS local_date
+            FROM {RAW_ANALYTICS_EVENTS.fqn}
+            WHERE "timestamp" >= ?::TIMESTAMPTZ AND "timestamp" < ?::TIMESTAMPTZ
         )
-        ORDER BY "timestamp", event, user_id, anonymous_id, _source_ref, _source_row
-        """,
-        params=[
+        WHERE local_date BETWEEN ? AND ?
+    """
+    return replace_partition_from_query(
+        con,
+        STAGING_ANALYTICS_EVENTS,
+        one_row_per_key(
+            rows,
+            'event, "timestamp", user_id, anonymous_id, properties',
+            "_loaded_at, _batch_id, _source_ref, _source_row",
+        ),
+        [
             quarter_start,
             timezone,
             (quarter_start - _MARGIN).isoformat() + " 00:00:00+00",
@@ -163,35 +165,33 @@ def stage_analytics_events(
             quarter_start,
             quarter_end,
         ],
-    ).to_arrow_table()
+        [quarter_start],
+    )
 
 
 def stage_analytics_report(
     con: duckdb.DuckDBPyConnection, quarter_start: date, quarter_end: date
-) -> pa.Table:
-    """`staging.analytics_report_long` rows for dates in the quarter: per (date, column_name)
-    the value of the most recently loaded file (ties: batch id, then the later line).
-
-    Write it with `replace_partition(con, STAGING_ANALYTICS_REPORT_LONG, rows, [quarter_start])`
-    and then call `refresh_analytics_report_view(con)`."""
-    RAW_ANALYTICS_REPORT.create(con)
-    return con.sql(
-        f"""
-        SELECT {STAGING_ANALYTICS_REPORT_LONG.select_list()}
-        FROM (
-            SELECT date, column_name, value, report, ?::DATE AS quarter_start,
-                   _source_ref, _source_row, _batch_id
-            FROM {RAW_ANALYTICS_REPORT.fqn}
-            WHERE date BETWEEN ? AND ?
-            QUALIFY row_number() OVER (
-                PARTITION BY date, column_name
-                ORDER BY _loaded_at DESC, _batch_id DESC, _source_row DESC
-            ) = 1
-        )
-        ORDER BY date, column_name
-        """,
-        params=[quarter_start, quarter_start, quarter_end],
-    ).to_arrow_table()
+) -> int:
+    """Replace the `staging.analytics_report_long` partition `quarter_start` with, per (date,
+    column_name) of the quarter, the value of the most recently loaded file (ties: batch id,
+    then the later line), in one transaction with its `meta.partitions` row; returns the rows
+    written. Call `refresh_analytics_report_view(con)` afterwards."""
+    ensure_tables(con, RAW_ANALYTICS_REPORT)
+    rows = f"""
+        SELECT date, column_name, value, report, ?::DATE AS quarter_start,
+               _source_ref, _source_row, _batch_id, _loaded_at
+        FROM {RAW_ANALYTICS_REPORT.fqn}
+        WHERE date BETWEEN ? AND ?
+    """
+    return replace_partition_from_query(
+        con,
+        STAGING_ANALYTICS_REPORT_LONG,
+        one_row_per_key(
+            rows, "date, column_name", "_loaded_at DESC, _batch_id DESC, _source_row DESC"
+        ),
+        [quarter_start, quarter_start, quarter_end],
+        [quarter_start],
+    )
 
 
 def refresh_analytics_report_view(con: duckdb.DuckDBPyConnection) -> list[str]:

@@ -26,6 +26,21 @@ def transaction(con: duckdb.DuckDBPyConnection) -> Iterator[duckdb.DuckDBPyConne
     con.execute("COMMIT")
 
 
+@contextmanager
+def insertion_order(con: duckdb.DuckDBPyConnection, preserve: bool) -> Iterator[None]:
+    """Run the block with DuckDB's `preserve_insertion_order` set to `preserve`, then restore it.
+    Reading a file's lines needs it on (rowid is the line number); a bulk INSERT whose order
+    does not matter runs faster with it off and fills whole row groups, where order-preserving
+    batches leave partial ones that the next checkpoint rewrites to merge them. Enter it outside
+    any transaction: an aborted transaction accepts no SET, so the setting could not be restored."""
+    [(before,)] = con.execute("SELECT current_setting('preserve_insertion_order')").fetchall()
+    con.execute(f"SET preserve_insertion_order = {str(preserve).lower()}")
+    try:
+        yield
+    finally:
+        con.execute(f"SET preserve_insertion_order = {str(before).lower()}")
+
+
 def insert_frame(
     con: duckdb.DuckDBPyConnection, table: Table, frame: pl.DataFrame | pa.Table
 ) -> int:
@@ -95,16 +110,79 @@ def replace_partitions(
                 f"DELETE FROM {table.fqn} WHERE {column} IN ({placeholders})", partition_values
             )
             inserted[table.fqn] = insert_frame(con, table, arrow)
-            con.execute(
-                f"DELETE FROM {META_PARTITIONS.fqn} WHERE table_name = ? "
-                f"AND partition_value IN ({placeholders})",
-                [table.fqn, *[v.isoformat() for v in partition_values]],
-            )
-            con.executemany(
-                f"INSERT INTO {META_PARTITIONS.fqn} VALUES (?, ?, ?, now())",
-                [[table.fqn, v.isoformat(), written.get(v, 0)] for v in partition_values],
-            )
+            _record_partitions(con, table, partition_values, written)
     return inserted
+
+
+def replace_partition_from_query(
+    con: duckdb.DuckDBPyConnection,
+    table: Table,
+    query: str,
+    params: list[Any],
+    partition_values: list[date],
+) -> int:
+    """`replace_partitions` for rows computed by `query` (the table's columns, by name; every
+    row in one of `partition_values`): one INSERT ... SELECT inside DuckDB, so no partition
+    passes through Python memory. Returns rows inserted."""
+    column = table.partition_column
+    assert column, f"{table.fqn} is not partitioned"
+    ensure_tables(con, META_PARTITIONS, table)
+    placeholders = ", ".join("?" for _ in partition_values)
+    # Set outside the transaction: a failure aborts it, and then no SET could restore the setting.
+    with insertion_order(con, preserve=False), transaction(con):
+        con.execute(f"DELETE FROM {table.fqn} WHERE {column} IN ({placeholders})", partition_values)
+        [(inserted,)] = con.execute(
+            f"INSERT INTO {table.fqn} ({', '.join(map(quote_ident, table.column_names))}) "
+            f"SELECT {table.select_list()} FROM ({query})",
+            params,
+        ).fetchall()
+        written = dict(
+            con.execute(
+                f"SELECT {column}, count(*) FROM {table.fqn} "
+                f"WHERE {column} IN ({placeholders}) GROUP BY {column}",
+                partition_values,
+            ).fetchall()
+        )
+        assert sum(written.values()) == inserted, f"{table.fqn}: rows outside the partitions"
+        _record_partitions(con, table, partition_values, written)
+    return inserted
+
+
+def _record_partitions(
+    con: duckdb.DuckDBPyConnection,
+    table: Table,
+    partition_values: list[date],
+    written: dict[date, int],
+) -> None:
+    """Upsert the `meta.partitions` rows of `partition_values` (inside the caller's transaction)."""
+    con.execute(
+        f"DELETE FROM {META_PARTITIONS.fqn} WHERE table_name = ? "
+        f"AND partition_value IN ({', '.join('?' for _ in partition_values)})",
+        [table.fqn, *[v.isoformat() for v in partition_values]],
+    )
+    con.executemany(
+        f"INSERT INTO {META_PARTITIONS.fqn} VALUES (?, ?, ?, now())",
+        [[table.fqn, v.isoformat(), written.get(v, 0)] for v in partition_values],
+    )
+
+
+def ensure_tables(con: duckdb.DuckDBPyConnection, *tables: Table) -> None:
+    """`Table.create` for each table that is missing or whose comments differ from its
+    definition: one catalog query instead of a dozen statements per table, which adds up for
+    writes made once per partition."""
+    stored = set(
+        con.execute(
+            "SELECT schema_name, table_name, NULL, comment FROM duckdb_tables() "
+            "WHERE database_name = current_database() UNION ALL "
+            "SELECT schema_name, table_name, column_name, comment FROM duckdb_columns() "
+            "WHERE database_name = current_database()"
+        ).fetchall()
+    )
+    for table in tables:
+        wanted = {(table.schema, table.name, None, table.description)}
+        wanted |= {(table.schema, table.name, c.name, c.description) for c in table.columns}
+        if not wanted <= stored:
+            table.create(con)
 
 
 def written_partitions(con: duckdb.DuckDBPyConnection, table: Table) -> set[date]:

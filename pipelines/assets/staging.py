@@ -6,7 +6,6 @@ from dataclasses import dataclass
 
 import dagster as dg
 import duckdb
-import pyarrow as pa
 
 from pipelines.metadata import definition_metadata, table_metadata
 from pipelines.partitions import quarters_in_window
@@ -22,7 +21,6 @@ from transforms.staging_analytics import (
     stage_analytics_events,
     stage_analytics_report,
 )
-from transforms.warehouse import replace_partition
 
 OWNERS = ["team:data-platform"]
 
@@ -31,7 +29,8 @@ OWNERS = ["team:data-platform"]
 class StagedTable:
     table: Table
     upstream: list[str]
-    stage: Callable[[duckdb.DuckDBPyConnection, Quarter, OkrConfig], pa.Table]
+    # Replaces the quarter's partition inside DuckDB (and meta.partitions); returns its rows.
+    stage: Callable[[duckdb.DuckDBPyConnection, Quarter, OkrConfig], int]
     after_write: Callable[[duckdb.DuckDBPyConnection], object] | None = None
 
 
@@ -66,7 +65,7 @@ def _staging_asset(staged: StagedTable, partitions: dg.PartitionsDefinition):
         key=[table.schema, table.name],
         deps=[dg.AssetKey(staged.upstream)],
         group_name="staging",
-        kinds={"duckdb", "polars"},
+        kinds={"duckdb"},
         owners=OWNERS,
         partitions_def=partitions,
         backfill_policy=dg.BackfillPolicy.single_run(),
@@ -86,8 +85,7 @@ def _staging_asset(staged: StagedTable, partitions: dg.PartitionsDefinition):
         with warehouse.connect() as con:
             for quarter in quarters:
                 rows = staged.stage(con, quarter, config)
-                replace_partition(con, table, rows, [quarter.start])
-                context.log.info(f"{table.fqn} {quarter.label}: {rows.num_rows} rows")
+                context.log.info(f"{table.fqn} {quarter.label}: {rows} rows")
             if staged.after_write:
                 staged.after_write(con)
             metadata = table_metadata(
