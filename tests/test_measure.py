@@ -3,8 +3,9 @@ filters, time zones and auto baselines, read from a real DuckDB file."""
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, timedelta
 
+import polars as pl
 import pytest
 from okr_fixtures import (
     add_observations,
@@ -456,3 +457,72 @@ def test_latest_data_dates_agree_with_the_daily_series(tmp_path):
         assert light[metric_id] == expected, metric_id
     assert light["signups"] == jan(1) and light["rows"] == jan(4) and light["nothing"] is None
     assert light["rate"] == jan(1) and light["logins"] == jan(2) and light["users"] == jan(5)
+
+
+def test_a_reader_bounded_by_since_measures_exactly_what_an_unbounded_one_does(tmp_path):
+    """`since` only skips rows nothing asks for: `last` values and staleness still look back
+    past it, and a request reaching before it widens the reader to all days."""
+    import random
+
+    from transforms.measure import SeriesRequest
+
+    rng = random.Random(7)
+    metrics = [
+        csv_metric("sales"),
+        csv_metric("sales_7d", filter={"metric_id": "sales"}, window="7d"),
+        csv_metric("level", "last"),
+        csv_metric("low", "min"),
+        csv_metric("mean", "avg", window="5d"),
+        csv_metric("rows", "count", filter={"metric_id": ["sales", "level"]}),
+        csv_metric("sparse", "last"),  # its only data is long before `since`
+        ratio_metric("share", "logins", "sales"),
+        event_metric("users", "count_distinct", column="user_id"),
+        event_metric("users_3d", "count_distinct", column="user_id", window="3d"),
+        event_metric("logins", "count", filter={"event": "login"}),
+    ]
+    observations = [(DEC(1), "sparse", 42.0)]
+    events = []
+    for offset in range(60):
+        day = DEC(1) + timedelta(days=offset)
+        for metric_id in ("sales", "level", "low", "mean"):
+            if rng.random() < 0.7:
+                observations.append((day, metric_id, rng.choice([None, rng.randint(0, 50)])))
+        for _ in range(rng.randint(0, 3)):
+            events.append((rng.choice(["login", "view"]), f"{day}T10:00:00+00:00",
+                           f"u{rng.randint(1, 12)}"))
+    config = write_config(tmp_path / "config", metrics)
+    con = warehouse(tmp_path / "warehouse.duckdb", observations, events)
+    since = jan(5)  # the 7-day window from Jan 15 reads Jan 9 on
+
+    def everything(reader: MetricReader) -> list:
+        requests = [
+            SeriesRequest(m.id, m, jan(15), jan(25), jan(15)) for m in config.metrics.values()
+        ]
+        windows = pl.DataFrame(
+            {"metric_id": list(config.metrics), "start": [jan(15)] * len(metrics),
+             "end": [jan(22)] * len(metrics)}
+        )
+        return [
+            reader.series_many(requests).to_dicts(),
+            reader.values_many(windows).to_dicts(),
+            reader.latest_many(config.metrics.items(), jan(15), jan(20)).to_dicts(),
+            {m.id: reader.earliest_date(m) for m in config.metrics.values()},
+        ]
+
+    unbounded = everything(MetricReader(con, config))
+    bounded = MetricReader(con, config, since=since)
+    assert everything(bounded) == unbounded
+    assert bounded.since == since  # nothing asked for earlier days
+    assert {r["id"]: r["value"] for r in unbounded[0] if r["date"] == jan(15)}["sparse"] == 42
+    # windows and series before `since`: those metrics are read again in full, the numbers
+    # stay right, and everything measured before is still right
+    early = pl.DataFrame(
+        {"metric_id": ["sales", "users", "share"], "start": [DEC(20)] * 3, "end": [jan(5)] * 3}
+    )
+    early_series = [SeriesRequest(m, config.metrics[m], DEC(10), jan(3), DEC(10))
+                    for m in ("users_3d", "mean", "rows")]
+    fresh = MetricReader(con, config)
+    assert bounded.values_many(early).to_dicts() == fresh.values_many(early).to_dicts()
+    assert (bounded.series_many(early_series).to_dicts()
+            == fresh.series_many(early_series).to_dicts())
+    assert everything(bounded) == unbounded

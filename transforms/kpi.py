@@ -392,35 +392,46 @@ def success_metric_summary(
         metric_id: min(first_reported, reader.earliest_date(metric) or first_reported)
         for metric_id, metric in config.metrics.items()
     }
-    # A year and a week back covers previous_value, rolling_avg_3 and yoy_value of every grain;
-    # only a red streak can reach further, and only those metrics are measured further back.
-    lookback = _year_earlier("month", first_reported.replace(day=1)) - timedelta(days=7)
+    lookback = _lookback_start(first_reported)
     measured_from = {m: max(start, lookback) for m, start in history_start.items()}
     history = _measured_periods(reader, config, reported, today, measured_from)
-    while True:
-        rows = _with_health(history)
-        streaks = _streaks_reaching_back(rows, reported, measured_from, history_start)
-        if not streaks:
-            break
-        for metric_id in streaks:
-            reach = first_reported - measured_from[metric_id]
-            measured_from[metric_id] = max(
-                history_start[metric_id], measured_from[metric_id] - 2 * reach
-            )
+    rows = _with_health(history)
+    if streaks := _streaks_reaching_back(rows, reported, measured_from, history_start):
         history = pl.concat(
             [
                 history.filter(~pl.col("metric_id").is_in(streaks)),
                 _measured_periods(
-                    reader, config, reported, today, {m: measured_from[m] for m in streaks}
+                    reader, config, reported, today, {m: history_start[m] for m in streaks}
                 ),
             ],
             how="vertical_relaxed",
         )
+        rows = _with_health(history)
     return (
         rows.join(reported, on=["grain", "period_start"], how="inner")
         .select([pl.col(name).cast(dtype) for name, dtype in schema.items()])
         .sort("quarter_start", "metric_id", "grain", "period_start")
     )
+
+
+def _lookback_start(first_reported: date) -> date:
+    """A year and a week back covers previous_value, rolling_avg_3 and yoy_value of every grain;
+    only a red streak can reach further, and only those metrics are measured further back."""
+    return _year_earlier("month", first_reported.replace(day=1)) - timedelta(days=7)
+
+
+def kpi_first_day(config: OkrConfig, quarters: list[Quarter]) -> date | None:
+    """The first day of data both KPI marts of `quarters` read, unless a red streak reaches
+    further (see `success_metric_summary`): the start of the fiscal quarter holding the lookback
+    from the first reported week (the longest period measured from there), less the longest
+    trailing window."""
+    if not quarters or not config.metrics:
+        return None
+    first_week = min(q.start for q in quarters) - timedelta(days=6)
+    lookback = _lookback_start(first_week)
+    first_period = quarter_of(lookback, config.settings.fiscal_year_start_month).start
+    longest = max(m.trailing_days or 1 for m in config.metrics.values())
+    return first_period - timedelta(days=longest)
 
 
 def _with_health(history: pl.DataFrame) -> pl.DataFrame:

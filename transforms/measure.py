@@ -58,12 +58,17 @@ class MetricReader:
 
     con: duckdb.DuckDBPyConnection
     config: OkrConfig
+    since: date | None = None
+    """Days before it are not read, but for each metric's latest day with data before it (for
+    `last` values and staleness). A hint: a metric asked about earlier days is read in full."""
     _partials: dict[str, pl.DataFrame] = field(default_factory=dict)
     _codes: dict[str, int] = field(default_factory=dict)
     """A small integer per partial key: frames join on it, not on the key's JSON text."""
     _sightings: dict[str, str] = field(default_factory=dict)
-    _source_days: dict[tuple, pl.DataFrame] = field(default_factory=dict)
+    _unbounded: set[str] = field(default_factory=set)
+    """Partial keys read (or to be read) ignoring `since`."""
     _distincts: dict[tuple, pl.DataFrame] = field(default_factory=dict)
+    _first_days: dict[tuple, date | None] = field(default_factory=dict)
     _tables: set[str] | None = None
     _column_types: dict[str, dict[str, str]] = field(default_factory=dict)
 
@@ -105,13 +110,24 @@ class MetricReader:
         if metric.aggregation == "ratio":
             parts = [self.earliest_date(part) for part in self._parts(metric)]
             return min((d for d in parts if d is not None), default=None)
-        return self._daily_partials(metric)["date"].min()
+        source = SOURCES[metric.source]
+        if not self._has_table(source.table):
+            return None
+        key = (metric.source, self._day_expr(metric))
+        if key not in self._first_days:
+            where = _and_active(source).replace(" AND ", " WHERE ", 1)
+            [(first,)] = self.con.execute(
+                f"SELECT min({key[1]}) FROM {source.table}{where}"
+            ).fetchall()
+            self._first_days[key] = first
+        return self._first_days[key]
 
     # -- many at once -------------------------------------------------------------------------
 
     def series_many(self, requests: Iterable[SeriesRequest]) -> pl.DataFrame:
         """`series` of every request: `id`, `date`, `value`, `latest_date`, in request order."""
         requests = [r for r in requests if r.last >= r.first]
+        self._require((r.metric, _first_day_read(r)) for r in requests)
         ratios = [r for r in requests if r.metric.aggregation == "ratio"]
         distinct = [r for r in requests if r.metric.aggregation == "count_distinct"]
         plain = [r for r in requests if r.metric.aggregation not in ("ratio", "count_distinct")]
@@ -163,6 +179,10 @@ class MetricReader:
                     "aggregation": pl.String},
         )
         rows = rows.join(kinds, on="metric_id", how="left", maintain_order="left")
+        windowed_from = rows.filter(pl.col("_kind") == "windowed").group_by("metric_id").agg(
+            pl.col("start").min()
+        )
+        self._require((used[m], start) for m, start in windowed_from.iter_rows())
         self.prefetch(m for m in used.values())
         frames = [pl.DataFrame(schema=_WINDOW_VALUES_SCHEMA)]
         windowed = rows.filter(pl.col("_kind") == "windowed")
@@ -254,6 +274,27 @@ class MetricReader:
             result[i] = min(found, default=None)  # a ratio is as fresh as its older part
         return result
 
+    def _require(self, needs: Iterable[tuple[Metric, date]]) -> None:
+        """Each metric's data is needed from its day on: a metric needing days before `since`
+        forgets what was read of it and is read again in full."""
+        if self.since is None:
+            return
+        for metric, day in needs:
+            if day >= self.since:
+                continue
+            for part in self._parts(metric) if metric.aggregation == "ratio" else [metric]:
+                key = _partial_key(part)
+                if key in self._unbounded:
+                    continue
+                self._unbounded.add(key)
+                self._partials.pop(key, None)
+                self._sightings.pop(key, None)
+                for cached in [k for k in self._distincts if k[0] == key]:
+                    del self._distincts[cached]
+
+    def _since(self, key: str) -> date | None:
+        return None if key in self._unbounded else self.since
+
     def prefetch(self, metrics: Iterable[Metric]) -> None:
         """Read the daily partials of many metrics: one scan per source table and filter column
         for metrics filtered on one column by text (`metric_id: x`, `event: signup`), one per
@@ -268,21 +309,22 @@ class MetricReader:
                 if key in self._partials or key in pending:
                     continue
                 batch = self._batch_of(part)
-                if only_to_scans and (batch is None or batch[0] not in batches):
+                scan = None if batch is None else (*batch[0], self._since(key))
+                if only_to_scans and scan not in batches:
                     continue
                 pending.add(key)
                 if batch is None:
                     self._partials[key] = self._single_partials(part)
                 else:
-                    batches[batch[0]].append((key, part, batch[1]))
+                    batches[scan].append((key, part, batch[1]))
 
         for metric in metrics:
             add(metric)
         if batches:
             for metric in self.config.metrics.values():
                 add(metric, only_to_scans=True)
-        for group, members in batches.items():
-            self._read_batch(group, members)
+        for (*group, since), members in batches.items():
+            self._read_batch(tuple(group), members, since)
 
     # -- period, trailing and `last` windows over daily partials -------------------------------
 
@@ -521,7 +563,7 @@ class MetricReader:
             rows, params = self._rows_sql(metric, with_value=True)
             self.con.execute(
                 f"CREATE TEMP TABLE {name} AS SELECT DISTINCT date, value FROM ({rows}) "
-                "WHERE matches AND value IS NOT NULL",
+                f"WHERE matches AND value IS NOT NULL{_bound('date', self._since(key))}",
                 params,
             )
             self._sightings[key] = name
@@ -609,20 +651,14 @@ class MetricReader:
         group = (metric.source, self._day_expr(metric), value, _column_expr(column))
         return group, sorted({_filter_text(v) for v in values})
 
-    def _read_batch(self, group: tuple, members: list[tuple[str, Metric, list[str]]]) -> None:
+    def _read_batch(
+        self, group: tuple, members: list[tuple[str, Metric, list[str]]], since: date | None
+    ) -> None:
+        """One scan for the metrics of a group: rows per (day, key) are summed into each metric's
+        partials inside DuckDB, on every day the source has rows."""
         source_name, day, value, key_expr = group
         source = SOURCES[source_name]
         wanted = sorted({text for _, _, texts in members for text in texts})
-        matched = self._query(
-            f"""
-            SELECT {day} AS date, CAST({key_expr} AS VARCHAR) AS key,
-                count(*)::DOUBLE AS rows, count({value})::DOUBLE AS vals,
-                sum({value})::DOUBLE AS s, min({value})::DOUBLE AS mn, max({value})::DOUBLE AS mx
-            FROM {source.table}
-            WHERE CAST({key_expr} AS VARCHAR) IN (SELECT unnest(?::VARCHAR[])){_and_active(source)}
-            GROUP BY ALL""",
-            [wanted],
-        )
         wanted_by = pl.DataFrame(
             [
                 {"pkey": self._code(metric), "key": text,
@@ -632,43 +668,79 @@ class MetricReader:
             ],
             schema={"pkey": pl.UInt32, "key": pl.String, "counts_rows": pl.Boolean},
         )
-        per_metric = (
-            matched.join(wanted_by, on="key")
-            .group_by("pkey", "date")
-            .agg(
-                n=pl.when(pl.col("counts_rows")).then(pl.col("rows")).otherwise(pl.col("vals"))
-                .sum(),
-                s=pl.col("s").sum(),
-                mn=pl.col("mn").min(),
-                mx=pl.col("mx").max(),
+        self.con.register("_okr_wanted", wanted_by.to_arrow())
+        try:
+            partials = self._query(
+                f"""
+                WITH matched AS (
+                    SELECT {day} AS date, CAST({key_expr} AS VARCHAR) AS key,
+                        count(*) AS rows, count({value}) AS vals, sum({value})::DOUBLE AS s,
+                        min({value})::DOUBLE AS mn, max({value})::DOUBLE AS mx
+                    FROM {source.table}
+                    WHERE CAST({key_expr} AS VARCHAR) IN (SELECT unnest(?::VARCHAR[]))
+                        {_and_active(source)}{_bound(day, since)}
+                    GROUP BY ALL
+                ), per_metric AS (
+                    SELECT w.pkey, m.date,
+                        sum(CASE WHEN w.counts_rows THEN m.rows ELSE m.vals END)::DOUBLE AS n,
+                        sum(m.s) AS s, min(m.mn) AS mn, max(m.mx) AS mx
+                    FROM matched AS m JOIN _okr_wanted AS w USING (key)
+                    GROUP BY ALL
+                ), days AS (
+                    SELECT {day} AS date, count(*)::DOUBLE AS source_n FROM {source.table}
+                    WHERE TRUE{_and_active(source)}{_bound(day, since)}
+                    GROUP BY ALL
+                )
+                SELECT k.pkey, d.date, coalesce(p.n, 0)::DOUBLE AS n, p.s, p.mn, p.mx, d.source_n
+                FROM (SELECT DISTINCT pkey FROM _okr_wanted) AS k CROSS JOIN days AS d
+                LEFT JOIN per_metric AS p ON p.pkey = k.pkey AND p.date = d.date""",
+                [wanted],
             )
+        finally:
+            self.con.unregister("_okr_wanted")
+        carried = _per_metric(self._carried_days(group, wanted, since), wanted_by).with_columns(
+            source_n=pl.lit(1.0)
         )
-        keys = pl.DataFrame(
-            {"pkey": [self._code(metric) for _, metric, _ in members]}, schema={"pkey": pl.UInt32}
-        )
-        partials = (
-            keys.join(self._source_rows(source_name, day), how="cross")
-            .join(per_metric, on=["pkey", "date"], how="left")
-            .with_columns(pl.col("n").fill_null(0.0))
-            .select(list(PARTIALS_SCHEMA))
-            .sort("pkey", "date")
-        )
+        partials = pl.concat(
+            [partials.cast(PARTIALS_SCHEMA), carried.select(list(PARTIALS_SCHEMA))]  # type: ignore[arg-type]
+        ).sort("pkey", "date")
         split = partials.partition_by("pkey", as_dict=True, maintain_order=True)
         for key, metric, _ in members:
             self._partials[key] = split.get((self._code(metric),), partials.clear())
 
-    def _source_rows(self, source_name: str, day: str) -> pl.DataFrame:
-        """All rows of a source per day (`source_n`), for the zero-versus-null rule."""
-        key = (source_name, day)
-        if key not in self._source_days:
-            source = SOURCES[source_name]
-            where = _and_active(source).replace(" AND ", " WHERE ", 1)
-            self._source_days[key] = self._query(
-                f"SELECT {day} AS date, count(*)::DOUBLE AS source_n FROM {source.table}{where} "
-                "GROUP BY ALL ORDER BY date",
-                [],
+    def _carried_days(self, group: tuple, wanted: list[str], since: date | None) -> pl.DataFrame:
+        """With `since`: per key, the aggregates of its latest day before `since` with rows and
+        of its latest day with a value, so `last` values and staleness look back past it."""
+        source_name, day, value, key_expr = group
+        source = SOURCES[source_name]
+        empty = pl.DataFrame(
+            schema={"date": pl.Date, "key": pl.String, "rows": pl.Float64, "vals": pl.Float64,
+                    "s": pl.Float64, "mn": pl.Float64, "mx": pl.Float64}
+        )
+        if since is None:
+            return empty
+        key_text = f"CAST({key_expr} AS VARCHAR)"
+        before = (
+            f"FROM {source.table} WHERE {key_text} IN (SELECT unnest(?::VARCHAR[])) "
+            f"AND {day} < DATE '{since.isoformat()}'{_and_active(source)}"
+        )
+        return pl.concat([empty, self._query(
+            f"""
+            WITH last_days AS (
+                SELECT {key_text} AS key, max({day}) AS row_day,
+                    max({day}) FILTER (WHERE {value} IS NOT NULL) AS value_day
+                {before} GROUP BY ALL
             )
-        return self._source_days[key]
+            SELECT {day} AS date, {key_text} AS key,
+                count(*)::DOUBLE AS rows, count({value})::DOUBLE AS vals,
+                sum({value})::DOUBLE AS s, min({value})::DOUBLE AS mn, max({value})::DOUBLE AS mx
+            {before}
+                AND ({key_text}, {day}) IN (
+                    SELECT (key, row_day) FROM last_days
+                    UNION SELECT (key, value_day) FROM last_days WHERE value_day IS NOT NULL)
+            GROUP BY ALL""",
+            [wanted, wanted],
+        )], how="vertical_relaxed")
 
     def _single_partials(self, metric: Metric) -> pl.DataFrame:
         rows, params = self._rows_sql(metric, with_value=metric.aggregation in _NUMERIC)
@@ -747,6 +819,36 @@ class MetricReader:
 _PART = "\x1f"
 """Separates a ratio request's id from its part's side in the parts' request ids."""
 _WINDOW_VALUES_SCHEMA = {"_i": pl.UInt32, "value": pl.Float64}
+
+
+def _bound(day: str, since: date | None) -> str:
+    return f" AND {day} >= DATE '{since.isoformat()}'" if since else ""
+
+
+def _per_metric(matched: pl.DataFrame, wanted_by: pl.DataFrame) -> pl.DataFrame:
+    """Per-key daily aggregates summed into each metric's (the keys its filter lists): rows for
+    counts, values for the others."""
+    return (
+        matched.join(wanted_by, on="key")
+        .group_by("pkey", "date")
+        .agg(
+            n=pl.when(pl.col("counts_rows")).then(pl.col("rows")).otherwise(pl.col("vals")).sum(),
+            s=pl.col("s").sum(),
+            mn=pl.col("mn").min(),
+            mx=pl.col("mx").max(),
+        )
+    )
+
+
+def _first_day_read(request: SeriesRequest) -> date:
+    """The first day whose rows a(d) for d in the request reads (`last` values look back through
+    the carried day, see `MetricReader.since`)."""
+    metric = request.metric
+    if metric.aggregation == "last":
+        return request.first
+    if metric.trailing_days:
+        return request.first - timedelta(days=metric.trailing_days - 1)
+    return min(request.first, request.period_start)
 
 
 def _partial_key(metric: Metric) -> str:

@@ -18,6 +18,7 @@ from transforms.history import earliest_needed, history_start
 from transforms.kpi import (
     MARTS_METRIC_DAILY,
     MARTS_SUCCESS_METRIC_SUMMARY,
+    kpi_first_day,
     metric_daily,
     success_metric_summary,
 )
@@ -144,7 +145,9 @@ def build_mart_assets(
         where = f"quarter_start IN ({', '.join('?' for _ in starts)})"
         with warehouse.connect() as con:
             _check_history(con, config, quarters, partitions.start.date())
-            reader = MetricReader(con, config)
+            # Rows older than any of these marts reads are left unread (see MetricReader.since).
+            firsts = [earliest_needed(config, quarters), kpi_first_day(config, quarters)]
+            reader = MetricReader(con, config, since=min((d for d in firsts if d), default=None))
             results = compute_okr_results(con, config, quarters, today, reader)
             summary = success_metric_summary(reader, config, quarters, today)
             frames = {
