@@ -9,10 +9,10 @@ the timed section excludes interpreter start and imports (the import cost of
 (default /tmp/okr-bench, never committed) and reused while its spec is unchanged.
 
 Scenarios (project vs baseline):
-- ingest: `load_csv_folder` + `stage_csv_observations`/`replace_partition` per quarter (what the
-  raw and staging assets do) vs `CREATE TABLE t AS SELECT * FROM read_csv(files)`. Target 1.3x.
-- rollup: compute_okr_results + success_metric_summary + metric_daily + okr_scorecard and the
-  mart writes (what the okr_marts asset does) for every data quarter vs
+- ingest: `load_csv_folder` + `stage_csv_observations` per quarter (what the raw and staging
+  assets do) vs `CREATE TABLE t AS SELECT * FROM read_csv(files)`. Target 1.3x.
+- rollup: `transforms.marts.okr_mart_frames` and the mart writes (what the okr_marts asset
+  does) for every data quarter vs
   benchmarks/rollup_baseline.sql on the same staging tables; then the numbers are compared.
   Target 1.5x.
 - memory: `okr backfill` of everything on a fresh warehouse; peak RSS <= 2048 MB (the baseline
@@ -196,13 +196,11 @@ def child_prepare_rollup(args: dict) -> dict:
 
 
 def child_rollup_project(args: dict) -> dict:
-    from pipelines.assets.marts import OKR_MARTS
+    """What the okr_marts asset does for every data quarter: compute the seven marts and write
+    them in one transaction."""
     from pipelines.resources import WarehouseResource
-    from transforms.attainment import compute_okr_results
     from transforms.config import load_config
-    from transforms.kpi import metric_daily, success_metric_summary
-    from transforms.measure import MetricReader
-    from transforms.overview import okr_scorecard
+    from transforms.marts import OKR_MARTS, okr_mart_frames
     from transforms.warehouse import replace_partitions
 
     quarters = _quarters(args["quarters"])
@@ -211,31 +209,15 @@ def child_rollup_project(args: dict) -> dict:
     start = time.perf_counter()
     config = load_config(args["config_dir"])
     with WarehouseResource(path=args["warehouse"]).connect() as con:
-        reader = MetricReader(con, config)
+        frames = okr_mart_frames(con, config, quarters, today)
+        phases["compute"] = time.perf_counter() - start
         t = time.perf_counter()
-        results = compute_okr_results(con, config, quarters, today, reader)
-        phases["compute_okr_results"] = time.perf_counter() - t
-        t = time.perf_counter()
-        summary = success_metric_summary(reader, config, quarters, today)
-        phases["success_metric_summary"] = time.perf_counter() - t
-        t = time.perf_counter()
-        daily = metric_daily(reader, config, quarters, today)
-        phases["metric_daily"] = time.perf_counter() - t
-        t = time.perf_counter()
-        frames = {
-            **vars(results),
-            "metric_daily": daily,
-            "success_metric_summary": summary,
-            "okr_scorecard": okr_scorecard(
-                config, results.objective_attainment, results.key_result_attainment, summary
-            ),
-        }
         replace_partitions(
             con,
-            {table: frames[name].select(table.column_names) for name, table in OKR_MARTS.items()},
+            {table: frames[name] for name, table in OKR_MARTS.items()},
             [q.start for q in quarters],
         )
-        phases["scorecard_and_write"] = time.perf_counter() - t
+        phases["write"] = time.perf_counter() - t
     return {"seconds": time.perf_counter() - start, "phases": phases}
 
 

@@ -38,11 +38,12 @@ import dagster as dg
 import duckdb
 
 from connectors.analytics_exports import file_kind
-from pipelines.assets.marts import DIMENSIONS, OKR_MARTS
+from pipelines.assets.marts import DIMENSIONS
 from pipelines.assets.staging import STAGED_TABLES
 from pipelines.resources import WAREHOUSE_POOL, OkrConfigResource, WarehouseResource
 from transforms.config import OkrConfig
 from transforms.lint import MARTS_OKR_LINT
+from transforms.marts import OKR_MARTS
 from transforms.measure import MetricReader
 from transforms.schema import (
     MARTS_KEY_RESULT_ATTAINMENT,

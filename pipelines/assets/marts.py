@@ -10,44 +10,24 @@ from pipelines.assets.staging import STAGED_TABLES
 from pipelines.metadata import definition_metadata, table_metadata
 from pipelines.partitions import quarters_in_window
 from pipelines.resources import WAREHOUSE_POOL, OkrConfigResource, WarehouseResource
-from transforms.attainment import compute_okr_results
 from transforms.calendar import Quarter, quarters_between
 from transforms.config import OkrConfig
 from transforms.dimensions import dim_key_results, dim_metrics, dim_objectives
 from transforms.history import earliest_needed, history_start
-from transforms.kpi import (
-    MARTS_METRIC_DAILY,
-    MARTS_SUCCESS_METRIC_SUMMARY,
-    kpi_first_day,
-    metric_daily,
-    success_metric_summary,
-)
 from transforms.lint import MARTS_OKR_LINT, LintInputs, latest_data_dates, okr_lint
+from transforms.marts import OKR_MARTS, okr_mart_frames
 from transforms.measure import MetricReader
-from transforms.overview import MARTS_OKR_SCORECARD, okr_scorecard
 from transforms.schema import (
     MARTS_DIM_KEY_RESULTS,
     MARTS_DIM_METRICS,
     MARTS_DIM_OBJECTIVES,
     MARTS_KEY_RESULT_ATTAINMENT,
-    MARTS_KEY_RESULT_PROGRESS_DAILY,
-    MARTS_OBJECTIVE_ATTAINMENT,
-    MARTS_TEAM_ATTAINMENT,
     Table,
 )
 from transforms.warehouse import replace_partitions, replace_rows, written_partitions
 
 OWNERS = ["team:analytics"]
 STAGING_TABLES = [staged.table for staged in STAGED_TABLES]
-OKR_MARTS: dict[str, Table] = {
-    "key_result_progress_daily": MARTS_KEY_RESULT_PROGRESS_DAILY,
-    "key_result_attainment": MARTS_KEY_RESULT_ATTAINMENT,
-    "objective_attainment": MARTS_OBJECTIVE_ATTAINMENT,
-    "team_attainment": MARTS_TEAM_ATTAINMENT,
-    "metric_daily": MARTS_METRIC_DAILY,
-    "success_metric_summary": MARTS_SUCCESS_METRIC_SUMMARY,
-    "okr_scorecard": MARTS_OKR_SCORECARD,
-}
 DIMENSIONS = {
     "dim_metrics": (MARTS_DIM_METRICS, dim_metrics),
     "dim_objectives": (MARTS_DIM_OBJECTIVES, dim_objectives),
@@ -145,26 +125,11 @@ def build_mart_assets(
         where = f"quarter_start IN ({', '.join('?' for _ in starts)})"
         with warehouse.connect() as con:
             _check_history(con, config, quarters, partitions.start.date())
-            # Rows older than any of these marts reads are left unread (see MetricReader.since).
-            firsts = [earliest_needed(config, quarters), kpi_first_day(config, quarters)]
-            reader = MetricReader(con, config, since=min((d for d in firsts if d), default=None))
-            results = compute_okr_results(con, config, quarters, today, reader)
-            summary = success_metric_summary(reader, config, quarters, today)
-            frames = {
-                **vars(results),
-                "metric_daily": metric_daily(reader, config, quarters, today),
-                "success_metric_summary": summary,
-                "okr_scorecard": okr_scorecard(
-                    config, results.objective_attainment, results.key_result_attainment, summary
-                ),
-            }
+            frames = okr_mart_frames(con, config, quarters, today)
             # All seven marts of these quarters change together or not at all.
             replace_partitions(
                 con,
-                {
-                    table: frames[name].select(table.column_names)
-                    for name, table in OKR_MARTS.items()
-                },
+                {table: frames[name] for name, table in OKR_MARTS.items()},
                 starts,
             )
             for name, table in OKR_MARTS.items():
@@ -178,7 +143,7 @@ def build_mart_assets(
                 )
         context.log.info(
             f"{', '.join(q.label for q in quarters)} as of {today}: "
-            f"{results.key_result_attainment.height} KR rows"
+            f"{frames['key_result_attainment'].height} KR rows"
         )
 
     @dg.multi_asset(

@@ -1,0 +1,61 @@
+"""The seven OKR marts of a set of quarters, computed together: one reader serves them all, so
+each metric's staging rows are scanned once per run."""
+
+from __future__ import annotations
+
+from datetime import date
+
+import duckdb
+import polars as pl
+
+from transforms.attainment import compute_okr_results
+from transforms.calendar import Quarter
+from transforms.config import OkrConfig
+from transforms.history import earliest_needed
+from transforms.kpi import (
+    MARTS_METRIC_DAILY,
+    MARTS_SUCCESS_METRIC_SUMMARY,
+    kpi_first_day,
+    metric_daily,
+    success_metric_summary,
+)
+from transforms.measure import MetricReader
+from transforms.overview import MARTS_OKR_SCORECARD, okr_scorecard
+from transforms.schema import (
+    MARTS_KEY_RESULT_ATTAINMENT,
+    MARTS_KEY_RESULT_PROGRESS_DAILY,
+    MARTS_OBJECTIVE_ATTAINMENT,
+    MARTS_TEAM_ATTAINMENT,
+    Table,
+)
+
+OKR_MARTS: dict[str, Table] = {
+    "key_result_progress_daily": MARTS_KEY_RESULT_PROGRESS_DAILY,
+    "key_result_attainment": MARTS_KEY_RESULT_ATTAINMENT,
+    "objective_attainment": MARTS_OBJECTIVE_ATTAINMENT,
+    "team_attainment": MARTS_TEAM_ATTAINMENT,
+    "metric_daily": MARTS_METRIC_DAILY,
+    "success_metric_summary": MARTS_SUCCESS_METRIC_SUMMARY,
+    "okr_scorecard": MARTS_OKR_SCORECARD,
+}
+
+
+def okr_mart_frames(
+    con: duckdb.DuckDBPyConnection, config: OkrConfig, quarters: list[Quarter], today: date
+) -> dict[str, pl.DataFrame]:
+    """Every row of the marts in OKR_MARTS for `quarters` as of `today`, by mart name, with
+    the mart's columns in order. Staging rows older than anything these marts read are left
+    unread (see MetricReader.since)."""
+    firsts = [earliest_needed(config, quarters), kpi_first_day(config, quarters)]
+    reader = MetricReader(con, config, since=min((d for d in firsts if d), default=None))
+    results = compute_okr_results(con, config, quarters, today, reader)
+    summary = success_metric_summary(reader, config, quarters, today)
+    frames = {
+        **vars(results),
+        "metric_daily": metric_daily(reader, config, quarters, today),
+        "success_metric_summary": summary,
+        "okr_scorecard": okr_scorecard(
+            config, results.objective_attainment, results.key_result_attainment, summary
+        ),
+    }
+    return {name: frames[name].select(table.column_names) for name, table in OKR_MARTS.items()}
