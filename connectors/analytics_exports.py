@@ -16,10 +16,12 @@ Files are found recursively under the folder (the lead passes `$OKR_DATA_DIR/ana
 
 How a file is read (no Python loop over rows, never the whole file in Python memory): DuckDB's
 `read_csv` reads it -- `.gz` decompressed by DuckDB -- as physical lines into a temp table
-(one VARCHAR column, no quoting), so `rowid + 1` is the line number; then one SQL statement
-classifies every line with the `json` functions, `TRY_CAST` and regular expressions into a
-second temp table, from which the good rows and the rejects are inserted. Blank lines are
-skipped but counted.
+(one VARCHAR column, no quoting, insertion order preserved), so `rowid + 1` is the line number;
+then one SQL statement classifies every line with the `json` functions, `TRY_CAST` and regular
+expressions into a second temp table, from which the good rows and the rejects are inserted.
+Blank lines are skipped but counted. An event line is parsed once (`json_transform` of the five
+keys); when that shows it passes every check, as most lines do, the ordered checks that name a
+line's first failure (a JSON parse per key and check) are skipped.
 
 When DuckDB cannot read a file as lines -- a damaged gzip stream ("Unexpected end of GZIP
 stream": DuckDB fails the whole read and gives no prefix), mixed LF / CRLF line endings (its
@@ -80,6 +82,7 @@ from transforms.staging_analytics import (
     RAW_ANALYTICS_REPORT,
     RESERVED_REPORT_COLUMNS,
 )
+from transforms.warehouse import insertion_order
 
 SOURCE = "analytics"
 EVENT_SUFFIXES = (".jsonl", ".ndjson", ".json")
@@ -90,6 +93,8 @@ TOTAL_LABELS = ("total", "totals", "grand total")
 _LINES = "_analytics_lines"
 _ROWS = "_analytics_rows"
 _CHUNK = "_analytics_chunk"
+# More than spaces on the line (a CR of a CRLF line does not count); blank lines are skipped.
+_NOT_BLANK = "trim(rtrim(coalesce(text, ''), chr(13))) <> ''"
 _ISO_WITH_OFFSET = r"\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(:\d{2}(\.\d{1,9})?)?(Z|[+-]\d{2}(:?\d{2})?)"
 _ISO_WITHOUT_OFFSET = r"\d{4}-\d{2}-\d{2}([T ]\d{2}:\d{2}(:\d{2}(\.\d{1,9})?)?)?"
 _TS_HINT = "expected ISO-8601 with a UTC offset such as 2025-03-31T23:30:00-05:00 or ...Z"
@@ -172,17 +177,20 @@ def _load_file(
         return None
     kind = file_kind(path)
     try:
-        damage = _read_lines(con, path, rel)
+        with insertion_order(con, preserve=True):  # rowid + 1 is the line number
+            damage = _read_lines(con, path, rel)
         if kind == "events":
-            con.execute(f"CREATE OR REPLACE TEMP TABLE {_ROWS} AS {_events_sql()}")
+            select = _events_sql()
             target: Table = RAW_ANALYTICS_EVENTS
             columns = values = "event, timestamp, user_id, anonymous_id, properties"
             params: list[object] = []
         else:
-            con.execute(f"CREATE OR REPLACE TEMP TABLE {_ROWS} AS {_report_sql(con, rel, damage)}")
+            select = _report_sql(con, rel, damage)
             target = RAW_ANALYTICS_REPORT
             columns, values = "date, report, column_name, value", "date, ?, column_name, value"
             params = [report_name(path)]
+        with insertion_order(con, preserve=False):  # rows carry their line number
+            con.execute(f"CREATE OR REPLACE TEMP TABLE {_ROWS} AS {select}")
         con.execute(f"DROP TABLE IF EXISTS {_LINES}")
         if damage:
             con.execute(
@@ -281,8 +289,8 @@ def _append_lines(con: duckdb.DuckDBPyConnection, data: bytes, rel: str, lines_d
 def _numbered_lines() -> str:
     """Non-blank physical lines with their line number (CR of CRLF files removed)."""
     return (
-        f"SELECT line_no, text FROM (SELECT rowid + 1 AS line_no, "
-        f"rtrim(coalesce(text, ''), chr(13)) AS text FROM {_LINES}) WHERE trim(text) <> ''"
+        f"SELECT rowid + 1 AS line_no, rtrim(coalesce(text, ''), chr(13)) AS text "
+        f"FROM {_LINES} WHERE {_NOT_BLANK}"
     )
 
 
@@ -293,50 +301,124 @@ def _cases(checks: list[tuple[str, str | None, str]]) -> str:
     return f"CASE {field_sql} END AS field, CASE {reason_sql} END AS reason"
 
 
+def _first_failure(checks: list[tuple[str, str | None, str]], ok: str) -> str:
+    """0 when `ok` (which must imply that every check passes), else the number of the first
+    failing check, else NULL: the checks run only for lines that `ok` does not vouch for."""
+    whens = " ".join(f"WHEN {c} THEN {i}" for i, (c, _, _) in enumerate(checks, 1))
+    return f"CASE WHEN {ok} THEN 0 {whens} END"
+
+
+def _failure_columns(checks: list[tuple[str, str | None, str]], failed: str) -> str:
+    """`field` and `reason` of the check numbered `failed` (NULL for 0 or NULL)."""
+    field_sql = " ".join(
+        f"WHEN {i} THEN {lit(f) if f else 'NULL'}" for i, (_, f, _) in enumerate(checks, 1)
+    )
+    reason_sql = " ".join(f"WHEN {i} THEN {r}" for i, (_, _, r) in enumerate(checks, 1))
+    return f"CASE {failed} {field_sql} END AS field, CASE {failed} {reason_sql} END AS reason"
+
+
 # -- events -------------------------------------------------------------------------------------
+
+# One parse of a line: the value of `timestamp` as text, the other keys as minified JSON, whose
+# first character tells the type (`"` a string, `{` an object, `-` or a digit a number).
+_EVENT_STRUCT = (
+    '{"event": "JSON", "timestamp": "VARCHAR", "user_id": "JSON", "anonymous_id": "JSON", '
+    '"properties": "JSON"}'
+)
+
+
+def _type(key: str) -> str:
+    return f"json_type(text, '$.{key}')"
+
+
+def _string(key: str) -> str:
+    return f"json_extract_string(text, '$.{key}')"
+
+
+def _nonblank(expr: str) -> str:
+    """`trim(expr) <> ''` without trim's per-character Unicode lookup when the first character
+    is printable ASCII (trim strips only spaces from ASCII, so such a value is never blank)."""
+    return f"CASE WHEN ascii({expr}) BETWEEN 33 AND 127 THEN true ELSE trim({expr}) <> '' END"
+
+
+def _plain_string(j: str) -> str:
+    """The value of the JSON text `j` if it is a string without escapes (dropping its quotes
+    gives the value), else NULL."""
+    return (
+        f"CASE WHEN starts_with({j}, '\"') AND NOT contains({j}, '\\') "
+        f"THEN substr({j}, 2, length({j}) - 2) END"
+    )
+
+
+def _fast_id(j: str) -> str:
+    """The value of an id given as a plain string or a number (whose JSON text is the text
+    `json_extract_string` gives); NULL for anything else, which the exact checks then judge."""
+    return (
+        f"CASE WHEN starts_with({j}, '\"') THEN {_plain_string(j)} "
+        f"WHEN ascii({j}) = 45 OR ascii({j}) BETWEEN 48 AND 57 THEN {j} END"
+    )
 
 
 def _events_sql() -> str:
+    """One row per non-blank line. A line is parsed once (`_EVENT_STRUCT`) and a common good
+    line is recognised from that (`ok`); only the other lines run the ordered exact checks,
+    which parse the line per key and name the first failure."""
+
     def bad_id(name: str) -> tuple[str, str, str]:
         return (
-            f"{name}_t IN ('OBJECT', 'ARRAY', 'BOOLEAN')",
+            f"{_type(name)} IN ('OBJECT', 'ARRAY', 'BOOLEAN')",
             name,
-            f"'{name} must be a string or a number, not ' || lower({name}_t)",
+            f"'{name} must be a string or a number, not ' || lower({_type(name)})",
         )
 
     def present(name: str) -> str:
-        return f"coalesce({name}_t NOT IN ('NULL') AND trim({name}_s) <> '', false)"
+        return f"coalesce({_type(name)} NOT IN ('NULL') AND {_nonblank(_string(name))}, false)"
 
+    ts_s = _string("timestamp")
     checks = [
         ("NOT valid", None, "'line is not valid JSON'"),
         (
-            "json_type(j) <> 'OBJECT'",
+            "json_type(text) <> 'OBJECT'",
             None,
-            "'line is JSON but not an object (' || lower(json_type(j)) || '); each line must be "
-            'one event object {"event": ..., "timestamp": ..., ...}\'',
+            "'line is JSON but not an object (' || lower(json_type(text)) || '); each line must "
+            'be one event object {"event": ..., "timestamp": ..., ...}\'',
         ),
         (
-            "coalesce(event_t, 'NULL') = 'NULL'",
+            f"coalesce({_type('event')}, 'NULL') = 'NULL'",
             "event",
             "'event is missing; every event needs a name'",
         ),
-        ("event_t <> 'VARCHAR'", "event", "'event must be a string, not ' || lower(event_t)"),
-        ("trim(event_s) = ''", "event", "'event is empty; every event needs a name'"),
-        ("coalesce(ts_t, 'NULL') = 'NULL'", "timestamp", f"'timestamp is missing; {_TS_HINT}'"),
         (
-            "ts_t <> 'VARCHAR'",
-            "timestamp",
-            f"'timestamp must be a string, not ' || lower(ts_t) || '; {_TS_HINT}'",
+            f"{_type('event')} <> 'VARCHAR'",
+            "event",
+            f"'event must be a string, not ' || lower({_type('event')})",
         ),
         (
-            f"regexp_full_match(trim(ts_s), '{_ISO_WITHOUT_OFFSET}')",
-            "timestamp",
-            f"'timestamp ''' || ts_s || ''' has no UTC offset, so its instant is unknown; {_TS_HINT}'",
+            f"NOT {_nonblank(_string('event'))}",
+            "event",
+            "'event is empty; every event needs a name'",
         ),
         (
-            f"NOT regexp_full_match(trim(ts_s), '{_ISO_WITH_OFFSET}') OR ts IS NULL",
+            f"coalesce({_type('timestamp')}, 'NULL') = 'NULL'",
             "timestamp",
-            f"'timestamp ''' || ts_s || ''' is not a valid timestamp; {_TS_HINT}'",
+            f"'timestamp is missing; {_TS_HINT}'",
+        ),
+        (
+            f"{_type('timestamp')} <> 'VARCHAR'",
+            "timestamp",
+            f"'timestamp must be a string, not ' || lower({_type('timestamp')}) || '; {_TS_HINT}'",
+        ),
+        (
+            f"regexp_full_match(trim({ts_s}), '{_ISO_WITHOUT_OFFSET}')",
+            "timestamp",
+            f"'timestamp ''' || {ts_s} || ''' has no UTC offset, so its instant is unknown; "
+            f"{_TS_HINT}'",
+        ),
+        (
+            f"NOT regexp_full_match(trim({ts_s}), '{_ISO_WITH_OFFSET}') "
+            f"OR TRY_CAST(trim({ts_s}) AS TIMESTAMPTZ) IS NULL",
+            "timestamp",
+            f"'timestamp ''' || {ts_s} || ''' is not a valid timestamp; {_TS_HINT}'",
         ),
         bad_id("user_id"),
         bad_id("anonymous_id"),
@@ -346,41 +428,62 @@ def _events_sql() -> str:
             "'neither user_id nor anonymous_id is set; an event needs at least one'",
         ),
         (
-            "props_t NOT IN ('OBJECT', 'NULL')",
+            f"{_type('properties')} NOT IN ('OBJECT', 'NULL')",
             "properties",
-            "'properties must be a JSON object, not ' || lower(props_t)",
+            f"'properties must be a JSON object, not ' || lower({_type('properties')})",
         ),
     ]
+    # Implies that every check passes: a valid line starting with `{` is an object; a key set to
+    # null is NULL in the struct and counts as missing in the checks too; a timestamp text that
+    # matches the pattern came from a string (no number, boolean, object or array reads like
+    # one) and has no spaces to trim.
+    ok = (
+        f"valid AND starts_with(text, '{{') AND event IS NOT NULL AND {_nonblank('event')} "
+        "AND ts IS NOT NULL "
+        "AND (user_id_j IS NULL OR user_id IS NOT NULL) "
+        "AND (anonymous_id_j IS NULL OR anonymous_id IS NOT NULL) "
+        f"AND ({_nonblank('user_id')} OR {_nonblank('anonymous_id')}) "
+        "AND (properties IS NULL OR starts_with(properties, '{'))"
+    )
     return f"""
-        WITH lines AS ({_numbered_lines()}),
-        parsed AS (
-            SELECT line_no, text, valid, j,
-                   json_type(j, '$.event') AS event_t, json_extract_string(j, '$.event') AS event_s,
-                   json_type(j, '$.timestamp') AS ts_t,
-                   json_extract_string(j, '$.timestamp') AS ts_s,
-                   json_type(j, '$.user_id') AS user_id_t,
-                   json_extract_string(j, '$.user_id') AS user_id_s,
-                   json_type(j, '$.anonymous_id') AS anonymous_id_t,
-                   json_extract_string(j, '$.anonymous_id') AS anonymous_id_s,
-                   json_type(j, '$.properties') AS props_t,
-                   json_extract(j, '$.properties') AS props
+        WITH parsed AS (
+            SELECT line_no, text, valid, f.event::VARCHAR AS event_j, f.timestamp AS ts_text,
+                   f.user_id::VARCHAR AS user_id_j, f.anonymous_id::VARCHAR AS anonymous_id_j,
+                   f.properties
             FROM (
-                SELECT line_no, text, json_valid(text) AS valid,
-                       CASE WHEN json_valid(text) THEN text::JSON END AS j
-                FROM lines
+                SELECT *, CASE WHEN valid THEN json_transform(text, '{_EVENT_STRUCT}') END AS f
+                FROM (SELECT rowid + 1 AS line_no, text, json_valid(text) AS valid FROM {_LINES})
+                WHERE CASE WHEN valid THEN true ELSE {_NOT_BLANK} END
             )
         ),
-        typed AS (SELECT *, TRY_CAST(trim(ts_s) AS TIMESTAMPTZ) AS ts FROM parsed)
-        SELECT line_no, CASE WHEN reason IS NOT NULL THEN text END AS raw_record, field, reason,
-               event, "timestamp", user_id, anonymous_id, properties
-        FROM (
-            SELECT line_no, text, {_cases(checks)},
-                   event_s AS event, ts AS "timestamp",
-                   CASE WHEN {present("user_id")} THEN user_id_s END AS user_id,
-                   CASE WHEN {present("anonymous_id")} THEN anonymous_id_s END AS anonymous_id,
-                   CASE WHEN props_t = 'OBJECT' THEN props ELSE '{{}}'::JSON END AS properties
-            FROM typed
-        )
+        fast AS (
+            SELECT line_no, text, valid, user_id_j, anonymous_id_j, properties,
+                   {_plain_string("event_j")} AS event,
+                   CASE WHEN regexp_full_match(ts_text, '{_ISO_WITH_OFFSET}')
+                        THEN TRY_CAST(ts_text AS TIMESTAMPTZ) END AS ts,
+                   {_fast_id("user_id_j")} AS user_id,
+                   {_fast_id("anonymous_id_j")} AS anonymous_id
+            FROM parsed
+        ),
+        checked AS (SELECT *, {_first_failure(checks, ok)} AS failed FROM fast)
+        SELECT line_no, CASE WHEN failed > 0 THEN rtrim(text, chr(13)) END AS raw_record,
+               {_failure_columns(checks, "failed")},
+               CASE WHEN failed = 0 THEN event WHEN failed IS NULL THEN {_string("event")} END
+                   AS event,
+               CASE WHEN failed = 0 THEN ts
+                    WHEN failed IS NULL THEN TRY_CAST(trim({ts_s}) AS TIMESTAMPTZ) END
+                   AS "timestamp",
+               CASE WHEN failed = 0 THEN CASE WHEN {_nonblank("user_id")} THEN user_id END
+                    WHEN failed IS NULL AND {present("user_id")} THEN {_string("user_id")} END
+                   AS user_id,
+               CASE WHEN failed = 0
+                    THEN CASE WHEN {_nonblank("anonymous_id")} THEN anonymous_id END
+                    WHEN failed IS NULL AND {present("anonymous_id")}
+                    THEN {_string("anonymous_id")} END AS anonymous_id,
+               CASE WHEN failed = 0 THEN coalesce(properties, '{{}}'::JSON)
+                    WHEN failed IS NULL AND {_type("properties")} = 'OBJECT'
+                    THEN json_extract(text, '$.properties') ELSE '{{}}'::JSON END AS properties
+        FROM checked
     """
 
 

@@ -241,6 +241,88 @@ def test_each_kind_of_malformed_event_is_quarantined_while_the_rest_loads(con, f
     )
 
 
+def test_good_and_bad_lines_past_a_row_group_keep_their_exact_line_numbers(con, folder):
+    """A big CRLF file mixing good, bad and blank lines: every row and reject keeps its physical
+    line, also when the session had `preserve_insertion_order` off (reading turns it on)."""
+    total = 130_000  # more than one DuckDB row group (122,880 rows)
+    bad = {
+        2: "not json",
+        122_880: "[1]",
+        122_881: json.dumps({"event": "x", "user_id": "u"}),
+        129_999: event("x", "2025-04-01T12:00:00"),
+    }
+    blank = {3, 122_882}
+    lines = [
+        bad.get(n, "" if n in blank else event("tick", "2025-04-01T12:00:00Z", user=f"u{n}"))
+        for n in range(1, total + 1)
+    ]
+    write(folder, "big.jsonl", "\r\n".join(lines) + "\r\n")
+    con.execute("SET preserve_insertion_order = false")
+    report = load_analytics_exports(con, folder, now=T1)
+    assert con.execute("SELECT current_setting('preserve_insertion_order')").fetchone() == (False,)
+    assert (report.rows_loaded, report.rows_rejected) == (total - len(bad) - len(blank), len(bad))
+    assert con.execute(
+        "SELECT count(*), min(_source_row), max(_source_row) FROM raw.analytics_events "
+        "WHERE user_id = 'u' || _source_row"
+    ).fetchone() == (report.rows_loaded, 1, total)
+    assert [(row[0], row[3]) for row in rejects(con)] == [
+        (f"big.jsonl:{n}", text) for n, text in sorted(bad.items())
+    ]
+
+
+# Good lines the quick test does not vouch for, next to lines it does and bad lines like them.
+TRICKY_LINES = [
+    '  {"event": "a", "timestamp": "2025-04-01T12:00:00Z", "user_id": "u"}',
+    '{"event": "say \\"hi\\"", "timestamp": "2025-04-01T12:00:00Z", "user_id": "u\\u00e9"}',
+    '{"event": "\\u00a0", "timestamp": "2025-04-01T12:00:00Z", "user_id": "u"}',
+    '{"event": "\u00a0x", "timestamp": "2025-04-01T12:00:00Z", "user_id": "u"}',
+    '{"event": " ", "timestamp": "2025-04-01T12:00:00Z", "user_id": "u"}',
+    '{"event": "a", "timestamp": " 2025-04-01T12:00:00Z\u00a0", "user_id": "u"}',
+    '{"event": "a", "timestamp": "\\u0032025-04-01T12:00:00+05", "user_id": "u"}',
+    '{"event": "a", "timestamp": "2025-04-01 12:00+0530", "user_id": 1e-7}',
+    '{"event": "a", "timestamp": "2025-04-01T12:00:00.123456789-01:30", "user_id": -0}',
+    '{"event": "a", "timestamp": "2025-04-01T12:00:00Z", "user_id": 12345678901234567890123}',
+    '{"event": "a", "timestamp": "2025-04-01T12:00:00Z", "user_id": NaN}',
+    '{"event": "a", "timestamp": "2025-04-01T12:00:00Z", "user_id": -Infinity}',
+    '{"event": "a", "timestamp": "2025-04-01T12:00:00Z", "user_id": " ", "anonymous_id": 7}',
+    '{"event": "a", "timestamp": "2025-04-01T12:00:00Z", "user_id": "\u3000"}',
+    '{"event": "a", "timestamp": "2025-04-01T12:00:00Z", "user_id": true}',
+    '{"event": "a", "timestamp": "2025-04-01T12:00:00Z", "user_id": "true"}',
+    '{"event": "a", "timestamp": "2025-04-01T12:00:00Z", "anonymous_id": {"x": 1}, "user_id": 1}',
+    '{"event": "a", "timestamp": "2025-04-01T12:00:00Z", "user_id": null, "anonymous_id": "z"}',
+    '{"event": "a", "timestamp": "2025-04-01T12:00:00Z", "user_id": "u", "properties": null}',
+    '{"event": "a", "timestamp": "2025-04-01T12:00:00Z", "user_id": "u", "properties": {"a": [1, 2.0]}}',
+    '{"event": "a", "timestamp": "2025-04-01T12:00:00Z", "user_id": "u", "properties": "{}"}',
+    '{"event": "a", "event": 5, "timestamp": "2025-04-01T12:00:00Z", "user_id": "u"}',
+    '{"event": 5, "event": "a", "timestamp": "2025-04-01T12:00:00Z", "user_id": "u"}',
+    '{"Event": "a", "timestamp": "2025-04-01T12:00:00Z", "user_id": "u"}',
+    '{"event": "a", "timestamp": 20250401, "user_id": "u"}',
+    '{"event": "a", "timestamp": "2025-04-01T12:00:00 +00:00", "user_id": "u"}',
+    '{"event": "a", "timestamp": "2025-04-01T12:00:00", "user_id": "u"}',
+    '"just a string"',
+    "",
+]
+
+
+def test_the_quick_test_for_good_lines_agrees_with_the_exact_checks(
+    con, folder, tmp_path, monkeypatch
+):
+    """Loading with the quick test switched off (every line through the exact checks) gives the
+    same rows and rejects."""
+    write(folder, "tricky.jsonl", "\n".join(TRICKY_LINES) + "\n")
+    report = load_analytics_exports(con, folder, now=T1)
+    assert (report.rows_loaded, report.rows_rejected) == (16, 12)
+    first_failure = analytics_exports._first_failure
+    monkeypatch.setattr(
+        analytics_exports, "_first_failure", lambda checks, ok: first_failure(checks, "false")
+    )
+    exact = duckdb.connect(str(tmp_path / "exact.duckdb"))
+    load_analytics_exports(exact, folder, now=T1)
+    assert events(exact) == events(con)
+    assert rejects(exact) == rejects(con)
+    exact.close()
+
+
 def truncated_gzip(complete_lines: list[str], partial: str) -> bytes:
     """A gzip stream holding the lines and the start of one more, then cut off: a full flush
     makes everything written so far decodable, and the stream has no end marker or trailer."""
