@@ -46,8 +46,7 @@ BASELINE_SQL = Path(__file__).resolve().parent / "rollup_baseline.sql"
 RESULT_PREFIX = "BENCH_RESULT "
 SCENARIOS = ("ingest", "rollup", "memory", "incremental", "orchestration")
 MEMORY_TARGET_MB = 2048.0
-DUCKDB_MEMORY_LIMIT = "1GB"  # WarehouseResource's defaults, used by the baselines too
-DUCKDB_THREADS = 2
+DUCKDB_THREADS = 2  # WarehouseResource's default, used by the baselines too
 
 
 @dataclass(frozen=True)
@@ -117,11 +116,22 @@ def _peak_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
+def _memory_limit() -> str:
+    """DuckDB's memory_limit on both sides: the pipeline's setting (`--memory-limit`)."""
+    return os.environ.get("OKR_DUCKDB_MEMORY_LIMIT") or "1GB"
+
+
+def _warehouse(path: str):
+    from pipelines.resources import WarehouseResource
+
+    return WarehouseResource(path=path, memory_limit=_memory_limit())
+
+
 def _duckdb(path: Path):
     import duckdb
 
     return duckdb.connect(
-        str(path), config={"memory_limit": DUCKDB_MEMORY_LIMIT, "threads": DUCKDB_THREADS}
+        str(path), config={"memory_limit": _memory_limit(), "threads": DUCKDB_THREADS}
     )
 
 
@@ -133,12 +143,11 @@ def _quarters(labels: list[str]):
 
 def child_ingest_project(args: dict) -> dict:
     from connectors.csv_drop import load_csv_folder
-    from pipelines.resources import WarehouseResource
     from transforms.schema import STAGING_CSV_OBSERVATIONS
     from transforms.staging import stage_csv_observations
 
     quarters = _quarters(args["quarters"])
-    resource = WarehouseResource(path=args["warehouse"])
+    resource = _warehouse(args["warehouse"])
     phases = {}
     start = time.perf_counter()
     with resource.connect() as con:
@@ -180,13 +189,12 @@ def child_prepare_rollup(args: dict) -> dict:
     """Raw and staging of every quarter (CSV and events), as the assets build them (untimed)."""
     from connectors.analytics_exports import load_analytics_exports
     from connectors.csv_drop import load_csv_folder
-    from pipelines.resources import WarehouseResource
     from transforms.staging import stage_csv_observations
     from transforms.staging_analytics import stage_analytics_events
 
     start = time.perf_counter()
     data = Path(args["data_dir"])
-    with WarehouseResource(path=args["warehouse"]).connect() as con:
+    with _warehouse(args["warehouse"]).connect() as con:
         load_csv_folder(con, data / "csv")
         load_analytics_exports(con, data / "analytics")
         for quarter in _quarters(args["quarters"]):
@@ -198,7 +206,6 @@ def child_prepare_rollup(args: dict) -> dict:
 def child_rollup_project(args: dict) -> dict:
     """What the okr_marts asset does for every data quarter: compute the seven marts and write
     them in one transaction."""
-    from pipelines.resources import WarehouseResource
     from transforms.config import load_config
     from transforms.marts import OKR_MARTS, okr_mart_frames
     from transforms.warehouse import replace_partitions
@@ -208,7 +215,7 @@ def child_rollup_project(args: dict) -> dict:
     phases = {}
     start = time.perf_counter()
     config = load_config(args["config_dir"])
-    with WarehouseResource(path=args["warehouse"]).connect() as con:
+    with _warehouse(args["warehouse"]).connect() as con:
         frames = okr_mart_frames(con, config, quarters, today)
         phases["compute"] = time.perf_counter() - start
         t = time.perf_counter()
@@ -383,9 +390,16 @@ def run_child_main(task: str, payload: str) -> int:
 
 class Runner:
     def __init__(
-        self, scale: str, workdir: Path, timeout: float, verbose: bool, profile: bool = False
+        self,
+        scale: str,
+        workdir: Path,
+        timeout: float,
+        verbose: bool,
+        profile: bool = False,
+        memory_limit: str = "1GB",
     ) -> None:
         self.profile = profile
+        self.memory_limit = memory_limit
         self.scale_name = scale
         self.scale = SCALES[scale]
         self.workdir = workdir / scale
@@ -408,7 +422,7 @@ class Runner:
 
     def children(self, tasks: list[tuple[str, dict]]) -> list[dict]:
         """Run child measurements; several at once only for untimed setup work."""
-        env = dict(os.environ)
+        env = {**os.environ, "OKR_DUCKDB_MEMORY_LIMIT": self.memory_limit}
         if self.profile:
             env["BENCH_PROFILE_DIR"] = str(self.logs)
         started, procs = time.perf_counter(), []
@@ -659,7 +673,8 @@ class Runner:
 
     def run(self, scenarios: list[str]) -> int:
         print(machine_line(), flush=True)
-        print(f"scale: {self.scale_name}; workdir: {self.workdir}", flush=True)
+        print(f"scale: {self.scale_name}; workdir: {self.workdir}; DuckDB memory_limit "
+              f"{self.memory_limit}, {DUCKDB_THREADS} threads on both sides", flush=True)
         print(HEADER, flush=True)
         failed = 0
         for scenario in scenarios:
@@ -695,6 +710,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--workdir", type=Path, default=Path("/tmp/okr-bench"))
     parser.add_argument("--timeout", type=float, default=3600.0, help="seconds per child")
     parser.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
+    parser.add_argument("--memory-limit", default="1GB",
+                        help="DuckDB memory_limit of both sides (the pipeline's "
+                             "OKR_DUCKDB_MEMORY_LIMIT; default 1GB, its default)")
     parser.add_argument("--profile", action="store_true",
                         help="run each child under cProfile (.prof and top functions in logs/)")
     parser.add_argument("--child", nargs=2, metavar=("TASK", "JSON"), help=argparse.SUPPRESS)
@@ -706,7 +724,7 @@ def main(argv: list[str] | None = None) -> int:
     if unknown:
         parser.error(f"unknown scenarios {unknown}; choose from {', '.join(SCENARIOS)}")
     runner = Runner(args.scale, args.workdir, args.timeout, verbose=not args.quiet,
-                    profile=args.profile)
+                    profile=args.profile, memory_limit=args.memory_limit)
     return runner.run(scenarios)
 
 
