@@ -11,6 +11,7 @@ import polars as pl
 
 from transforms.calendar import Quarter
 from transforms.config import OkrConfig, ResolvedKeyResult
+from transforms.history import krs_touching
 from transforms.measure import MetricReader, SeriesRequest
 from transforms.okr import (
     key_result_attainment,
@@ -52,20 +53,12 @@ def auto_baselines(
     return dict(reader.values_many(windows).select("kr_id", "value").iter_rows())
 
 
-def _touching(config: OkrConfig, quarters: list[Quarter]) -> list[ResolvedKeyResult]:
-    return [
-        kr
-        for kr in config.key_results.values()
-        if any(kr.start <= q.end and kr.end >= q.start for q in quarters)
-    ]
-
-
 def measure_key_results(
     reader: MetricReader, config: OkrConfig, quarters: list[Quarter], horizon: date
 ) -> tuple[pl.DataFrame, dict[str, float | None]]:
     """Daily measured values of every KR touching `quarters`, from its start to min(its end,
     horizon), and their auto baselines. KRs outside the quarters have no rows to report."""
-    touching = _touching(config, quarters)
+    touching = krs_touching(config, quarters)
     baselines = auto_baselines(reader, [kr for kr in touching if kr.kr.baseline == "auto"])
     series = reader.series_many(
         SeriesRequest(kr.kr.id, kr.metric, kr.start, min(kr.end, horizon), kr.start)

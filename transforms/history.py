@@ -17,11 +17,16 @@ def history_start(kr: ResolvedKeyResult) -> date:
     return kr.start - length - timedelta(days=kr.metric.trailing_days or 0)
 
 
+def krs_touching(config: OkrConfig, quarters: list[Quarter]) -> list[ResolvedKeyResult]:
+    """The KRs whose window overlaps one of `quarters`: the only ones with rows there."""
+    return [
+        kr
+        for kr in config.key_results.values()
+        if any(kr.start <= q.end and kr.end >= q.start for q in quarters)
+    ]
+
+
 def earliest_needed(config: OkrConfig, quarters: list[Quarter] | None = None) -> date | None:
     """Earliest day any KR reported in `quarters` (default: every KR) depends on."""
-    starts = [
-        history_start(kr)
-        for kr in config.key_results.values()
-        if quarters is None or any(kr.start <= q.end and kr.end >= q.start for q in quarters)
-    ]
-    return min(starts, default=None)
+    krs = config.key_results.values() if quarters is None else krs_touching(config, quarters)
+    return min((history_start(kr) for kr in krs), default=None)
