@@ -267,3 +267,22 @@ def daily_rows(
         settings or Settings(),
     )
     return frame.sort("date").to_dicts()
+
+
+# -- raw layer ------------------------------------------------------------------------------------
+
+
+def rejects(con: duckdb.DuckDBPyConnection) -> list[tuple]:
+    """raw.rejected_rows as (location, field, reason, raw_record), in file and line order."""
+    return con.execute(
+        "SELECT location, field, reason, raw_record FROM raw.rejected_rows "
+        "ORDER BY source_ref, split_part(location, ':', 2)::INT, field"
+    ).fetchall()
+
+
+def raw_snapshot(con: duckdb.DuckDBPyConnection, *tables: str) -> dict[str, list[tuple]]:
+    """Every row of the given raw tables, to compare a warehouse before and after a load."""
+    return {
+        table: con.execute(f"SELECT * FROM raw.{table} ORDER BY ALL").fetchall()
+        for table in tables
+    }

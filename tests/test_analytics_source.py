@@ -10,6 +10,7 @@ from pathlib import Path
 
 import duckdb
 import pytest
+from okr_fixtures import raw_snapshot, rejects
 
 from connectors import analytics_exports, files
 from connectors.analytics_exports import AnalyticsSourceError, load_analytics_exports, snake_case
@@ -74,18 +75,8 @@ def cells(con: duckdb.DuckDBPyConnection) -> list[tuple]:
     ).fetchall()
 
 
-def rejects(con: duckdb.DuckDBPyConnection) -> list[tuple]:
-    return con.execute(
-        "SELECT location, field, reason, raw_record FROM raw.rejected_rows "
-        "ORDER BY source_ref, split_part(location, ':', 2)::INT, field"
-    ).fetchall()
-
-
 def snapshot(con: duckdb.DuckDBPyConnection) -> dict[str, list[tuple]]:
-    return {
-        table: con.execute(f"SELECT * FROM raw.{table} ORDER BY ALL").fetchall()
-        for table in ("analytics_events", "analytics_report", "rejected_rows", "loaded_files")
-    }
+    return raw_snapshot(con, "analytics_events", "analytics_report", "rejected_rows", "loaded_files")
 
 
 # -- events ---------------------------------------------------------------------------------------

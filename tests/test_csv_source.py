@@ -7,6 +7,7 @@ from pathlib import Path
 
 import duckdb
 import pytest
+from okr_fixtures import raw_snapshot, rejects
 
 from connectors import files
 from connectors.csv_drop import CsvSourceError, load_csv_folder
@@ -46,18 +47,8 @@ def observations(con: duckdb.DuckDBPyConnection) -> list[tuple]:
     ).fetchall()
 
 
-def rejects(con: duckdb.DuckDBPyConnection) -> list[tuple]:
-    return con.execute(
-        "SELECT location, field, reason, raw_record FROM raw.rejected_rows "
-        "ORDER BY source_ref, split_part(location, ':', 2)::INT, field"
-    ).fetchall()
-
-
 def snapshot(con: duckdb.DuckDBPyConnection) -> dict[str, list[tuple]]:
-    return {
-        table: con.execute(f"SELECT * FROM raw.{table} ORDER BY ALL").fetchall()
-        for table in ("csv_observations", "rejected_rows", "loaded_files")
-    }
+    return raw_snapshot(con, "csv_observations", "rejected_rows", "loaded_files")
 
 
 def test_long_file_with_bom_quotes_dimensions_and_blank_lines(con, drop):
