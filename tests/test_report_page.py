@@ -421,15 +421,19 @@ def test_the_vega_bundle_is_built_once_and_kept_in_the_cache(warehouse, monkeypa
     report_page._vega_bundle.cache_clear()
 
 
-def test_each_burn_up_has_its_own_window(warehouse):
-    specs = chart_specs(render_scorecard_page(warehouse))
-    for chart_id in ("chart-kr-1", "chart-kr-2", "chart-kr-3"):
-        values = specs[chart_id]["data"]["values"]
-        for layer in specs[chart_id]["layer"]:
-            first, last = layer["encoding"]["x"]["scale"]["domain"]
-            assert (first["year"], first["month"]) <= tuple(
-                int(part) for part in values[0]["as_of_date"].split("-")[:2]
-            )
-            assert (last["year"], last["month"], last["date"]) >= tuple(
-                int(part) for part in values[-1]["as_of_date"].split("-")
-            )
+def test_each_burn_up_gets_its_own_window_and_data_from_the_shared_template():
+    from transforms.report_page import _burnup_spec
+
+    def daily(first: date) -> pl.DataFrame:
+        return pl.DataFrame(
+            {"as_of_date": [first], "progress": [0.5], "expected_progress": [0.25]}
+        )
+
+    spring = _burnup_spec(daily(date(2025, 4, 1)), date(2025, 4, 1), date(2025, 6, 30))
+    autumn = _burnup_spec(daily(date(2025, 10, 1)), date(2025, 10, 1), date(2025, 12, 31))
+    for spec, (first, last) in ((spring, (4, 6)), (autumn, (10, 12))):
+        for layer in spec["layer"]:
+            lo, hi = layer["encoding"]["x"]["scale"]["domain"]
+            assert (lo["month"], hi["month"]) == (first, last)  # not the other chart's
+        assert spec["data"]["values"][0]["as_of_date"] == f"2025-{first:02d}-01"
+        assert spec["layer"][1]["mark"]["type"] == "line"

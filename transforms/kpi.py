@@ -386,7 +386,6 @@ def success_metric_summary(
     if reported.height == 0 or not config.metrics:
         return pl.DataFrame(schema=schema)
     first_reported = reported["period_start"].min()
-    reader.prefetch(config.metrics.values())
     # Before a metric's first data every value is null, so its history starts there at most.
     history_start = {
         metric_id: min(first_reported, reader.earliest_date(metric) or first_reported)
