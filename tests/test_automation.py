@@ -78,7 +78,8 @@ UTC = ZoneInfo("UTC")
 def test_the_schedules_refresh_the_running_quarter_daily_and_finalize_the_closed_one(
     tmp_path: Path,
 ):
-    defs = build_definitions(write_project(tmp_path))
+    # Without OKR_AS_OF the running quarter is the clock's, here the tick's.
+    defs = build_definitions(project(tmp_path, as_of=None))
     refresh = defs.resolve_schedule_def("refresh_running_quarter")
     finalize = defs.resolve_schedule_def("finalize_closed_quarter")
     assert (refresh.cron_schedule, refresh.execution_timezone) == ("0 6 * * *", "UTC")
@@ -104,15 +105,36 @@ def test_the_schedules_refresh_the_running_quarter_daily_and_finalize_the_closed
     assert (closed.partition_key, closed.run_key) == ("2025-04-01", "finalize-2025-04-01")
     new_year = tick_schedule(defs, "finalize_closed_quarter", datetime(2026, 1, 1, 5, tzinfo=UTC))
     assert new_year.partition_key == "2025-10-01"
-    # The first partition (2024-Q3) has nothing before it to finalize.
-    first = tick_schedule(defs, "finalize_closed_quarter", datetime(2024, 7, 1, 5, tzinfo=UTC))
+    # The first partition (2025-Q1, where the objectives start) has nothing before it to finalize.
+    first = tick_schedule(defs, "finalize_closed_quarter", datetime(2025, 1, 1, 5, tzinfo=UTC))
     assert isinstance(first, str) and "no quarter has closed" in first
+
+
+def test_a_scheduled_run_on_an_empty_warehouse_builds_the_history_it_reads(tmp_path: Path):
+    # The daily refresh of 2025-Q2 is the first run ever: it builds 2024-Q4 and 2025-Q1 staging
+    # (baselines, the CSAT KR's first value) in the same run instead of failing for them.
+    settings = project(tmp_path)
+    defs = build_definitions(settings)
+    request = tick_schedule(defs, "refresh_running_quarter", datetime(2025, 5, 15, 6, tzinfo=UTC))
+    job = defs.resolve_job_def(defs.resolve_schedule_def("refresh_running_quarter").job_name)
+    with dg.DagsterInstance.ephemeral() as instance:
+        result = job.execute_in_process(
+            instance=instance, partition_key=request.partition_key, tags=request.tags
+        )
+        assert result.success
+        assert instance.get_run_by_id(result.run_id).tags["okr/history_quarters"] == (
+            "2024-Q4,2025-Q1"
+        )
+    assert rows(
+        settings,
+        "SELECT quarter, kr_id, baseline, status FROM marts.key_result_attainment ORDER BY ALL",
+    ) == [("2025-Q2", "kr-csat-h1", 70.0, "at_risk")]
 
 
 def test_the_schedules_follow_the_fiscal_year_and_the_timezone(tmp_path: Path):
     # A fiscal year starting in April: quarters still start in Jan/Apr/Jul/Oct, and 2025-04-01
     # is FY2026-Q1, so on April 1 the quarter just closed is FY2025-Q4 (2025-01-01).
-    april = build_definitions(with_settings(project(tmp_path / "april"), fiscal_year_start_month=4))
+    april = build_definitions(with_settings(project(tmp_path / "april", as_of=None), fiscal_year_start_month=4))
     assert april.resolve_schedule_def("finalize_closed_quarter").cron_schedule == "0 5 1 1,4,7,10 *"
     closed = tick_schedule(april, "finalize_closed_quarter", datetime(2025, 4, 1, 5, tzinfo=UTC))
     assert closed.partition_key == "2025-01-01"
@@ -121,7 +143,7 @@ def test_the_schedules_follow_the_fiscal_year_and_the_timezone(tmp_path: Path):
 
     # February: quarters start in Feb/May/Aug/Nov, and so does the quarter-close schedule.
     february = build_definitions(
-        with_settings(project(tmp_path / "february"), fiscal_year_start_month=2)
+        with_settings(project(tmp_path / "february", as_of=None), fiscal_year_start_month=2)
     )
     assert (
         february.resolve_schedule_def("finalize_closed_quarter").cron_schedule == "0 5 1 2,5,8,11 *"
@@ -135,7 +157,7 @@ def test_the_schedules_follow_the_fiscal_year_and_the_timezone(tmp_path: Path):
 
     # New York: 23:30 on June 30 local is already July 1 in UTC, but Q2 is still running there.
     new_york = build_definitions(
-        with_settings(project(tmp_path / "ny"), timezone="America/New_York")
+        with_settings(project(tmp_path / "ny", as_of=None), timezone="America/New_York")
     )
     refresh = new_york.resolve_schedule_def("refresh_running_quarter")
     assert refresh.execution_timezone == "America/New_York"
@@ -173,7 +195,9 @@ def test_the_sensor_requests_one_run_per_new_or_changed_file_version(tmp_path: P
     assert set(by_file) == {"csv/visits.csv", "csv/csat.csv"}
     visits = by_file["csv/visits.csv"]
     assert visits.run_key == f"csv/visits.csv@{digest(csv_dir / 'visits.csv')[:16]}"
-    assert quarters(visits) == ("2024-10-01", "2025-04-01")  # data from Oct 2024 to today
+    # Data from Oct 2024 to today: the range starts at the first partition (2025-Q1, where the
+    # objectives start); the run builds 2024-Q4 as history.
+    assert quarters(visits) == ("2025-01-01", "2025-04-01")
     assert quarters(by_file["csv/csat.csv"]) == ("2025-01-01", "2025-04-01")
 
     # Second tick: nothing changed, nothing requested, nothing rehashed.
@@ -241,7 +265,7 @@ def test_the_sensor_watches_analytics_exports_and_reads_their_dates(tmp_path: Pa
         "analytics/2025/nodate.csv",
     }
     assert quarters(by_file["analytics/2025/events.jsonl.gz"]) == ("2025-01-01", "2025-04-01")
-    assert quarters(by_file["analytics/2025/report.csv"]) == ("2024-10-01", "2025-04-01")
+    assert quarters(by_file["analytics/2025/report.csv"]) == ("2025-01-01", "2025-04-01")
     # No Date column: the dates cannot be told, so only the running quarter is refreshed.
     assert by_file["analytics/2025/nodate.csv"].partition_key == "2025-04-01"
     assert tick_sensor(defs, cursor)[0] == []

@@ -4,6 +4,7 @@ partitions, the backfill command, idempotent reruns, and every mart column comme
 from __future__ import annotations
 
 import textwrap
+from dataclasses import replace
 from datetime import date, timedelta
 from pathlib import Path
 
@@ -12,7 +13,7 @@ import duckdb
 import pytest
 
 from pipelines.build import build_definitions
-from pipelines.cli import backfill, main
+from pipelines.cli import backfill
 from pipelines.settings import Settings
 from transforms.schema import (
     MARTS_KEY_RESULT_ATTAINMENT,
@@ -83,7 +84,7 @@ def rows(settings: Settings, sql: str) -> list[tuple]:
 
 
 def test_backfill_of_four_quarters_in_one_run_computes_the_marts(project: Settings):
-    # Partitions start at 2024-Q3: the CSAT KR's baseline window reaches back 181 days.
+    # Partitions start at 2025-Q1, where the objectives start: 2024-Q3..Q4 are history only.
     result = backfill(project, "2024-Q3", "2025-Q2", dg.DagsterInstance.ephemeral())
     assert result.success
     # One run covers the four quarters: each step ran once, for the whole range.
@@ -206,34 +207,16 @@ def test_partitions_follow_the_fiscal_year_and_include_the_running_quarter(tmp_p
     partitions = defs.resolve_implicit_global_asset_job_def().partitions_def
     keys = partitions.get_partition_keys()
     # Fiscal quarters start in Feb, May, Aug, Nov, and fiscal 2025 starts in Feb 2024: growth-q1
-    # (2025-Q1) runs Feb..Apr 2024, so its 90-day baseline window starts in Nov 2023.
-    assert keys[:3] == ["2023-11-01", "2024-02-01", "2024-05-01"]
-    assert (
-        keys[-1]
-        <= date.today().isoformat()
-        < (date.fromisoformat(keys[-1]) + timedelta(days=92)).isoformat()
-    )
-
-
-def test_backfill_command_takes_quarter_labels(project: Settings, monkeypatch, capsys):
-    monkeypatch.setenv("OKR_CONFIG_DIR", str(project.config_dir))
-    monkeypatch.setenv("OKR_DATA_DIR", str(project.data_dir))
-    monkeypatch.setenv("OKR_WAREHOUSE", str(project.warehouse))
-    monkeypatch.setenv("OKR_AS_OF", "2025-05-15")
-    monkeypatch.delenv("DAGSTER_HOME", raising=False)
-    # Alone on an empty warehouse, 2025-Q2 lacks the history its baselines read: a clear error.
-    assert main(["backfill", "2025-Q2"]) == 1
-    assert "Run: okr backfill 2024-Q3 2025-Q2" in capsys.readouterr().err
-    assert main(["backfill", "2024-Q3", "2025-Q2"]) == 0
-    assert main(["backfill", "2025-Q2"]) == 0  # now the history is there
-    assert rows(project, "SELECT DISTINCT quarter FROM marts.key_result_attainment ORDER BY 1") == [
-        ("2025-Q1",), ("2025-Q2",)
-    ]
-    assert main(["scorecard", "2025-Q2"]) == 0
-    out = capsys.readouterr().out
-    assert "== 2025-Q2" in out and "CSAT 70 to 90" in out and "at_risk" in out
-    with pytest.raises(SystemExit, match="not a partition"):
-        main(["backfill", "2019-Q1"])
+    # (2025-Q1) runs Feb..Apr 2024, the first quarter anything reports in. Its baseline window
+    # (from Nov 2023) is staging history, built by the runs that read it: not a partition.
+    assert keys[:3] == ["2024-02-01", "2024-05-01", "2024-08-01"]
+    # They end with the running quarter: that of OKR_AS_OF (May..Jul 2025) when it is set ...
+    assert keys[-1] == "2025-05-01"
+    # ... else that of the clock.
+    clock = build_definitions(replace(settings, as_of=None))
+    keys = clock.resolve_implicit_global_asset_job_def().partitions_def.get_partition_keys()
+    assert keys[-1] <= date.today().isoformat() < keys[-1][:4] + "9999"
+    assert date.today() - date.fromisoformat(keys[-1]) < timedelta(days=92)
 
 
 def test_the_duckdb_memory_limit_comes_from_the_environment(tmp_path: Path, monkeypatch):
@@ -252,3 +235,26 @@ def test_the_duckdb_memory_limit_comes_from_the_environment(tmp_path: Path, monk
     assert limit == "286.1 MiB"  # DuckDB shows 300 MB in binary units
     monkeypatch.delenv("OKR_DUCKDB_MEMORY_LIMIT")
     assert Settings.from_env().duckdb_memory_limit == "1GB"
+
+
+def test_marts_run_on_their_own_without_staged_history_name_the_command_that_fixes_it(
+    project: Settings,
+):
+    defs = build_definitions(project)
+    job = defs.resolve_implicit_global_asset_job_def()
+    everything = defs.resolve_asset_graph().get_all_asset_keys()
+    raw = [key for key in everything if key.path[0] == "raw"]
+    marts = [key for key in everything if key.path[0] == "marts" and "dim" not in key.path[1]]
+    instance = dg.DagsterInstance.ephemeral()
+    for selection, success in ((raw, True), (marts, False)):
+        result = job.execute_in_process(
+            asset_selection=selection,
+            partition_key="2025-04-01",
+            instance=instance,
+            raise_on_error=False,
+        )
+        assert result.success is success
+    [failure] = [e for e in result.all_events if e.is_step_failure]
+    message = failure.step_failure_data.user_failure_data.description
+    assert message.startswith("staging.csv_observations has raw data for 2024-Q4, 2025-Q1, 2025-Q2")
+    assert message.endswith("Run: okr backfill 2025-Q2 (it builds the staging history it needs)")

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from datetime import date, timedelta
 
 QUARTER_LABEL = re.compile(r"^(\d{4})-Q([1-4])$")
+_TYPED_LABEL = re.compile(r"^(\d{4})\s*-?\s*[Qq]\s*(\d+)$")
 
 
 @dataclass(frozen=True, order=True)
@@ -32,6 +33,18 @@ def quarter_from_label(label: str, fiscal_year_start_month: int = 1) -> Quarter:
     start = date(year, month, 1)
     end_year, end_month = _add_months(year, month, 3)
     return Quarter(start, date(end_year, end_month, 1) - timedelta(days=1), label)
+
+
+def normalize_label(text: str) -> str:
+    """A quarter label as people type it (`2025-Q1`, `2025-q1`, `2025Q1`, `2025 q1`) in the
+    canonical `2025-Q1`; ValueError, saying what is allowed, for anything else."""
+    match = _TYPED_LABEL.match(text.strip())
+    if not match or not 1 <= int(match[2]) <= 4:
+        raise ValueError(
+            f"'{text}' is not a quarter: type a fiscal quarter label YYYY-Qn with n from 1 to 4, "
+            "e.g. 2025-Q1 (2025q1 works too)"
+        )
+    return f"{match[1]}-Q{match[2]}"
 
 
 def quarter_of(day: date, fiscal_year_start_month: int = 1) -> Quarter:

@@ -1,20 +1,37 @@
-"""How far back the OKR marts read: a KR measured in a quarter also needs the days before its
-window (auto baselines, trailing windows), so those staging quarters must exist too."""
+"""How far back the OKR marts read, and which staging quarters must be (re)built before they do.
+
+A KR measured in a quarter can read the days before its window (auto baselines, trailing
+windows); a KPI summary reads a year of periods and, for red streaks and `last` values, as far
+back as the data goes. So a run keeps every staging quarter holding raw data, up to the quarters
+it reports, current with the raw layer: quarters never built, or whose raw rows changed since they
+were built (told by a fingerprint of the raw rows, `meta.staging_inputs`), are rebuilt in the same
+run. Quarters before the first raw data are never built: nothing can be read there.
+"""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import date, timedelta
 
-from transforms.calendar import Quarter
+import duckdb
+
+from transforms.calendar import Quarter, quarter_of
 from transforms.config import OkrConfig, ResolvedKeyResult
+from transforms.schema import META_STAGING_INPUTS, Table
+from transforms.warehouse import transaction, written_partitions
 
 
 def history_start(kr: ResolvedKeyResult) -> date:
-    """First day a KR's numbers can depend on: the same-length window before S (baseline
-    auto), widened by a trailing window's length (its value as of the baseline's first day)."""
-    length = kr.end - kr.start + timedelta(days=1)
-    # A ratio's numerator and denominator are measured over the ratio's own window.
-    return kr.start - length - timedelta(days=kr.metric.trailing_days or 0)
+    """First day a KR's own numbers read: a trailing window reaches N-1 days before each day it
+    values; `baseline: auto` adds the value as of S-1 (the same-length window before S for
+    period windows). A numeric baseline reads nothing before S. `last` values look further back
+    through the reader, which finds each metric's latest value before any bound."""
+    trailing = kr.metric.trailing_days
+    if kr.kr.baseline != "auto":
+        return kr.start - timedelta(days=(trailing or 1) - 1)
+    if trailing:
+        return kr.start - timedelta(days=trailing)
+    return kr.start - (kr.end - kr.start + timedelta(days=1))
 
 
 def krs_touching(config: OkrConfig, quarters: list[Quarter]) -> list[ResolvedKeyResult]:
@@ -30,3 +47,120 @@ def earliest_needed(config: OkrConfig, quarters: list[Quarter] | None = None) ->
     """Earliest day any KR reported in `quarters` (default: every KR) depends on."""
     krs = config.key_results.values() if quarters is None else krs_touching(config, quarters)
     return min((history_start(kr) for kr in krs), default=None)
+
+
+def first_reported_day(config: OkrConfig) -> date | None:
+    """First day of any objective's period or KR window: the marts report nothing before it."""
+    starts = [start for start, _ in config.objective_windows.values()]
+    starts += [kr.start for kr in config.key_results.values()]
+    return min(starts, default=None)
+
+
+# -- staging history ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RawInput:
+    """The raw table a staging table is built from, and the SQL of a raw row's day (the day
+    staging files it under), with its parameters: the fingerprint groups raw rows by it."""
+
+    table: Table
+    day_sql: str
+    params: tuple = ()
+
+
+def raw_fingerprints(
+    con: duckdb.DuckDBPyConnection, raw: RawInput, fiscal_month: int
+) -> dict[date, tuple[int, int]]:
+    """Per quarter start: (rows, XOR of the rows' lineage hashes) of the raw rows dated in it.
+    Any load, replacement or removal of a raw row changes its quarter's pair."""
+    if not _exists(con, raw.table):
+        return {}
+    shift = fiscal_month - 1
+    rows = con.execute(
+        f"""
+        SELECT CAST(date_trunc('quarter', day - to_months(?::INTEGER)) + to_months(?::INTEGER)
+                    AS DATE),
+               count(*), bit_xor(hash(_source_ref, _source_row, _batch_id, ?::VARCHAR))
+        FROM (SELECT {raw.day_sql} AS day, _source_ref, _source_row, _batch_id
+              FROM {raw.table.fqn})
+        WHERE day IS NOT NULL
+        GROUP BY 1
+        """,
+        [shift, shift, "|".join(map(str, raw.params)), *raw.params],  # in the order of the ?s
+    ).fetchall()
+    return {start: (n, int(h)) for start, n, h in rows}
+
+
+def stored_fingerprints(
+    con: duckdb.DuckDBPyConnection, table: Table
+) -> dict[date, tuple[int, int]]:
+    META_STAGING_INPUTS.create(con)
+    rows = con.execute(
+        f"SELECT quarter_start, raw_rows, raw_hash FROM {META_STAGING_INPUTS.fqn} "
+        "WHERE table_name = ?",
+        [table.fqn],
+    ).fetchall()
+    return {start: (n, int(h)) for start, n, h in rows}
+
+
+def record_fingerprints(
+    con: duckdb.DuckDBPyConnection,
+    table: Table,
+    quarters: list[Quarter],
+    current: dict[date, tuple[int, int]],
+) -> None:
+    """Remember what raw held for `quarters` when `table` was built from it."""
+    META_STAGING_INPUTS.create(con)
+    starts = [q.start for q in quarters]
+    with transaction(con):
+        con.execute(
+            f"DELETE FROM {META_STAGING_INPUTS.fqn} WHERE table_name = ? "
+            f"AND quarter_start IN ({', '.join('?' for _ in starts)})",
+            [table.fqn, *starts],
+        )
+        con.executemany(
+            f"INSERT INTO {META_STAGING_INPUTS.fqn} VALUES (?, ?, ?, ?, now())",
+            [[table.fqn, s, *current.get(s, (0, 0))] for s in starts],
+        )
+
+
+def stale_history(
+    con: duckdb.DuckDBPyConnection,
+    table: Table,
+    current: dict[date, tuple[int, int]],
+    before: date,
+    fiscal_month: int,
+) -> list[Quarter]:
+    """Quarters before `before` that `table` must (re)build to match raw: those whose raw
+    fingerprint differs from the one recorded when they were last built (never built counts as
+    empty). A quarter that is empty in raw and was never built has nothing to stage."""
+    stored = stored_fingerprints(con, table)
+    starts = {*current, *stored}
+    return [
+        quarter_of(start, fiscal_month)
+        for start in sorted(starts)
+        if start < before and stored.get(start, (0, 0)) != current.get(start, (0, 0))
+    ]
+
+
+def unstaged_quarters(
+    con: duckdb.DuckDBPyConnection, table: Table, raw: RawInput, last: date, fiscal_month: int
+) -> list[Quarter]:
+    """Quarters up to the one holding `last` whose raw data `table` has never staged."""
+    written = written_partitions(con, table)
+    return [
+        quarter_of(start, fiscal_month)
+        for start, (n, _) in sorted(raw_fingerprints(con, raw, fiscal_month).items())
+        if n and start <= last and start not in written
+    ]
+
+
+def _exists(con: duckdb.DuckDBPyConnection, table: Table) -> bool:
+    return bool(
+        con.execute(
+            "SELECT count(*) FROM duckdb_tables() WHERE database_name = current_database() "
+            "AND schema_name = ? AND table_name = ?",
+            [table.schema, table.name],
+        ).fetchall()[0][0]
+    )

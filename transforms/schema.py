@@ -493,3 +493,24 @@ META_PARTITIONS = Table(
     ),
     primary_key=("table_name", "partition_value"),
 )
+
+META_STAGING_INPUTS = Table(
+    "meta",
+    "staging_inputs",
+    "What the raw layer held for each staging quarter when that quarter was built: a run rebuilds "
+    "the history quarters whose raw rows changed since, so its marts read staging that matches raw.",
+    (
+        Column("table_name", "VARCHAR", "Schema-qualified staging table name.", False),
+        Column("quarter_start", "DATE", "The staging partition (first day of the quarter).", False),
+        Column("raw_rows", "BIGINT", "Raw rows dated in the quarter when it was built.", False),
+        Column(
+            "raw_hash",
+            "UBIGINT",
+            "XOR of the hashes of those rows' lineage (file, line, batch): changes with any load, "
+            "replacement or removal.",
+            False,
+        ),
+        Column("recorded_at", "TIMESTAMPTZ", "When the quarter was built.", False),
+    ),
+    primary_key=("table_name", "quarter_start"),
+)

@@ -1,8 +1,6 @@
 """Marts: what BI tools query. The four OKR marts come from one measurement pass per run, so
 they are one multi-asset; each is still its own asset with its own metadata."""
 
-from datetime import date
-
 import dagster as dg
 import polars as pl
 
@@ -13,7 +11,7 @@ from pipelines.resources import WAREHOUSE_POOL, OkrConfigResource, WarehouseReso
 from transforms.calendar import Quarter, quarters_between
 from transforms.config import OkrConfig
 from transforms.dimensions import dim_key_results, dim_metrics, dim_objectives
-from transforms.history import earliest_needed, history_start
+from transforms.history import history_start, unstaged_quarters
 from transforms.lint import MARTS_OKR_LINT, LintInputs, latest_data_dates, okr_lint
 from transforms.marts import OKR_MARTS, okr_mart_frames
 from transforms.measure import MetricReader
@@ -24,10 +22,9 @@ from transforms.schema import (
     MARTS_KEY_RESULT_ATTAINMENT,
     Table,
 )
-from transforms.warehouse import replace_partitions, replace_rows, written_partitions
+from transforms.warehouse import replace_partitions, replace_rows
 
 OWNERS = ["team:analytics"]
-STAGING_TABLES = [staged.table for staged in STAGED_TABLES]
 DIMENSIONS = {
     "dim_metrics": (MARTS_DIM_METRICS, dim_metrics),
     "dim_objectives": (MARTS_DIM_OBJECTIVES, dim_objectives),
@@ -63,19 +60,22 @@ def lookback_quarters(config: OkrConfig) -> int:
     return max(spans, default=0)
 
 
-def _check_history(con, config: OkrConfig, quarters: list[Quarter], first_partition: date) -> None:
-    """Fail, naming the command that fixes it, rather than compute from missing history."""
-    needed_from = max(earliest_needed(config, quarters) or quarters[0].start, first_partition)
+def _check_history(con, config: OkrConfig, quarters: list[Quarter]) -> None:
+    """Fail, naming the command that fixes it, rather than compute from missing history: the
+    staging assets build it in the same run, so this fires only for marts run on their own."""
     fiscal_month = config.settings.fiscal_year_start_month
-    needed = quarters_between(needed_from, quarters[-1].end, fiscal_month)
-    for table in STAGING_TABLES:
-        written = written_partitions(con, table)
-        missing = [q.label for q in needed if q.start not in written]
+    for staged in STAGED_TABLES:
+        missing = unstaged_quarters(
+            con, staged.table, staged.raw(config), quarters[-1].start, fiscal_month
+        )
         if missing:
+            span = quarters[0].label
+            if len(quarters) > 1:
+                span = f"{quarters[0].label} {quarters[-1].label}"
             raise dg.Failure(
-                f"{table.fqn} has never been built for {', '.join(missing)}, which the KRs of "
-                f"{quarters[0].label}..{quarters[-1].label} read (baselines, trailing windows). "
-                f"Run: okr backfill {missing[0]} {quarters[-1].label}"
+                f"{staged.table.fqn} has raw data for {', '.join(q.label for q in missing)} that "
+                f"was never staged, which the marts of {span.replace(' ', '..')} read. Run: "
+                f"okr backfill {span} (it builds the staging history it needs)"
             )
 
 
@@ -86,7 +86,8 @@ def build_mart_assets(
 ) -> list[dg.AssetsDefinition]:
     history = dg.TimeWindowPartitionMapping(start_offset=-lookback_quarters(config))
     staging = [
-        dg.AssetDep([t.schema, t.name], partition_mapping=history) for t in STAGING_TABLES
+        dg.AssetDep([t.schema, t.name], partition_mapping=history)
+        for t in (staged.table for staged in STAGED_TABLES)
     ] + unpartitioned_staging
     specs = [
         _spec(OKR_MARTS["key_result_progress_daily"], staging),
@@ -124,7 +125,7 @@ def build_mart_assets(
         starts = [q.start for q in quarters]
         where = f"quarter_start IN ({', '.join('?' for _ in starts)})"
         with warehouse.connect() as con:
-            _check_history(con, config, quarters, partitions.start.date())
+            _check_history(con, config, quarters)
             frames = okr_mart_frames(con, config, quarters, today)
             # All seven marts of these quarters change together or not at all.
             replace_partitions(

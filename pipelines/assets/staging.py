@@ -1,5 +1,6 @@
 """Staging layer: typed, cleaned, one canonical shape; partitioned by fiscal quarter, each
-quarter replaced in one transaction."""
+quarter replaced in one transaction. A run also rebuilds the earlier quarters its marts may read
+that are missing or behind the raw layer (`transforms.history`), and says which."""
 
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -12,9 +13,12 @@ from pipelines.partitions import quarters_in_window
 from pipelines.resources import WAREHOUSE_POOL, OkrConfigResource, WarehouseResource
 from transforms.calendar import Quarter
 from transforms.config import OkrConfig
-from transforms.schema import STAGING_CSV_OBSERVATIONS, Table
+from transforms.history import RawInput, raw_fingerprints, record_fingerprints, stale_history
+from transforms.schema import RAW_CSV_OBSERVATIONS, STAGING_CSV_OBSERVATIONS, Table
 from transforms.staging import stage_csv_observations
 from transforms.staging_analytics import (
+    RAW_ANALYTICS_EVENTS,
+    RAW_ANALYTICS_REPORT,
     STAGING_ANALYTICS_EVENTS,
     STAGING_ANALYTICS_REPORT_LONG,
     refresh_analytics_report_view,
@@ -23,6 +27,8 @@ from transforms.staging_analytics import (
 )
 
 OWNERS = ["team:data-platform"]
+HISTORY_TAG = "okr/history_quarters"
+"""Run tag: the staging quarters a run built for history, beyond the quarters it was asked for."""
 
 
 @dataclass(frozen=True)
@@ -31,6 +37,8 @@ class StagedTable:
     upstream: list[str]
     # Replaces the quarter's partition inside DuckDB (and meta.partitions); returns its rows.
     stage: Callable[[duckdb.DuckDBPyConnection, Quarter, OkrConfig], int]
+    raw: Callable[[OkrConfig], RawInput]
+    """The raw rows it is built from, by the day staging files them under."""
     after_write: Callable[[duckdb.DuckDBPyConnection], object] | None = None
 
 
@@ -39,6 +47,7 @@ STAGED_TABLES = [
         STAGING_CSV_OBSERVATIONS,
         ["raw", "csv_observations"],
         lambda con, q, config: stage_csv_observations(con, q.start, q.end),
+        lambda config: RawInput(RAW_CSV_OBSERVATIONS, "date"),
     ),
     StagedTable(
         STAGING_ANALYTICS_EVENTS,
@@ -46,11 +55,17 @@ STAGED_TABLES = [
         lambda con, q, config: stage_analytics_events(
             con, q.start, q.end, config.settings.timezone
         ),
+        lambda config: RawInput(
+            RAW_ANALYTICS_EVENTS,
+            'CAST(timezone(?, "timestamp") AS DATE)',
+            (config.settings.timezone,),
+        ),
     ),
     StagedTable(
         STAGING_ANALYTICS_REPORT_LONG,
         ["raw", "analytics_report"],
         lambda con, q, config: stage_analytics_report(con, q.start, q.end),
+        lambda config: RawInput(RAW_ANALYTICS_REPORT, "date"),
         # Metrics read the pivoted view staging.analytics_report, whose columns follow the data.
         after_write=refresh_analytics_report_view,
     ),
@@ -78,24 +93,43 @@ def _staging_asset(staged: StagedTable, partitions: dg.PartitionsDefinition):
         okr_config: OkrConfigResource,
     ) -> dg.MaterializeResult:
         config = okr_config.load()
-        quarters = quarters_in_window(
-            context.partition_time_window, config.settings.fiscal_year_start_month
-        )
-        starts = [q.start for q in quarters]
+        fiscal_month = config.settings.fiscal_year_start_month
+        quarters = quarters_in_window(context.partition_time_window, fiscal_month)
         with warehouse.connect() as con:
-            for quarter in quarters:
+            current = raw_fingerprints(con, staged.raw(config), fiscal_month)
+            history = stale_history(con, table, current, quarters[0].start, fiscal_month)
+            for quarter in [*history, *quarters]:
                 rows = staged.stage(con, quarter, config)
                 context.log.info(f"{table.fqn} {quarter.label}: {rows} rows")
+            record_fingerprints(con, table, [*history, *quarters], current)
             if staged.after_write:
                 staged.after_write(con)
+            starts = [q.start for q in quarters]
             metadata = table_metadata(
                 con, table, f"quarter_start IN ({', '.join('?' for _ in starts)})", starts
             )
+        if history:
+            labels = ", ".join(q.label for q in history)
+            context.log.info(f"{table.fqn}: also built {labels} for history (read by the marts)")
+            _tag_history(context, history)
         return dg.MaterializeResult(
-            metadata={**metadata, "quarters": ", ".join(q.label for q in quarters)}
+            metadata={
+                **metadata,
+                "quarters": ", ".join(q.label for q in quarters),
+                "history_quarters_built": ", ".join(q.label for q in history) or "none",
+            }
         )
 
     return _asset
+
+
+def _tag_history(context: dg.AssetExecutionContext, history: list[Quarter]) -> None:
+    """Add `history` to the run's HISTORY_TAG (the union over the run's staging steps), so the
+    run itself says which extra quarters it built."""
+    run = context.instance.get_run_by_id(context.run.run_id)
+    before = run.tags.get(HISTORY_TAG, "") if run else ""
+    labels = {label for label in before.split(",") if label} | {q.label for q in history}
+    context.instance.add_run_tags(context.run.run_id, {HISTORY_TAG: ",".join(sorted(labels))})
 
 
 def build_staging_assets(partitions: dg.PartitionsDefinition) -> list[dg.AssetsDefinition]:
