@@ -4,6 +4,7 @@ PYTHON ?= python3
 UV_VERSION := 0.13.8
 UV := .tools/bin/uv
 export DAGSTER_HOME ?= $(CURDIR)/var/dagster_home
+PORT ?= 3000
 
 .PHONY: install demo test lint dev backfill scorecard clean
 
@@ -26,13 +27,13 @@ test: install  ## the whole test suite (what CI runs)
 lint: install
 	.venv/bin/ruff check .
 
-dev: install  ## the Dagster UI on http://127.0.0.1:3000
+dev: install  ## the Dagster UI on http://127.0.0.1:3000 (PORT=3001 for another port)
 	mkdir -p $(DAGSTER_HOME)
-	test -f $(DAGSTER_HOME)/dagster.yaml || cp dagster.yaml $(DAGSTER_HOME)/
-	.venv/bin/dagster dev -w workspace.yaml -h 127.0.0.1 -p 3000
+	test -f $(DAGSTER_HOME)/dagster.yaml || cp pipelines/dagster.yaml $(DAGSTER_HOME)/
+	VIRTUAL_ENV=$(CURDIR)/.venv PATH=$(CURDIR)/.venv/bin:$$PATH .venv/bin/dg dev --host 127.0.0.1 --port $(PORT)
 
-backfill: install  ## make backfill FROM=2025-Q1 TO=2025-Q4
-	.venv/bin/okr backfill $(FROM) $(TO)
+backfill: install  ## make backfill FROM=2025-Q1 TO=2025-Q4 (either may be left out: first / running quarter)
+	.venv/bin/okr backfill $(if $(FROM),--from $(FROM)) $(if $(TO),--to $(TO))
 
 scorecard: install
 	.venv/bin/okr scorecard $(QUARTERS)

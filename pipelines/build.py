@@ -32,13 +32,15 @@ def build_definitions(settings: Settings) -> dg.Definitions:
     The CRM assets exist only when a CRM is configured (CRM_API_BASE_URL)."""
     okr_config = OkrConfigResource(config_dir=str(settings.config_dir), as_of=settings.as_of)
     config = okr_config.load()
-    partitions = quarterly_partitions(config, okr_config.today(config))
+    partitions = quarterly_partitions(config, okr_config.today(config), bool(settings.as_of))
     resources = {
         "warehouse": WarehouseResource(
             path=str(settings.warehouse), memory_limit=settings.duckdb_memory_limit
         ),
         "okr_config": okr_config,
-        "sources": SourceFoldersResource(data_dir=str(settings.data_dir)),
+        "sources": SourceFoldersResource(
+            data_dir=str(settings.data_dir), strict_files=settings.strict_files
+        ),
         "bi_outputs": BiOutputsResource(snapshot_path=str(settings.bi_snapshot)),
     }
     crm_assets: list[dg.AssetsDefinition] = []

@@ -1,8 +1,12 @@
-"""`okr`: the commands an analyst types. Quarters are given as labels (`2025-Q1`).
+"""`okr`: the commands an analyst types. Quarters are given as labels (`2025-Q1`; `2025q1` works).
 
 okr backfill 2025-Q1 2025-Q4   materialize every asset for a range of quarters, in one run
+okr backfill --to 2025-Q2      from the first quarter (or --from X: up to the running quarter)
 okr scorecard [2025-Q1 ...]    print objectives and KRs from the warehouse
 okr demo                       run the shipped example end to end and print its scorecard
+
+A mistake in what was typed, in the config or in the order of commands gets one line saying what
+to do, and exit status 2, before any run starts.
 """
 
 from __future__ import annotations
@@ -13,47 +17,116 @@ import shutil
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import date
 from pathlib import Path
 
 import dagster as dg
 import duckdb
 
 from connectors.crm_simulator import CrmSimulator
+from pipelines.assets.staging import HISTORY_TAG
 from pipelines.build import build_definitions
 from pipelines.partitions import partition_key
-from pipelines.settings import EXAMPLE_AS_OF, EXAMPLE_DIR, PROJECT_ROOT, Settings
-from transforms.config import load_config
+from pipelines.settings import (
+    DEFAULT_DAGSTER_HOME,
+    EXAMPLE_AS_OF,
+    EXAMPLE_DIR,
+    INSTANCE_TEMPLATE,
+    Settings,
+)
+from transforms.calendar import normalize_label, quarter_of
+from transforms.config import ConfigError, load_config
 from transforms.scorecard import scorecard_text
 
 
+class UsageError(Exception):
+    """A mistake the user can fix by typing something else: one line, exit status 2."""
+
+
 def _instance() -> dg.DagsterInstance:
-    """The persistent instance under DAGSTER_HOME (so runs show in `dagster dev`), set up from
-    the project's dagster.yaml on first use; else an ephemeral one."""
-    if not os.environ.get("DAGSTER_HOME"):
-        return dg.DagsterInstance.ephemeral()
-    home = Path(os.environ["DAGSTER_HOME"])
+    """The persistent instance under DAGSTER_HOME (default var/dagster_home, the same one
+    `make dev` shows), set up from the project's instance file on first use."""
+    home = Path(os.environ.get("DAGSTER_HOME") or DEFAULT_DAGSTER_HOME)
+    os.environ["DAGSTER_HOME"] = str(home)
     home.mkdir(parents=True, exist_ok=True)
     if not (home / "dagster.yaml").exists():
-        shutil.copy(PROJECT_ROOT / "dagster.yaml", home / "dagster.yaml")
+        shutil.copy(INSTANCE_TEMPLATE, home / "dagster.yaml")
     return dg.DagsterInstance.get()
 
 
+def quarter_range(
+    keys: list[str],
+    fiscal_month: int,
+    today: date,
+    first: str | None,
+    last: str | None,
+    to_running: bool = False,
+) -> tuple[str, str]:
+    """Partition keys of the quarters [first, last] as typed (labels or ISO days). Without
+    `last`: `first` alone (or up to the running quarter with `to_running`); without either, all
+    quarters; without `first`, from the first quarter. A start before the first quarter anything reports in
+    starts there (earlier data is history the run builds anyway). UsageError, naming the
+    quarters there are, for anything else."""
+
+    def label(key: str) -> str:
+        return quarter_of(date.fromisoformat(key), fiscal_month).label
+
+    span = f"quarters run from {label(keys[0])} to {label(keys[-1])}"
+
+    def key_of(text: str) -> str:
+        try:
+            key = partition_key(text, fiscal_month)
+        except ValueError as exc:
+            raise UsageError(str(exc)) from None
+        if key > keys[-1]:
+            raise UsageError(
+                f"{label(key)} is after the running quarter {label(keys[-1])} (today is {today}); "
+                f"{span}; set OKR_AS_OF to a later day to report as of it"
+            )
+        return key
+
+    start = key_of(first) if first else keys[0]
+    end = key_of(last) if last else start if first and not to_running else keys[-1]
+    if start > end:
+        raise UsageError(
+            f"the range {label(start)}..{label(end)} ends before it starts; give the earlier "
+            f"quarter first: okr backfill {label(end)} {label(start)}"
+        )
+    if end < keys[0]:
+        raise UsageError(
+            f"{label(end)} is before {label(keys[0])}, the first quarter an objective or key "
+            f"result reports in; {span} (earlier data is built as history when a run reads it)"
+        )
+    return max(start, keys[0]), end
+
+
 def backfill(
-    settings: Settings, first: str | None, last: str | None, instance: dg.DagsterInstance
+    settings: Settings,
+    first: str | None,
+    last: str | None,
+    instance: dg.DagsterInstance,
+    to_running: bool = False,
 ) -> dg.ExecuteInProcessResult:
-    """Materialize every asset for the quarters [first, last] (labels) in a single run."""
-    defs = build_definitions(settings)
-    fiscal_month = _fiscal_month(settings)
+    """Materialize every asset for the quarters [first, last] (see `quarter_range`) in a single
+    run. The staging assets also build the earlier quarters the marts read; the run's
+    HISTORY_TAG names them."""
+    try:
+        defs = build_definitions(settings)
+    except ConfigError:
+        raise
+    except ValueError as exc:  # a setting the definitions read (check thresholds, ...)
+        raise UsageError(str(exc)) from None
+    config = load_config(settings.config_dir)
     job = defs.resolve_implicit_global_asset_job_def()
     keys = job.partitions_def.get_partition_keys(dynamic_partitions_store=instance)
-    start = partition_key(first, fiscal_month) if first else keys[0]
-    end = partition_key(last or first, fiscal_month) if (last or first) else keys[-1]
-    for key in (start, end):
-        if key not in keys:
-            raise SystemExit(
-                f"okr: quarter starting {key} is not a partition; partitions run from "
-                f"{keys[0]} to {keys[-1]} (the running quarter)"
-            )
+    start, end = quarter_range(
+        keys,
+        config.settings.fiscal_year_start_month,
+        _today(settings, config),
+        first,
+        last,
+        to_running,
+    )
     return job.execute_in_process(
         instance=instance,
         run_config={"loggers": {"console": {"config": {"log_level": "INFO"}}}},
@@ -65,13 +138,58 @@ def backfill(
     )
 
 
-def _fiscal_month(settings: Settings) -> int:
-    return load_config(settings.config_dir).settings.fiscal_year_start_month
+def _today(settings: Settings, config) -> date:
+    from pipelines.resources import OkrConfigResource
+
+    return OkrConfigResource(config_dir=str(settings.config_dir), as_of=settings.as_of).today(
+        config
+    )
 
 
-def _print_scorecard(settings: Settings, quarters: list[str]) -> None:
-    with duckdb.connect(str(settings.warehouse), read_only=True) as con:
-        print(scorecard_text(con, quarters or None))
+def _print_scorecard(settings: Settings, typed: list[str]) -> None:
+    quarters = []
+    for text in typed:
+        try:
+            quarters.append(normalize_label(text))
+        except ValueError as exc:
+            raise UsageError(str(exc)) from None
+    if not settings.warehouse.exists():
+        raise UsageError(
+            f"no warehouse at {settings.warehouse} yet; build it first with `okr backfill` "
+            "(or `make demo` for the example)"
+        )
+    try:
+        with duckdb.connect(str(settings.warehouse), read_only=True) as con:
+            built = _reported_quarters(con)
+            if not built:
+                raise UsageError(
+                    f"the warehouse {settings.warehouse} has no OKR marts yet; run `okr backfill`"
+                )
+            unknown = [q for q in quarters if q not in built]
+            if unknown:
+                raise UsageError(
+                    f"the warehouse has no rows for {', '.join(unknown)}; it has "
+                    f"{', '.join(built)} (build more with: okr backfill {unknown[0]})"
+                )
+            print(scorecard_text(con, quarters or None))
+    except duckdb.IOException as exc:
+        raise UsageError(
+            f"cannot open {settings.warehouse}: {str(exc).splitlines()[0]} (is a run writing "
+            "it? try again when it finishes)"
+        ) from None
+
+
+def _reported_quarters(con: duckdb.DuckDBPyConnection) -> list[str]:
+    [(exists,)] = con.execute(
+        "SELECT count(*) FROM duckdb_tables() WHERE schema_name = 'marts' "
+        "AND table_name = 'objective_attainment'"
+    ).fetchall()
+    if not exists:
+        return []
+    rows = con.execute(
+        "SELECT DISTINCT quarter, quarter_start FROM marts.objective_attainment ORDER BY 2"
+    ).fetchall()
+    return [quarter for quarter, _ in rows]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -80,27 +198,64 @@ def main(argv: list[str] | None = None) -> int:
     run = commands.add_parser("backfill", help="materialize all assets for a range of quarters")
     run.add_argument("first", nargs="?", help="first quarter label, e.g. 2025-Q1 (default: all)")
     run.add_argument("last", nargs="?", help="last quarter label (default: first)")
+    run.add_argument("--from", dest="start", help="first quarter, up to --to or the running one")
+    run.add_argument("--to", dest="end", help="last quarter, from --from or the first one")
     card = commands.add_parser("scorecard", help="print the scorecard from the warehouse")
     card.add_argument("quarters", nargs="*", help="quarter labels (default: all)")
     commands.add_parser("demo", help="run the shipped example end to end")
     args = parser.parse_args(argv)
+    try:
+        if args.command == "demo":
+            return _demo()
+        try:
+            settings = Settings.from_env()
+        except ValueError as exc:
+            raise UsageError(f"{exc} (an environment setting)") from None
+        if args.command == "scorecard":
+            _print_scorecard(settings, args.quarters)
+            return 0
+        if (args.first or args.last) and (args.start or args.end):
+            raise UsageError("give quarters either as FIRST [LAST] or with --from/--to, not both")
+        if args.first:
+            return _run(settings, args.first, args.last)
+        return _run(settings, args.start, args.end, to_running=True)
+    except UsageError as exc:
+        print(f"okr: {exc}", file=sys.stderr)
+    except ConfigError as exc:
+        print(f"okr: the config has {len(exc.problems)} problem(s):", file=sys.stderr)
+        for problem in exc.problems:
+            print(f"  {problem}", file=sys.stderr)
+    return 2
 
-    if args.command == "demo":
-        return _demo()
-    settings = Settings.from_env()
-    if args.command == "scorecard":
-        _print_scorecard(settings, args.quarters)
-        return 0
-    return _run(settings, args.first, args.last)
 
-
-def _run(settings: Settings, first: str | None, last: str | None) -> int:
-    result = backfill(settings, first, last, _instance())
+def _run(settings: Settings, first: str | None, last: str | None, to_running: bool = False) -> int:
+    instance = _instance()
+    result = backfill(settings, first, last, instance, to_running)
     if not result.success:
         print("okr: the run failed; see the errors above", file=sys.stderr)
         return 1
+    run = instance.get_run_by_id(result.run_id)
+    tags = run.tags if run else {}
+    fiscal_month = load_config(settings.config_dir).settings.fiscal_year_start_month
+    span = [
+        quarter_of(date.fromisoformat(tags[f"dagster/asset_partition_range_{end}"]), fiscal_month)
+        for end in ("start", "end")
+    ]
     materialized = len(result.get_asset_materialization_events())
-    print(f"okr: run {result.run_id} materialized {materialized} asset partitions")
+    if first and partition_key(first, fiscal_month) < span[0].start.isoformat():
+        print(
+            f"okr: starting at {span[0].label}, the first quarter an objective or key result "
+            f"reports in; the data before it was built as history"
+        )
+    print(
+        f"okr: run {result.run_id} materialized {materialized} asset partitions for "
+        f"{span[0].label}..{span[1].label}"
+    )
+    if tags.get(HISTORY_TAG):
+        print(
+            f"okr: also built staging for {tags[HISTORY_TAG].replace(',', ', ')} as history "
+            "the marts read (their marts were not written)"
+        )
     return 0
 
 
@@ -124,7 +279,6 @@ def _demo() -> int:
     os.environ.setdefault("OKR_CONFIG_DIR", str(EXAMPLE_DIR))
     os.environ.setdefault("OKR_DATA_DIR", str(EXAMPLE_DIR / "data"))
     os.environ.setdefault("OKR_AS_OF", EXAMPLE_AS_OF)
-    os.environ.setdefault("DAGSTER_HOME", str(PROJECT_ROOT / "var" / "dagster_home"))
     with (
         CrmSimulator() as crm,
         _environment(CRM_API_BASE_URL=crm.base_url, CRM_API_TOKEN=crm.token),

@@ -65,6 +65,11 @@ class SourceFoldersResource(dg.ConfigurableResource):
     """The input root (OKR_DATA_DIR): `csv/` is the drop folder, `analytics/` the exports."""
 
     data_dir: str = Field(description="Input root folder.")
+    strict_files: bool = Field(
+        False,
+        description="A file that cannot be read fails the raw step once the other files have "
+        "loaded, instead of only being quarantined (OKR_STRICT_FILES).",
+    )
 
     @property
     def csv_dir(self) -> Path:

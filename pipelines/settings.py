@@ -5,10 +5,16 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from datetime import date
 from pathlib import Path
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 EXAMPLE_DIR = PROJECT_ROOT / "examples" / "acme"
+DEFAULT_DAGSTER_HOME = PROJECT_ROOT / "var" / "dagster_home"
+"""The Dagster instance `okr` and `make dev` share when DAGSTER_HOME is unset."""
+INSTANCE_TEMPLATE = PROJECT_ROOT / "pipelines" / "dagster.yaml"
+"""Copied into a DAGSTER_HOME that has no dagster.yaml yet (kept out of the project root, where
+`dagster dev` would warn that a dagster.yaml there is not the instance's)."""
 EXAMPLE_AS_OF = "2026-11-20"
 """The last day of the shipped example data: the demo measures as of this day."""
 
@@ -24,18 +30,35 @@ class Settings:
     """DuckDB's buffer budget per step; with Python and Polars on top a run stays under 2 GB."""
     crm_enabled: bool = False
     """The CRM assets exist when CRM_API_BASE_URL is set; the token stays an EnvVar."""
+    strict_files: bool = False
+    """OKR_STRICT_FILES: a source file that cannot be read fails the raw step (after the others
+    loaded) instead of only being quarantined."""
 
     @classmethod
     def from_env(cls) -> Settings:
         def path(name: str, default: Path) -> Path:
             return Path(os.environ.get(name) or default).expanduser().resolve()
 
+        def flag(name: str) -> bool:
+            text = (os.environ.get(name) or "").strip().lower()
+            if text not in ("", "0", "false", "no", "1", "true", "yes"):
+                raise ValueError(f"{name}={text!r}: expected true, 1 or yes (or false, 0, no)")
+            return text in ("1", "true", "yes")
+
+        def day(name: str) -> str | None:
+            text = (os.environ.get(name) or "").strip() or None
+            try:
+                return text and date.fromisoformat(text).isoformat()
+            except ValueError:
+                raise ValueError(f"{name}={text!r}: expected a day YYYY-MM-DD") from None
+
         return cls(
             config_dir=path("OKR_CONFIG_DIR", EXAMPLE_DIR),
             data_dir=path("OKR_DATA_DIR", EXAMPLE_DIR / "data"),
             warehouse=path("OKR_WAREHOUSE", PROJECT_ROOT / "var" / "warehouse.duckdb"),
             bi_snapshot=path("OKR_BI_SNAPSHOT", PROJECT_ROOT / "var" / "okr_bi.duckdb"),
-            as_of=os.environ.get("OKR_AS_OF") or None,
+            as_of=day("OKR_AS_OF"),
             duckdb_memory_limit=os.environ.get("OKR_DUCKDB_MEMORY_LIMIT") or "1GB",
             crm_enabled=bool(os.environ.get("CRM_API_BASE_URL")),
+            strict_files=flag("OKR_STRICT_FILES"),
         )

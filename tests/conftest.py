@@ -1,6 +1,40 @@
-"""Parsed configs are cached per process tree in a throwaway folder, never in the user's cache."""
+"""Every path-bearing setting points into one throwaway folder for the whole session, whatever
+the shell exported (`make test` exports DAGSTER_HOME=var/dagster_home): no test writes to the
+checkout's `var/`, the user's cache or their Dagster instance. Tests that need their own paths
+set them on top. The checkout's `var/` is fingerprinted here, before any test runs, and
+`test_checkout_untouched.py` (moved to the end of the run) compares it."""
 
+import hashlib
 import os
 import tempfile
+from pathlib import Path
 
-os.environ.setdefault("OKR_CACHE_DIR", tempfile.mkdtemp(prefix="okr-test-cache-"))
+import pytest
+
+CHECKOUT_VAR = Path(__file__).resolve().parent.parent / "var"
+_SESSION_ROOT = Path(tempfile.mkdtemp(prefix="okr-test-session-"))
+for name, relative in {
+    "OKR_CACHE_DIR": "cache",
+    "OKR_WAREHOUSE": "warehouse.duckdb",
+    "OKR_BI_SNAPSHOT": "okr_bi.duckdb",
+    "DAGSTER_HOME": "dagster_home",
+}.items():
+    os.environ[name] = str(_SESSION_ROOT / relative)
+(_SESSION_ROOT / "dagster_home").mkdir()
+
+
+def fingerprint(folder: Path) -> dict[str, str]:
+    """SHA-256 of every file under `folder` by relative path (empty if there is no folder)."""
+    return {
+        path.relative_to(folder).as_posix(): hashlib.sha256(path.read_bytes()).hexdigest()
+        for path in sorted(folder.rglob("*"))
+        if path.is_file()
+    }
+
+
+VAR_BEFORE = fingerprint(CHECKOUT_VAR)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """The checkout check runs after every other test."""
+    items.sort(key=lambda item: item.module.__name__ == "test_checkout_untouched")

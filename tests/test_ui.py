@@ -24,7 +24,7 @@ from test_pipeline import write_project
 from ui_driver import CHROMIUM, VIEWPORT, Chromium, DagsterDev, wait_until
 
 from pipelines.build import build_definitions
-from pipelines.settings import PROJECT_ROOT, Settings
+from pipelines.settings import INSTANCE_TEMPLATE, PROJECT_ROOT, Settings
 
 SERVER_TIMEOUT = 90.0
 PAGE_TIMEOUT = 30.0
@@ -88,7 +88,7 @@ def ui(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Ui]:
     settings = write_project(root / "project")
     dagster_home = root / "dagster_home"
     dagster_home.mkdir()
-    shutil.copy(PROJECT_ROOT / "dagster.yaml", dagster_home / "dagster.yaml")
+    shutil.copy(INSTANCE_TEMPLATE, dagster_home / "dagster.yaml")
     defs = build_definitions(settings)
 
     with ExitStack() as cleanup:
@@ -150,6 +150,14 @@ def _ink_in_graph_area(path: Path) -> tuple[int, int]:
         width, height = gray.size
         histogram = gray.crop((int(width * 0.4), 120, width - 80, height)).histogram()
     return sum(histogram[:200]), sum(histogram[:250])
+
+
+def test_make_dev_starts_without_a_warning(ui: Ui):
+    # A newcomer cannot act on "dagster dev is superseded", "a dagster.yaml in the current folder
+    # is not the instance's" or "the active virtual environment does not match".
+    log = ui.server.log_path.read_text(errors="replace")
+    assert "Serving dagster-webserver" in log
+    assert [line for line in log.splitlines() if "warn" in line.lower()] == []
 
 
 def test_asset_graph_and_catalog_show_every_asset(ui: Ui):

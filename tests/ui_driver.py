@@ -12,7 +12,6 @@ import os
 import signal
 import socket
 import subprocess
-import sys
 import time
 from collections.abc import Callable
 from contextlib import ExitStack, suppress
@@ -128,15 +127,14 @@ def stop_process_group(
 
 
 class DagsterDev:
-    """`dagster dev -w workspace.yaml` on 127.0.0.1 and a free port, in its own process group."""
+    """`make dev` (the UI as users start it) on a free port, in its own process group."""
 
     def __init__(self, project_root: Path, env: dict[str, str], log_path: Path):
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log_path = log_path
         self.process = start_process_group(
-            [sys.executable, "-m", "dagster", "dev", "-w", "workspace.yaml"]
-            + ["-h", "127.0.0.1", "-p", str(self.port)],
+            ["make", "--no-print-directory", "dev", f"PORT={self.port}"],
             log_path,
             cwd=project_root,
             env=env,
@@ -151,7 +149,7 @@ class DagsterDev:
     def check_alive(self) -> None:
         if self.process.poll() is not None:
             raise ProcessDied(
-                f"dagster dev exited with {self.process.returncode}; its log:\n{self.log_tail()}"
+                f"make dev exited with {self.process.returncode}; its log:\n{self.log_tail()}"
             )
 
     def graphql(self, query: str, variables: dict | None = None) -> dict:

@@ -1,0 +1,246 @@
+"""`okr` and `make backfill` as a new user types them, on a fresh warehouse: a backfill of any
+range builds the history it reads in the same run and gives the numbers of a backfill from the
+first quarter; every mistake is one line and exit status 2 before any run starts."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from pathlib import Path
+
+import dagster as dg
+import duckdb
+import pytest
+from test_operations import MARTS
+from test_pipeline import write_project
+
+from pipelines.cli import main
+from pipelines.settings import DEFAULT_DAGSTER_HOME, PROJECT_ROOT, Settings
+
+HISTORY_TAG = "okr/history_quarters"
+
+
+@pytest.fixture
+def env(tmp_path: Path, monkeypatch) -> Settings:
+    """The small project of test_pipeline (objectives from 2025-Q1, visits from 2024-10-01,
+    CSAT on Jan 1 and Apr 1) as the environment `okr` reads, with its own empty instance."""
+    settings = write_project(tmp_path)
+    for name, value in {
+        "OKR_CONFIG_DIR": settings.config_dir,
+        "OKR_DATA_DIR": settings.data_dir,
+        "OKR_WAREHOUSE": settings.warehouse,
+        "OKR_BI_SNAPSHOT": settings.bi_snapshot,
+        "OKR_AS_OF": settings.as_of,
+        "DAGSTER_HOME": tmp_path / "dagster_home",
+    }.items():
+        monkeypatch.setenv(name, str(value))
+    return settings
+
+
+def runs() -> list[dg.DagsterRun]:
+    if not Path(os.environ["DAGSTER_HOME"]).exists():
+        return []
+    with dg.DagsterInstance.get() as instance:
+        return list(instance.get_runs())
+
+
+def marts(warehouse: Path, quarters: tuple[str, ...] | None = None) -> dict[str, list[tuple]]:
+    """Every mart's rows (of `quarters` only, when given), in a stable order."""
+    with duckdb.connect(str(warehouse), read_only=True) as con:
+        where = ""
+        if quarters:
+            where = f" WHERE quarter IN ({', '.join(repr(q) for q in quarters)})"
+        return {
+            table: con.execute(f"SELECT * FROM marts.{table}{where} ORDER BY ALL").fetchall()
+            for table in MARTS
+        }
+
+
+def one_error_line(capsys) -> str:
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    lines = captured.err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("okr: "), captured.err
+    return lines[0]
+
+
+# -- backfills build their own history ----------------------------------------------------------
+
+
+def test_a_backfill_of_a_later_quarter_on_an_empty_warehouse_builds_its_history(
+    env: Settings, tmp_path: Path, capsys
+):
+    # 2025-Q2 reads 2025-Q1 (the CSAT KR's first value) and 2024-Q4 (the visits KR's auto
+    # baseline): one run builds their staging, says so, and writes the marts of 2025-Q2 only.
+    assert main(["backfill", "2025-Q2"]) == 0
+    out = capsys.readouterr().out
+    assert "2025-Q2..2025-Q2" in out
+    assert "also built staging for 2024-Q4, 2025-Q1 as history" in out
+    [run] = runs()
+    assert run.tags[HISTORY_TAG] == "2024-Q4,2025-Q1"
+    with duckdb.connect(str(env.warehouse), read_only=True) as con:
+        assert con.execute(
+            "SELECT DISTINCT quarter FROM marts.key_result_attainment ORDER BY 1"
+        ).fetchall() == [("2025-Q2",)]
+        assert con.execute(
+            "SELECT DISTINCT quarter_start::VARCHAR FROM staging.csv_observations ORDER BY 1"
+        ).fetchall() == [("2024-10-01",), ("2025-01-01",), ("2025-04-01",)]
+
+    # The same numbers as a backfill that started from the first quarter.
+    (tmp_path / "full").mkdir()
+    full = write_project(tmp_path / "full")
+    os.environ["OKR_WAREHOUSE"] = str(full.warehouse)
+    assert main(["backfill"]) == 0
+    later = marts(env.warehouse)
+    assert later["key_result_attainment"]  # not vacuous
+    assert marts(full.warehouse, ("2025-Q2",)) == later
+
+
+def test_a_rerun_rebuilds_history_whose_raw_data_changed(env: Settings, capsys):
+    assert main(["backfill", "2025-Q2"]) == 0
+    capsys.readouterr()
+    assert main(["backfill", "2025-Q2"]) == 0  # nothing changed: no history rebuilt
+    assert "as history" not in capsys.readouterr().out
+    # A late file for December changes the visits KR's auto baseline (its window Oct 3..Dec 31).
+    (env.data_dir / "csv" / "late.csv").write_text("date,metric_id,value\n2024-12-31,visits,90\n")
+    assert main(["backfill", "2025-Q2"]) == 0
+    assert "also built staging for 2024-Q4 as history" in capsys.readouterr().out
+    assert main(["backfill", "2025-Q1"]) == 0
+    with duckdb.connect(str(env.warehouse), read_only=True) as con:
+        [(baseline,)] = con.execute(
+            "SELECT baseline FROM marts.key_result_attainment WHERE kr_id = 'kr-visits-q1'"
+        ).fetchall()
+    assert baseline == 900 - 10 + 90  # the later file's Dec 31 replaces the 10 of visits.csv
+
+
+def test_a_range_starting_before_the_first_reported_quarter_starts_there(env: Settings, capsys):
+    assert main(["backfill", "2024-Q3", "2025-Q1"]) == 0
+    out = capsys.readouterr().out
+    assert "starting at 2025-Q1, the first quarter an objective or key result reports in" in out
+    assert "2025-Q1..2025-Q1" in out
+
+
+def test_make_backfill_without_from_runs_from_the_first_quarter(env: Settings):
+    result = subprocess.run(
+        ["make", "--no-print-directory", "backfill", "TO=2025-Q2"],
+        cwd=PROJECT_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "for 2025-Q1..2025-Q2" in result.stdout
+    with duckdb.connect(str(env.warehouse), read_only=True) as con:
+        assert con.execute(
+            "SELECT DISTINCT quarter FROM marts.objective_attainment ORDER BY 1"
+        ).fetchall() == [("2025-Q1",), ("2025-Q2",)]
+
+
+def test_okr_and_make_share_one_default_instance():
+    environment = {k: v for k, v in os.environ.items() if k != "DAGSTER_HOME"}
+    dry_run = subprocess.run(
+        ["make", "--no-print-directory", "-n", "dev"],
+        cwd=PROJECT_ROOT,
+        env=environment,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    assert f"mkdir -p {DEFAULT_DAGSTER_HOME}\n" in dry_run
+
+
+def test_okr_as_of_later_than_the_real_running_quarter_is_today_for_the_partitions(
+    env: Settings, monkeypatch, capsys
+):
+    monkeypatch.setenv("OKR_AS_OF", "2099-08-20")
+    assert main(["backfill", "2099-Q3"]) == 0
+    assert "2099-Q3..2099-Q3" in capsys.readouterr().out
+    with duckdb.connect(str(env.warehouse), read_only=True) as con:
+        assert con.execute(
+            "SELECT DISTINCT quarter, max(as_of_date)::VARCHAR FROM marts.success_metric_summary "
+            "GROUP BY quarter"
+        ).fetchall() == [("2099-Q3", "2099-08-20")]
+
+
+def test_last_reads_a_value_older_than_the_first_partition(env: Settings, capsys):
+    # The KR starts in 2025-Q3, so partitions start there; its only CSAT value is of 2024-11.
+    okrs = env.config_dir / "okrs.yaml"
+    okrs.write_text(
+        "objectives:\n"
+        "  - id: care-q3\n    title: Care\n    team: support\n    period: 2025-Q3\n"
+        "    key_results:\n"
+        "      - {id: kr-csat-q3, title: CSAT to 90, metric: csat, type: increase,\n"
+        "         baseline: auto, target: 90}\n"
+    )
+    (env.data_dir / "csv" / "csat.csv").write_text("date,metric_id,value\n2024-11-15,csat,72\n")
+    os.environ["OKR_AS_OF"] = "2025-08-01"
+    assert main(["backfill", "2025-Q3"]) == 0
+    assert "also built staging for 2024-Q4, 2025-Q1, 2025-Q2 as history" in capsys.readouterr().out
+    with duckdb.connect(str(env.warehouse), read_only=True) as con:
+        assert con.execute(
+            "SELECT baseline, current_value, progress, status FROM marts.key_result_attainment"
+        ).fetchall() == [(72.0, 72.0, 0.0, "off_track")]
+
+
+# -- mistakes: one line, status 2, no run ----------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["backfill", "2025-Q2", "2025-Q1"], "the range 2025-Q2..2025-Q1 ends before it starts"),
+        (["backfill", "--from", "2025-Q2", "--to", "2025-Q1"], "okr backfill 2025-Q1 2025-Q2"),
+        (["backfill", "2025-Q5"], "'2025-Q5' is not a quarter"),
+        (["backfill", "2025-Quarter1"], "e.g. 2025-Q1"),
+        (["backfill", "2024-Q2"], "2024-Q2 is before 2025-Q1, the first quarter"),
+        (["backfill", "2025-Q3"], "2025-Q3 is after the running quarter 2025-Q2"),
+        (["backfill", "2025-Q1", "--to", "2025-Q2"], "not both"),
+        (["scorecard", "2025-Q1"], "no warehouse at"),
+        (["scorecard", "2025-Q9"], "'2025-Q9' is not a quarter"),
+    ],
+)
+def test_a_mistake_is_one_line_with_status_2_and_no_run(
+    env: Settings, capsys, argv: list[str], message: str
+):
+    assert main(argv) == 2
+    assert message in one_error_line(capsys)
+    assert runs() == []
+    assert not env.warehouse.exists()
+
+
+def test_typed_quarter_labels_are_accepted_in_any_case(env: Settings, capsys):
+    assert main(["backfill", "2025q1", "2025-q1"]) == 0
+    assert "for 2025-Q1..2025-Q1" in capsys.readouterr().out
+    assert main(["scorecard", "2025Q1"]) == 0
+    assert "== 2025-Q1" in capsys.readouterr().out
+
+
+def test_scorecard_of_a_quarter_the_warehouse_lacks_names_those_it_has(env: Settings, capsys):
+    assert main(["backfill", "2025-Q1"]) == 0
+    capsys.readouterr()
+    assert main(["scorecard", "2025-Q2"]) == 2
+    line = one_error_line(capsys)
+    assert "no rows for 2025-Q2; it has 2025-Q1" in line and "okr backfill 2025-Q2" in line
+
+
+def test_a_config_error_prints_its_problems_with_file_and_line_and_no_traceback(
+    env: Settings, capsys
+):
+    okrs = env.config_dir / "okrs.yaml"
+    okrs.write_text(okrs.read_text().replace("target: 90,", "target: ninety,"))
+    assert main(["backfill", "2025-Q1"]) == 2
+    captured = capsys.readouterr()
+    assert "Traceback" not in captured.err and captured.out == ""
+    first, *problems = captured.err.strip().splitlines()
+    assert first == "okr: the config has 1 problem(s):"
+    [problem] = problems
+    line = next(i for i, text in enumerate(okrs.read_text().splitlines(), 1) if "ninety" in text)
+    assert problem.strip().startswith(f"okrs.yaml:{line}: ")
+    assert "kr-csat-h1" in problem and "'target'" in problem
+    assert runs() == []
+
+
+def test_a_bad_environment_setting_is_one_line(env: Settings, monkeypatch, capsys):
+    monkeypatch.setenv("OKR_AS_OF", "2025-02-30")
+    assert main(["backfill"]) == 2
+    assert "OKR_AS_OF='2025-02-30': expected a day YYYY-MM-DD" in one_error_line(capsys)
