@@ -1,8 +1,10 @@
 """Config loading (CONTRACT section 1): what loads, and every rejection, each with a message that
-names the file, the entry id and the field, and says what is allowed."""
+names the file and line, the entry id and the field, and says what is allowed. Exact line numbers
+are checked on hand-written files in test_config_lines.py; here `file:N:` stands for any line."""
 
 from __future__ import annotations
 
+import re
 from datetime import date
 from pathlib import Path
 
@@ -81,11 +83,25 @@ def problems_of(folder: Path, **config) -> list[str]:
     return caught.value.problems
 
 
+LOCATION = re.compile(r"^(metrics\.yaml|okrs\.yaml):([1-9][0-9]*): ")
+
+
+def unlocated(problem: str) -> str:
+    """The problem with its line number replaced by N: `okrs.yaml:12: ...` -> `okrs.yaml:N: ...`."""
+    return LOCATION.sub(r"\1:N: ", problem)
+
+
 def only_problem(folder: Path, where: str, *substance: str, **config) -> str:
-    """The config has exactly one problem; it starts with `where` and says each of `substance`."""
+    """The config has exactly one problem; it starts with `where` (`file:N: entry, field 'f'`)
+    at a line of the file that holds that field, or the entry when the field is missing, and
+    says each of `substance`."""
     problems = problems_of(folder, **config)
     assert len(problems) == 1, problems
-    assert problems[0].startswith(f"{where}: "), problems[0]
+    assert unlocated(problems[0]).startswith(f"{where}: "), problems[0]
+    file, line = LOCATION.match(problems[0]).groups()
+    text = (folder / file).read_text().splitlines()[int(line) - 1]
+    leaf = where.rpartition("field '")[2].rstrip("'").split(".")[-1]
+    assert f"{leaf}:" in text or text.lstrip().startswith("- "), (problems[0], text)
     for text in substance:
         assert text in problems[0], (text, problems[0])
     return problems[0]
@@ -99,15 +115,15 @@ def case_id(value) -> str:
 
 
 def kr_where(field: str, kr_id: str = "kr-x", objective_id: str = "o1") -> str:
-    return f"okrs.yaml: key result '{kr_id}' (objective '{objective_id}'), field '{field}'"
+    return f"okrs.yaml:N: objective '{objective_id}', key result '{kr_id}', field '{field}'"
 
 
 def metric_where(field: str, metric_id: str = "m") -> str:
-    return f"metrics.yaml: metric '{metric_id}', field '{field}'"
+    return f"metrics.yaml:N: metric '{metric_id}', field '{field}'"
 
 
 def objective_where(field: str, objective_id: str = "o1") -> str:
-    return f"okrs.yaml: objective '{objective_id}', field '{field}'"
+    return f"okrs.yaml:N: objective '{objective_id}', field '{field}'"
 
 
 # -- what loads -----------------------------------------------------------------------------------
@@ -278,7 +294,8 @@ def test_key_result_ids_are_unique_across_objectives(tmp_path):
     only_problem(
         tmp_path,
         kr_where("id", "kr-x", "o2"),
-        "duplicate id, also used in objective 'o1'",
+        "duplicate id, also used by objective 'o1', key result 'kr-x' (line ",
+        "ids must be unique across objectives and key results",
         objectives=objectives,
     )
 
@@ -294,7 +311,8 @@ def test_key_result_ids_are_unique_across_objectives(tmp_path):
         ({"source": "analytics_report", "column": "Active users"}, "column", ["snake_case", "'Active users' -> 'active_users'"]),
         ({"aggregation": "sum", "column": DROP}, "column", ["is required for aggregation 'sum'"]),
         ({"aggregation": "count"}, "column", ["count counts the rows the filter selects; remove 'column'"]),
-        ({"filter": {"colour": "red"}}, "filter.colour", ["source 'csv_observations' has no column 'colour'", "it has: date, metric_id, value, dimensions, dimensions.<key>"]),
+        ({"source": "crm_deals", "column": "amount", "filter": {"colour": "red"}}, "filter.colour", ["source 'crm_deals' has no column 'colour'", "it has: id,"]),
+        ({"filter": {"col our": "red"}}, "filter.col our", ["source 'csv_observations' has no column 'col our'", "it has: date, metric_id, value, dimensions, dimensions.<key>", "named bare ('region')", "else in full: 'dimensions.col our'"]),
         ({"time_column": "value"}, "time_column", ["'value' is not a date or time column", "allowed: date"]),
         ({"window": "30days"}, "window", ["window '30days' is not allowed; use 'period' or a trailing 'Nd'"]),
         ({"window": "0d"}, "window", ["use 'period' or a trailing 'Nd'"]),
@@ -333,7 +351,8 @@ def test_duplicate_metric_ids(tmp_path):
     only_problem(
         tmp_path,
         metric_where("id", "nps"),
-        "duplicate id; ids must be unique",
+        "duplicate id, also used by metric 'nps' (line ",
+        "ids must be unique among metrics",
         metrics=[*METRICS, metric("nps")],
     )
 
@@ -373,7 +392,7 @@ def test_objective_rejections(tmp_path, fields, field, substance):
 def test_period_range_fields(tmp_path):
     period = {"start": "2025-03-01", "ends": "2025-06-30"}
     problems = problems_of(tmp_path, objectives=[objective("o1", kr(), period=period)])
-    assert problems == [
+    assert list(map(unlocated, problems)) == [
         f"{objective_where('period.end')}: is required",
         f"{objective_where('period.ends')}: unknown field; did you mean 'end'? allowed: start, end",
     ]
@@ -421,7 +440,7 @@ def test_duplicate_objective_ids(tmp_path):
     ids=case_id,
 )  # fmt: skip
 def test_settings_rejections(tmp_path, settings, field, substance):
-    where = f"metrics.yaml: settings, field '{field}'"
+    where = f"metrics.yaml:N: settings, field '{field}'"
     only_problem(tmp_path, where, *substance, settings=settings)
 
 
@@ -436,14 +455,14 @@ def test_missing_metrics_file(tmp_path):
 def test_yaml_syntax_error_names_the_file_and_line(tmp_path):
     okrs = "objectives:\n  - id: o1\n    title: [unclosed\n"
     [problem] = problems_of(tmp_path, objectives=okrs)
-    assert problem.startswith("okrs.yaml: not valid YAML: ")
+    assert problem.startswith("okrs.yaml:4: not valid YAML: ")
     assert "line 4" in problem
 
 
 def test_a_key_given_twice_is_rejected(tmp_path):
     okrs = "objectives:\n  - id: o1\n    title: A\n    title: B\n"
     [problem] = problems_of(tmp_path, objectives=okrs)
-    assert problem.startswith("okrs.yaml: not valid YAML: ")
+    assert problem.startswith("okrs.yaml:4: not valid YAML: ")
     assert "found duplicate key 'title'" in problem
     assert "line 4" in problem
 
@@ -451,10 +470,10 @@ def test_a_key_given_twice_is_rejected(tmp_path):
 @pytest.mark.parametrize(
     ("okrs", "expected"),
     [
-        ("- id: o1\n", "okrs.yaml: the top level must be a mapping, found list"),
-        ("objectives: []\nobjectivs: []\n", "okrs.yaml: unknown top-level key 'objectivs'; allowed: objectives"),
-        ("objectives: {id: o1}\n", "okrs.yaml: 'objectives' must be a list of objective entries"),
-        ("objectives:\n  - just-a-string\n", "okrs.yaml: objective '#1': must be a mapping of fields, found str"),
+        ("- id: o1\n", "okrs.yaml:1: the top level must be a mapping, found list"),
+        ("objectives: []\nobjectivs: []\n", "okrs.yaml:2: unknown top-level key 'objectivs'; allowed: objectives"),
+        ("objectives: {id: o1}\n", "okrs.yaml:1: 'objectives' must be a list of objective entries"),
+        ("objectives:\n  - just-a-string\n", "okrs.yaml:2: objective '#1': must be a mapping of fields, found str"),
     ],
 )  # fmt: skip
 def test_document_shape(tmp_path, okrs, expected):
@@ -471,13 +490,13 @@ def test_several_problems_are_reported_at_once(tmp_path):
     problems = problems_of(
         tmp_path, metrics=metrics, objectives=objectives, settings={"timezone": "Nowhere/City"}
     )
-    assert sorted(": ".join(p.split(": ")[:2]) for p in problems) == [
-        "metrics.yaml: metric 'broken', field 'window'",
-        "metrics.yaml: settings, field 'timezone'",
-        "okrs.yaml: key result 'kr-a' (objective 'o1'), field 'metric'",
-        "okrs.yaml: key result 'kr-b' (objective 'o1'), field 'target'",
-        "okrs.yaml: objective 'o2', field 'parent'",
-        "okrs.yaml: objective 'o3', field 'weight'",
+    assert sorted(": ".join(unlocated(p).split(": ")[:2]) for p in problems) == [
+        "metrics.yaml:N: metric 'broken', field 'window'",
+        "metrics.yaml:N: settings, field 'timezone'",
+        "okrs.yaml:N: objective 'o1', key result 'kr-a', field 'metric'",
+        "okrs.yaml:N: objective 'o1', key result 'kr-b', field 'target'",
+        "okrs.yaml:N: objective 'o2', field 'parent'",
+        "okrs.yaml:N: objective 'o3', field 'weight'",
     ]
 
 
@@ -491,7 +510,7 @@ def test_references_to_a_broken_entry_are_not_also_reported_as_unknown(tmp_path)
     problems = problems_of(tmp_path, metrics=metrics, objectives=objectives)
     assert [p.split(": ")[1] for p in problems] == [
         "metric 'broken', field 'window'",
-        "key result 'kr-c' (objective 'o3'), field 'weight'",
+        "objective 'o3', key result 'kr-c', field 'weight'",
     ]
 
 

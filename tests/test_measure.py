@@ -282,6 +282,97 @@ def test_filters_select_exactly_the_rows_they_name(tmp_path):
     assert measured(reader, "everything", jan(1), jan(1)) == [150]  # no implicit filter
 
 
+DIMENSION_ROWS = [
+    (jan(1), "orders", 10, {"customer": "acme", "region": "EMEA", "channel": "web"}),
+    (jan(1), "orders", 20, {"customer": "beta", "region": "EMEA"}),
+    (jan(1), "orders", 40, {"customer": "acme", "region": "EMEA", "channel": "shop"}),
+    (jan(1), "orders", 80, {"customer": "zeta", "region": "US"}),
+    (jan(2), "orders", 1, {"customer": "acme", "region": "EMEA"}),
+    (jan(2), "orders", 2, {"customer": "gamma", "region": "EMEA"}),
+    (jan(2), "refunds", 4, {"customer": "omega", "region": "EMEA"}),
+    (jan(3), "orders", 100, {"customer": "delta", "region": "APAC"}),
+    (jan(3), "orders", 200, {"region": "EMEA"}),  # no customer: not an id to count
+]
+
+
+@pytest.mark.parametrize(
+    ("fields", "expected"),
+    [
+        # orders in EMEA: Jan 1 {acme, beta}; Jan 2 + gamma; Jan 3 adds no id
+        ({"aggregation": "count_distinct", "column": "customer",
+          "filter": {"metric_id": "orders", "region": "EMEA"}}, [2, 3, 3]),
+        # any metric in EMEA (one filter column: read in the batched scan): + omega on Jan 2
+        ({"aggregation": "count_distinct", "column": "customer", "filter": {"region": "EMEA"}},
+         [2, 4, 4]),
+        # rows in EMEA: 3 on Jan 1, 3 on Jan 2, 1 on Jan 3, accumulated
+        ({"aggregation": "count", "filter": {"region": "EMEA"}}, [3, 6, 7]),
+        # 10+20+40 = 70; + 1+2+4 = 77; + 200 = 277
+        ({"aggregation": "sum", "column": "value", "filter": {"region": ["EMEA"]}}, [70, 77, 277]),
+        # without refunds: 70; 73; 273
+        ({"aggregation": "sum", "column": "value",
+          "filter": {"metric_id": "orders", "region": "EMEA"}}, [70, 73, 273]),
+        # a built-in column named bare is the column: {orders}; + refunds
+        ({"aggregation": "count_distinct", "column": "metric_id", "filter": {"region": "EMEA"}},
+         [1, 2, 2]),
+    ],
+    ids=["distinct-two-filters", "distinct-one-filter", "count", "sum", "sum-two-filters",
+         "builtin-column"],
+)  # fmt: skip
+def test_csv_dimensions_named_bare_read_the_same_as_with_their_prefix(tmp_path, fields, expected):
+    def prefixed(name: str) -> str:
+        return name if name in ("metric_id", "value") else f"dimensions.{name}"
+
+    full = {
+        **fields,
+        "filter": {prefixed(k): v for k, v in fields["filter"].items()},
+        **({"column": prefixed(fields["column"])} if "column" in fields else {}),
+    }
+    bare = {"id": "bare", "name": "bare", "source": "csv_observations", **fields}
+    reader = reader_for(tmp_path, [bare, {**bare, **full, "id": "full"}], DIMENSION_ROWS)
+    assert measured(reader, "bare", jan(1), jan(3)) == expected
+    assert measured(reader, "full", jan(1), jan(3)) == expected
+    # the same through a reader that has only one of them, so no scan is shared
+    alone = MetricReader(reader.con, write_config(tmp_path / "alone", [bare]))
+    assert measured(alone, "bare", jan(1), jan(3)) == expected
+
+
+@pytest.mark.parametrize(
+    ("column", "wanted", "expected", "distinct"),
+    [
+        ("dimensions.a'b", "x", 1, 1),
+        ('dimensions.x") OR 1=1 --', "y", 2, 1),
+        ("dimensions.a/b", "z", 4, 1),  # '/' and '~' are escaped in the JSON pointer
+        ("dimensions.a~b", "w", 4, 1),
+        ("dimensions.a~1b", "w", 0, 0),  # read as written, not as an escape
+        ("dimensions.a.b", "v", 8, 1),  # the key is everything after the prefix
+        ("dimensions.nope' OR '1'='1", "EMEA", 0, 0),  # a key that matches nothing
+        ("region", "EMEA' OR '1'='1", 0, 1),  # a value that matches nothing
+        ("region", "EMEA", 16, 1),
+    ],
+)
+def test_odd_dimension_keys_and_values_are_read_exactly(
+    tmp_path, column, wanted, expected, distinct
+):
+    """Sums of the rows the filter selects (values 1, 2, 4, 8, 16 tell which), and the key's
+    distinct values over all rows (0 where no row has the key: rows exist, none has an id)."""
+    rows = [
+        (jan(1), "m", 1, {"a'b": "x"}),
+        (jan(1), "m", 2, {'x") OR 1=1 --': "y"}),
+        (jan(1), "m", 4, {"a/b": "z", "a~b": "w"}),
+        (jan(1), "m", 8, {"a.b": "v"}),
+        (jan(1), "m", 16, {"region": "EMEA"}),
+    ]
+    metrics = [
+        csv_metric("alone", filter={column: wanted}),  # one filter column: the batched scan
+        csv_metric("with_id", filter={"metric_id": "m", column: wanted}),
+        csv_metric("ids", "count_distinct", column=column, filter={"metric_id": "m"}),
+    ]
+    reader = reader_for(tmp_path, metrics, rows)
+    assert measured(reader, "alone", jan(1), jan(1)) == [expected]
+    assert measured(reader, "with_id", jan(1), jan(1)) == [expected]
+    assert measured(reader, "ids", jan(1), jan(1)) == [distinct]
+
+
 def test_event_filters_scalar_list_and_properties(tmp_path):
     events = [
         ("signup", "2025-01-01T10:00:00+00:00", "u1", None, {"plan": "pro"}),
@@ -448,7 +539,10 @@ def test_latest_data_dates_agree_with_the_daily_series(tmp_path):
         (jan(4), "signups", None),  # a row without a value: data for counts only
         (jan(9), "signups", 7),  # after the as-of day
     ]
-    events = [("login", "2025-01-02T10:00:00+00:00", "u1"), ("view", "2025-01-05T10:00:00+00:00", "u2")]
+    events = [
+        ("login", "2025-01-02T10:00:00+00:00", "u1"),
+        ("view", "2025-01-05T10:00:00+00:00", "u2"),
+    ]
     reader = reader_for(tmp_path, metrics, observations, events)
     as_of = jan(6)
     light = reader.latest_data_dates(reader.config.metrics.items(), as_of)
@@ -488,8 +582,9 @@ def test_a_reader_bounded_by_since_measures_exactly_what_an_unbounded_one_does(t
             if rng.random() < 0.7:
                 observations.append((day, metric_id, rng.choice([None, rng.randint(0, 50)])))
         for _ in range(rng.randint(0, 3)):
-            events.append((rng.choice(["login", "view"]), f"{day}T10:00:00+00:00",
-                           f"u{rng.randint(1, 12)}"))
+            events.append(
+                (rng.choice(["login", "view"]), f"{day}T10:00:00+00:00", f"u{rng.randint(1, 12)}")
+            )
     config = write_config(tmp_path / "config", metrics)
     con = warehouse(tmp_path / "warehouse.duckdb", observations, events)
     since = jan(5)  # the 7-day window from Jan 15 reads Jan 9 on
@@ -499,8 +594,11 @@ def test_a_reader_bounded_by_since_measures_exactly_what_an_unbounded_one_does(t
             SeriesRequest(m.id, m, jan(15), jan(25), jan(15)) for m in config.metrics.values()
         ]
         windows = pl.DataFrame(
-            {"metric_id": list(config.metrics), "start": [jan(15)] * len(metrics),
-             "end": [jan(22)] * len(metrics)}
+            {
+                "metric_id": list(config.metrics),
+                "start": [jan(15)] * len(metrics),
+                "end": [jan(22)] * len(metrics),
+            }
         )
         return [
             reader.series_many(requests).to_dicts(),
@@ -519,10 +617,13 @@ def test_a_reader_bounded_by_since_measures_exactly_what_an_unbounded_one_does(t
     early = pl.DataFrame(
         {"metric_id": ["sales", "users", "share"], "start": [DEC(20)] * 3, "end": [jan(5)] * 3}
     )
-    early_series = [SeriesRequest(m, config.metrics[m], DEC(10), jan(3), DEC(10))
-                    for m in ("users_3d", "mean", "rows")]
+    early_series = [
+        SeriesRequest(m, config.metrics[m], DEC(10), jan(3), DEC(10))
+        for m in ("users_3d", "mean", "rows")
+    ]
     fresh = MetricReader(con, config)
     assert bounded.values_many(early).to_dicts() == fresh.values_many(early).to_dicts()
-    assert (bounded.series_many(early_series).to_dicts()
-            == fresh.series_many(early_series).to_dicts())
+    assert (
+        bounded.series_many(early_series).to_dicts() == fresh.series_many(early_series).to_dicts()
+    )
     assert everything(bounded) == unbounded

@@ -309,6 +309,7 @@ def test_not_started_and_no_data_in_the_quarter_rows():
     assert rows["later"]["status"] == "not_started"
     assert rows["later"]["as_of_date"] == jan(15)
     assert rows["later"]["progress"] is None
+    assert rows["later"]["expected_progress"] == 0.0
     assert rows["empty"]["status"] == "no_data"
     assert "no data" in rows["empty"]["note"]
 
@@ -601,6 +602,82 @@ def test_kr_spanning_two_quarters_is_reported_in_each(tmp_path):
     objective_rows = {r["quarter"]: r for r in results.objective_attainment.to_dicts()}
     assert objective_rows["2025-Q1"]["score"] == pytest.approx(0.59)
     assert objective_rows["2025-Q2"]["score"] == pytest.approx(0.74)
+
+
+def test_krs_not_started_on_the_as_of_day_expect_nothing(tmp_path):
+    """CONTRACT 6: a KR not started on the as-of day has expected progress 0 (maintain types
+    too) and status not_started; objectives average e over the KRs that have progress."""
+    krs = [
+        # started: Jan 1..31 (31 days); 2 signups a day -> a = 30 on Jan 15
+        key_result("kr-now", "signups", baseline=0, target=100, period=(jan(1), jan(31))),
+        # started, spans Q1 and Q2 (Jan 1..Apr 30, 120 days); Q2 has not started on Jan 15
+        key_result("kr-span", "signups", baseline=0, target=400, period=(jan(1), day(4, 30)),
+                   weight=2),
+        # not started: a maintain type, whose expected is 1 once started
+        key_result("kr-later", "nps", "maintain_above", target=50, period=(day(2, 1), day(3, 31)),
+                   weight=4),
+        # not started, spans Q1 and Q2
+        key_result("kr-q2", "signups", baseline=0, target=100, period=(day(2, 1), day(4, 30)),
+                   weight=8),
+    ]  # fmt: skip
+    quiet = [
+        key_result("kr-quiet", "nps", "maintain_below", target=70, period=(day(2, 1), day(2, 28)))
+    ]
+    config = write_config(
+        tmp_path / "c",
+        [csv_metric("signups"), csv_metric("nps", "last")],
+        [objective("o", krs, period=(jan(1), day(6, 30))), objective("quiet", quiet)],
+    )
+    every_day = pl.date_range(jan(1), day(6, 30), "1d", eager=True).to_list()
+    con = warehouse(
+        tmp_path / "w.duckdb",
+        [(d, "signups", 2.0) for d in every_day] + [(d, "nps", 60.0) for d in every_day],
+    )
+    results = compute_okr_results(con, config, [Q1, Q2], jan(15))
+    rows = {(r["quarter"], r["kr_id"]): r for r in results.key_result_attainment.to_dicts()}
+    assert set(rows) == {
+        ("2025-Q1", kr) for kr in ("kr-now", "kr-span", "kr-later", "kr-q2", "kr-quiet")
+    } | {("2025-Q2", "kr-span"), ("2025-Q2", "kr-q2")}
+    for key in [("2025-Q1", "kr-later"), ("2025-Q1", "kr-q2"), ("2025-Q2", "kr-q2"),
+                ("2025-Q1", "kr-quiet")]:  # fmt: skip
+        row = rows[key]
+        assert row["as_of_date"] == jan(15), key
+        assert (row["expected_progress"], row["status"]) == (0.0, "not_started"), key
+        assert (row["progress"], row["raw_progress"], row["grade"]) == (None, None, None), key
+    # started: e = 15/31, p = 30/100; gap 0.484 - 0.3 = 0.184 -> at_risk
+    assert rows[("2025-Q1", "kr-now")]["expected_progress"] == pytest.approx(15 / 31)
+    assert rows[("2025-Q1", "kr-now")]["progress"] == pytest.approx(0.3)
+    assert rows[("2025-Q1", "kr-now")]["status"] == "at_risk"
+    # kr-span in both quarters as of Jan 15: e = 15/120 = 0.125, p = 30/400; gap 0.05 -> on_track
+    for quarter in ("2025-Q1", "2025-Q2"):
+        row = rows[(quarter, "kr-span")]
+        assert row["as_of_date"] == jan(15)
+        assert row["expected_progress"] == pytest.approx(0.125)
+        assert row["progress"] == pytest.approx(0.075)
+        assert row["status"] == "on_track"
+    # the burn-up history has days from each KR's start only: none for the unstarted KRs
+    daily = results.key_result_progress_daily
+    assert set(daily["kr_id"].unique()) == {"kr-now", "kr-span"}
+    last = daily.filter((pl.col("kr_id") == "kr-now") & (pl.col("as_of_date") == jan(15)))
+    assert last["expected_progress"].to_list() == pytest.approx([15 / 31])
+
+    objectives = {
+        (r["quarter"], r["objective_id"]): r for r in results.objective_attainment.to_dicts()
+    }
+    q1, q2 = objectives[("2025-Q1", "o")], objectives[("2025-Q2", "o")]
+    # over the KRs with progress only: O = (1*0.3 + 2*0.075) / 3 = 0.15,
+    # e = (1*15/31 + 2*0.125) / 3 = 0.2446 (the unstarted KRs' 0 weighs nothing);
+    # gap 0.2446 - 0.15 = 0.0946 -> on_track
+    assert q1["score"] == pytest.approx(0.15)
+    assert q1["expected_progress"] == pytest.approx((15 / 31 + 0.25) / 3)
+    assert (q1["status"], q1["kr_not_started"], q1["kr_count"]) == ("on_track", 2, 4)
+    # Q2: only kr-span has progress
+    assert (q2["score"], q2["expected_progress"]) == pytest.approx((0.075, 0.125))
+    assert (q2["status"], q2["kr_not_started"]) == ("on_track", 1)
+    # an objective under way whose only KR has not started: nothing to average yet
+    quiet_row = objectives[("2025-Q1", "quiet")]
+    assert (quiet_row["score"], quiet_row["expected_progress"]) == (None, None)
+    assert (quiet_row["status"], quiet_row["kr_not_started"]) == ("no_data", 1)
 
 
 # -- relative-target edge cases --------------------------------------------------------------

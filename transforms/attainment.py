@@ -37,9 +37,7 @@ def auto_baseline(reader: MetricReader, kr: ResolvedKeyResult) -> float | None:
     return auto_baselines(reader, [kr])[kr.kr.id]
 
 
-def auto_baselines(
-    reader: MetricReader, krs: list[ResolvedKeyResult]
-) -> dict[str, float | None]:
+def auto_baselines(reader: MetricReader, krs: list[ResolvedKeyResult]) -> dict[str, float | None]:
     """`auto_baseline` of many KRs, measured together."""
     windows = pl.DataFrame(
         {

@@ -263,60 +263,111 @@ class OkrConfig:
 
 
 def load_config(folder: Path | str) -> OkrConfig:
-    """Read and validate `metrics.yaml` and `okrs.yaml`; raise ConfigError listing every problem."""
+    """Read and validate `metrics.yaml` and `okrs.yaml`; raise ConfigError listing every problem,
+    each starting with the file and line it is about, so it reads on its own."""
     folder = Path(folder)
     problems: list[str] = []
-    metrics_doc = _read_yaml(folder / "metrics.yaml", problems)
-    okrs_doc = _read_yaml(folder / "okrs.yaml", problems)
+    metrics_file = _read_yaml(folder / "metrics.yaml", problems)
+    okrs_file = _read_yaml(folder / "okrs.yaml", problems)
     if problems:
         raise ConfigError(problems)
 
-    for key in sorted(map(str, metrics_doc.keys() - {"settings", "metrics"})):
-        problems.append(f"metrics.yaml: unknown top-level key '{key}'; allowed: settings, metrics")
-    for key in sorted(map(str, okrs_doc.keys() - {"objectives"})):
-        problems.append(f"okrs.yaml: unknown top-level key '{key}'; allowed: objectives")
+    for file, allowed in ((metrics_file, ("settings", "metrics")), (okrs_file, ("objectives",))):
+        for key in sorted(map(str, file.document.keys() - set(allowed))):
+            problems.append(
+                f"{file.at((key,))}: unknown top-level key '{key}'; allowed: {', '.join(allowed)}"
+            )
     parsed_settings = _parse_one(
-        Settings, metrics_doc.get("settings") or {}, "metrics.yaml", "settings", None, problems
+        Settings,
+        metrics_file.document.get("settings") or {},
+        _Entry(metrics_file, ("settings",), "settings"),
+        problems,
     )
     settings = parsed_settings or Settings()  # keep checking the rest against the defaults
-    metrics, broken_metrics = _parse_list(
-        Metric, metrics_doc, "metrics", "metrics.yaml", "metric", problems
-    )
+    metrics, broken_metrics = _parse_list(Metric, metrics_file, "metrics", "metric", problems)
     objectives, broken_objectives = _parse_list(
-        Objective, okrs_doc, "objectives", "okrs.yaml", "objective", problems
+        Objective, okrs_file, "objectives", "objective", problems
     )
     # Entries that failed to parse are reported already: references to them are not "unknown".
-    metric_by_id = _unique(metrics, "metrics.yaml", "metric", problems)
-    metric_refs = _References("metric", metric_by_id, broken_metrics)
-    objective_by_id = _unique(objectives, "okrs.yaml", "objective", problems)
-    objective_refs = _References("objective", objective_by_id, broken_objectives)
-    _unique_key_results(objectives, problems)
+    _unique_ids([(entry, m.id) for entry, m in metrics], "among metrics", problems)
+    metric_refs = _References("metric", _first_by_id(metrics), broken_metrics)
+    _unique_ids(_okr_ids(objectives), "across objectives and key results", problems)
+    objective_refs = _References("objective", _first_by_id(objectives), broken_objectives)
 
-    for metric in metrics:
-        _check_metric(metric, metric_refs, problems)
+    for entry, metric in metrics:
+        _check_metric(metric, entry, metric_refs, problems)
     windows = {
-        o.id: _resolve_period(
-            o.period, settings, f"okrs.yaml: objective '{o.id}', field 'period'", problems
-        )
-        for o in objectives
+        o.id: _resolve_period(o.period, settings, entry, problems) for entry, o in objectives
     }
-    _check_hierarchy(objective_refs, problems)
+    _check_hierarchy(objective_refs, objectives, problems)
     key_results: dict[str, ResolvedKeyResult] = {}
-    for objective in objectives:
-        for metric_id in objective.related_metrics:
+    for entry, objective in objectives:
+        for index, metric_id in enumerate(objective.related_metrics):
             if unknown := metric_refs.unknown(metric_id):
-                problems.append(
-                    f"okrs.yaml: objective '{objective.id}', field 'related_metrics': {unknown}"
-                )
-        for kr in objective.key_results:
+                problems.append(entry.problem("related_metrics", unknown, at=(index,)))
+        for index, kr in enumerate(objective.key_results):
             resolved = _resolve_kr(
-                kr, objective, windows[objective.id], metric_refs, settings, problems
+                kr,
+                entry.key_result(index, kr.id),
+                objective,
+                windows[objective.id],
+                metric_refs,
+                settings,
+                problems,
             )
             if resolved:
                 key_results.setdefault(kr.id, resolved)
     if problems:
         raise ConfigError(problems)
-    return OkrConfig(folder, settings, metric_by_id, objective_by_id, windows, key_results)
+    return OkrConfig(
+        folder, settings, metric_refs.by_id, objective_refs.by_id, windows, key_results
+    )
+
+
+@dataclass(frozen=True)
+class _File:
+    """A parsed config file: its document, and the line of every key and list item in it by
+    path (keys as written, list indexes), so each problem can name its line."""
+
+    name: str
+    document: dict[str, Any]
+    lines: dict[tuple, int]
+
+    def line(self, path: tuple) -> int:
+        """The line of the node at `path`, or of the nearest node holding it (a missing field:
+        its entry)."""
+        while path and path not in self.lines:
+            path = path[:-1]
+        return self.lines.get(path, 1)
+
+    def at(self, path: tuple) -> str:
+        return f"{self.name}:{self.line(path)}"
+
+
+@dataclass(frozen=True)
+class _Entry:
+    """An entry of a config file (a metric, an objective, a KR, the settings) and where it is."""
+
+    file: _File
+    path: tuple
+    name: str
+    """How problems name it: "metric 'nps'", "objective 'o1', key result 'kr-x'"."""
+
+    def problem(self, field: str | tuple, message: str, at: tuple = ()) -> str:
+        """`file:line: entry, field 'a.b': message`, the line of the field (or of item `at`
+        of it)."""
+        field = (field,) if isinstance(field, str) else field
+        label = ".".join(map(str, field)) or "(entry)"
+        return f"{self.file.at((*self.path, *field, *at))}: {self.name}, field '{label}': {message}"
+
+    def key_result(self, index: int, kr_id: str) -> _Entry:
+        return _Entry(
+            self.file, (*self.path, "key_results", index), f"{self.name}, key result '{kr_id}'"
+        )
+
+    @property
+    def line(self) -> int:
+        return self.file.line(self.path)
 
 
 @dataclass
@@ -366,38 +417,86 @@ def _construct_mapping(loader: yaml.SafeLoader, node: yaml.MappingNode) -> dict[
 _UniqueKeyLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
 
 
-def _read_yaml(path: Path, problems: list[str]) -> dict[str, Any]:
+def _read_yaml(path: Path, problems: list[str]) -> _File:
+    empty = _File(path.name, {}, {})
     try:
         data = path.read_bytes()
-        cached = _cached_document(data)
-        document = cached if cached is not None else yaml.load(
-            data.decode("utf-8-sig"), Loader=_UniqueKeyLoader
-        )
     except FileNotFoundError:
         problems.append(f"{path.name}: file not found in {path.parent}")
-        return {}
-    except (OSError, UnicodeDecodeError) as error:
-        problems.append(f"{path.name}: cannot be read as UTF-8 text: {error}")
-        return {}
-    except yaml.YAMLError as error:
-        problems.append(f"{path.name}: not valid YAML: {error}")
-        return {}
-    if document is None:
-        return {}
-    if not isinstance(document, dict):
+        return empty
+    except OSError as error:
+        problems.append(f"{path.name}: cannot be read: {error}")
+        return empty
+    if cached := _cached_file(path.name, data):
+        return cached
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as error:
+        line = data[: error.start].count(b"\n") + 1
         problems.append(
-            f"{path.name}: the top level must be a mapping, found {type(document).__name__}"
+            f"{path.name}:{line}: cannot be read as UTF-8 text: {error}; save it as UTF-8"
         )
-        return {}
-    if cached is None:
-        _cache_document(data, document)
-    return document
+        return empty
+    try:
+        document, lines = _parse_yaml(text)
+    except yaml.YAMLError as error:
+        # pyyaml's text spans lines and calls the file "<unicode string>": one line, no name.
+        what = re.sub(r'\n\s*in "<unicode string>",', " at", str(error)).replace("\n", ": ")
+        problems.append(f"{path.name}:{_error_line(error, text)}: not valid YAML: {what}")
+        return empty
+    parsed = _File(path.name, document or {}, lines)
+    if document is not None and not isinstance(document, dict):
+        problems.append(
+            f"{parsed.at(())}: the top level must be a mapping, found {type(document).__name__}"
+        )
+        return empty
+    _cache_file(data, parsed)
+    return parsed
+
+
+def _parse_yaml(text: str) -> tuple[Any, dict[tuple, int]]:
+    """The document, and the line of each of its keys and list items (see `_File`)."""
+    loader = _UniqueKeyLoader(text)
+    try:
+        root = loader.get_single_node()
+        document = None if root is None else loader.construct_document(root)
+    finally:
+        loader.dispose()
+    if root is None:
+        return None, {}
+    lines: dict[tuple, int] = {(): root.start_mark.line + 1}
+    visited: set[int] = set()
+    stack = [((), root)]
+    while stack:
+        path, node = stack.pop()
+        if id(node) in visited:  # an alias: its anchor's insides are placed once
+            continue
+        visited.add(id(node))
+        if isinstance(node, yaml.MappingNode):
+            children = [(k.value, k, v) for k, v in node.value if isinstance(k, yaml.ScalarNode)]
+        elif isinstance(node, yaml.SequenceNode):
+            children = [(i, item, item) for i, item in enumerate(node.value)]
+        else:
+            continue
+        for key, marked, child in children:
+            lines[(*path, key)] = marked.start_mark.line + 1
+            stack.append(((*path, key), child))
+    return document, lines
+
+
+def _error_line(error: yaml.YAMLError, text: str) -> int:
+    """Where the parser stopped; a reader error (a control character) has a position only."""
+    mark = getattr(error, "problem_mark", None) or getattr(error, "context_mark", None)
+    if mark is not None:
+        return mark.line + 1
+    return text[: getattr(error, "position", 0)].count("\n") + 1
 
 
 # Parsing YAML is most of loading a config of thousands of KRs (0.4 s even with libyaml), and
-# every Dagster step process and code-location reload loads it. The parsed document is kept as
-# JSON (dates tagged) under the SHA-256 of the file's bytes, so an edited file is parsed anew.
-_CACHE_FORMAT = b"okr-config-cache 1\n"  # change when the loader reads YAML differently
+# every Dagster step process and code-location reload loads it. The parsed document and its
+# lines are kept as JSON (dates tagged) under the SHA-256 of the file's bytes, so an edited file
+# is parsed anew.
+_CACHE_FORMAT = b"okr-config-cache 2\n"  # change when the loader reads YAML differently
 _DATE_TAG = "__okr_date__"
 _DATETIME_TAG = "__okr_datetime__"
 
@@ -406,25 +505,27 @@ def _cache_name(data: bytes) -> str:
     return f"config-{hashlib.sha256(_CACHE_FORMAT + data).hexdigest()}.json"
 
 
-def _cached_document(data: bytes) -> Any | None:
+def _cached_file(name: str, data: bytes) -> _File | None:
     text = cache.read_text(_cache_name(data))
     if text is None:
         return None
     try:
-        return json.loads(text, object_hook=_untag)
-    except ValueError:  # a torn or foreign file: parse the YAML instead
+        cached = json.loads(text, object_hook=_untag)
+        return _File(name, cached["document"], {tuple(p): line for p, line in cached["lines"]})
+    except (ValueError, TypeError, KeyError):  # a torn or foreign file: parse the YAML instead
         return None
 
 
-def _cache_document(data: bytes, document: dict[str, Any]) -> None:
+def _cache_file(data: bytes, parsed: _File) -> None:
     """Documents JSON cannot give back as they are (non-text keys, NaN) are not cached."""
     try:
-        text = json.dumps(document, default=_tag)
-        if json.loads(text, object_hook=_untag) != document:
+        document = json.dumps(parsed.document, default=_tag)
+        if json.loads(document, object_hook=_untag) != parsed.document:
             return
     except (TypeError, ValueError):
         return
-    cache.write_text(_cache_name(data), text)
+    lines = json.dumps([[path, line] for path, line in parsed.lines.items()])
+    cache.write_text(_cache_name(data), f'{{"document": {document}, "lines": {lines}}}')
 
 
 def _tag(value: Any) -> dict[str, str]:
@@ -444,30 +545,31 @@ def _untag(mapping: dict[str, Any]) -> Any:
     return mapping
 
 
-def _parse_one(model, raw, file: str, kind: str, entry_id: str | None, problems: list[str]):
-    where = f"{file}: {kind}" + (f" '{entry_id}'" if entry_id else "")
+def _parse_one(model, raw, entry: _Entry, problems: list[str]):
     if not isinstance(raw, dict):
-        problems.append(f"{where}: must be a mapping of fields, found {type(raw).__name__}")
+        problems.append(
+            f"{entry.file.at(entry.path)}: {entry.name}: must be a mapping of fields, "
+            f"found {type(raw).__name__}"
+        )
         return None
     try:
         return model.model_validate(raw)
     except ValidationError as error:
         for detail in error.errors():
             loc = tuple(p for p in detail["loc"] if not _is_union_tag(p))
-            entry, entry_model, field_loc = where, model, loc
+            about, about_model, field_loc = entry, model, loc
             if len(loc) >= 2 and loc[0] == "key_results" and isinstance(loc[1], int):
                 krs = raw.get("key_results")
                 kr = krs[loc[1]] if isinstance(krs, list) and loc[1] < len(krs) else None
                 kr_id = kr.get("id") if isinstance(kr, dict) else None
-                entry = f"{file}: key result '{kr_id or f'#{loc[1] + 1}'}' ({kind} '{entry_id}')"
-                entry_model, field_loc = KeyResult, loc[2:]
-            message = _message(detail, entry_model, field_loc)
+                about = entry.key_result(loc[1], str(kr_id or f"#{loc[1] + 1}"))
+                about_model, field_loc = KeyResult, loc[2:]
+            message = _message(detail, about_model, field_loc)
             if (
                 message in _SHAPES.values()
             ):  # about the whole field: [5] is a bad range, not range.1
                 field_loc = field_loc[:1]
-            field_name = ".".join(map(str, field_loc)) or "(entry)"
-            line = f"{entry}, field '{field_name}': {message}"
+            line = about.problem(field_loc, message)
             if line not in problems:  # union members report the same problem more than once
                 problems.append(line)
         return None
@@ -535,45 +637,60 @@ def _nested_model(annotation: Any) -> type[BaseModel] | None:
     return None
 
 
-def _parse_list(model, document, key, file, kind, problems) -> tuple[list[Any], set[str]]:
-    """The entries that parse, and the ids of those that do not."""
-    entries = document.get(key) or []
+def _parse_list(
+    model, file: _File, key: str, kind: str, problems: list[str]
+) -> tuple[list[tuple[_Entry, Any]], set[str]]:
+    """The entries that parse, each with where it is, and the ids of those that do not."""
+    entries = file.document.get(key) or []
     if not isinstance(entries, list):
-        problems.append(f"{file}: '{key}' must be a list of {kind} entries")
+        problems.append(f"{file.at((key,))}: '{key}' must be a list of {kind} entries")
         return [], set()
     parsed, broken = [], set()
     for index, raw in enumerate(entries):
         entry_id = raw.get("id") if isinstance(raw, dict) else None
-        item = _parse_one(model, raw, file, kind, str(entry_id or f"#{index + 1}"), problems)
+        entry = _Entry(file, (key, index), f"{kind} '{entry_id or f'#{index + 1}'}'")
+        item = _parse_one(model, raw, entry, problems)
         if item is not None:
-            parsed.append(item)
+            parsed.append((entry, item))
         elif entry_id is not None:
             broken.add(str(entry_id))
     return parsed, broken
 
 
-def _unique(items, file: str, kind: str, problems: list[str]) -> dict[str, Any]:
+def _first_by_id(entries: list[tuple[_Entry, Any]]) -> dict[str, Any]:
+    """Items by id; a repeated id (a problem reported on its own) keeps the first."""
     by_id: dict[str, Any] = {}
-    for item in items:
-        if item.id in by_id:
-            problems.append(
-                f"{file}: {kind} '{item.id}', field 'id': duplicate id; ids must be unique"
-            )
+    for _, item in entries:
         by_id.setdefault(item.id, item)
     return by_id
 
 
-def _unique_key_results(objectives: list[Objective], problems: list[str]) -> None:
-    """KR ids are unique across all objectives."""
-    owner: dict[str, str] = {}
-    for objective in objectives:
-        for kr in objective.key_results:
-            if kr.id in owner:
-                problems.append(
-                    f"okrs.yaml: key result '{kr.id}' (objective '{objective.id}'), field 'id': "
-                    f"duplicate id, also used in objective '{owner[kr.id]}'; ids must be unique"
+def _unique_ids(entries: list[tuple[_Entry, str]], scope: str, problems: list[str]) -> None:
+    """Each later use of an id is reported with the entry that has it first, and its line."""
+    first: dict[str, _Entry] = {}
+    for entry, entry_id in entries:
+        if other := first.get(entry_id):
+            problems.append(
+                entry.problem(
+                    "id",
+                    f"duplicate id, also used by {other.name} (line {other.line}); "
+                    f"ids must be unique {scope}",
                 )
-            owner.setdefault(kr.id, objective.id)
+            )
+        first.setdefault(entry_id, entry)
+
+
+def _okr_ids(objectives: list[tuple[_Entry, Objective]]) -> list[tuple[_Entry, str]]:
+    """Objectives and their KRs in file order: their ids are unique together, as BI tools
+    join the marts on them."""
+    return [
+        item
+        for entry, o in objectives
+        for item in [
+            (entry, o.id),
+            *((entry.key_result(i, kr.id), kr.id) for i, kr in enumerate(o.key_results)),
+        ]
+    ]
 
 
 SNAKE_CASE = re.compile(r"^[a-z_][a-z0-9_]*$")
@@ -589,16 +706,22 @@ def _column_problem(source_name: str, column: str) -> str | None:
         )
     if source.column_kind(column) is None:
         prefixes = [f"{p}<key>" for p in source.open_prefixes]
+        bare = (
+            f"; a key of {source.bare_keys_of} is named bare ('region') when it is letters, "
+            f"digits and '_', else in full: '{source.bare_keys_of}.{column}'"
+            if source.bare_keys_of
+            else ""
+        )
         return (
             f"source '{source_name}' has no column '{column}'; "
-            f"it has: {', '.join([*source.columns, *prefixes])}"
+            f"it has: {', '.join([*source.columns, *prefixes])}{bare}"
         )
     return None
 
 
-def _check_metric(metric: Metric, metrics: _References, problems: list[str]) -> None:
-    def problem(field: str, message: str) -> None:
-        problems.append(f"metrics.yaml: metric '{metric.id}', field '{field}': {message}")
+def _check_metric(metric: Metric, entry: _Entry, metrics: _References, problems: list[str]) -> None:
+    def problem(field: str | tuple, message: str) -> None:
+        problems.append(entry.problem(field, message))
 
     if metric.aggregation == "ratio":
         for field in ("numerator", "denominator"):
@@ -655,25 +778,31 @@ def _check_metric(metric: Metric, metrics: _References, problems: list[str]) -> 
         )
     for column in metric.filter:
         if unknown := _column_problem(metric.source, column):
-            problem(f"filter.{column}", unknown)
+            problem(("filter", column), unknown)
 
 
-def _resolve_period(period: Period, settings: Settings, where: str, problems: list[str]):
+def _resolve_period(period: Period, settings: Settings, entry: _Entry, problems: list[str]):
+    """The window of the objective or KR `entry`, or None (a problem) for a bad label."""
     if isinstance(period, PeriodRange):
         return period.start, period.end
     try:
         quarter = quarter_from_label(period, settings.fiscal_year_start_month)
     except ValueError as error:
-        problems.append(f"{where}: {error}, or {{start: YYYY-MM-DD, end: YYYY-MM-DD}}")
+        problems.append(
+            entry.problem("period", f"{error}, or {{start: YYYY-MM-DD, end: YYYY-MM-DD}}")
+        )
         return None
     return quarter.start, quarter.end
 
 
-def _check_hierarchy(refs: _References, problems: list[str]) -> None:
-    objectives: dict[str, Objective] = refs.by_id
-    for objective in objectives.values():
+def _check_hierarchy(
+    refs: _References, entries: list[tuple[_Entry, Objective]], problems: list[str]
+) -> None:
+    for entry, objective in entries:
         if objective.parent is not None and (unknown := refs.unknown(objective.parent)):
-            problems.append(f"okrs.yaml: objective '{objective.id}', field 'parent': {unknown}")
+            problems.append(entry.problem("parent", unknown))
+    objectives: dict[str, Objective] = refs.by_id
+    entry_of = {o.id: entry for entry, o in reversed(entries)}  # the first of a repeated id
     reported: set[str] = set()
     for objective in objectives.values():
         chain, current = [objective.id], objective.parent
@@ -684,29 +813,25 @@ def _check_hierarchy(refs: _References, problems: list[str]) -> None:
             cycle = chain[chain.index(current) :] + [current]
             reported.update(cycle)
             problems.append(
-                f"okrs.yaml: objective '{current}', field 'parent': the hierarchy has "
-                f"a cycle: {' -> '.join(cycle)}; parents must form a tree"
+                entry_of[current].problem(
+                    "parent",
+                    f"the hierarchy has a cycle: {' -> '.join(cycle)}; parents must form a tree",
+                )
             )
 
 
-def _resolve_kr(kr, objective, objective_window, metrics: _References, settings, problems):
+def _resolve_kr(
+    kr, entry: _Entry, objective, objective_window, metrics: _References, settings, problems
+):
     def problem(field: str, message: str) -> None:
-        problems.append(
-            f"okrs.yaml: key result '{kr.id}' (objective '{objective.id}'), "
-            f"field '{field}': {message}"
-        )
+        problems.append(entry.problem(field, message))
 
     metric = metrics.by_id.get(kr.metric)
     if unknown := metrics.unknown(kr.metric):
         problem("metric", unknown)
     window = objective_window
     if kr.period is not None:
-        window = _resolve_period(
-            kr.period,
-            settings,
-            f"okrs.yaml: key result '{kr.id}' (objective '{objective.id}'), field 'period'",
-            problems,
-        )
+        window = _resolve_period(kr.period, settings, entry, problems)
     target = parse_target(kr.target)
     if kr.type == "within_range":
         if kr.range is None:

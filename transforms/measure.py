@@ -21,7 +21,8 @@ import duckdb
 import polars as pl
 
 from transforms.config import Metric, OkrConfig
-from transforms.sources import SOURCES
+from transforms.schema import quote_ident
+from transforms.sources import SOURCES, SourceSpec
 
 SERIES_SCHEMA = {"date": pl.Date, "value": pl.Float64, "latest_date": pl.Date}
 PARTIALS_SCHEMA = {
@@ -85,18 +86,20 @@ class MetricReader:
     def value_over(self, metric: Metric, start: date, end: date) -> float | None:
         """The metric aggregated over [start, end] (baselines, success-metric periods);
         trailing and `last` metrics take their value as of `end`."""
-        return self.values_over(metric, pl.DataFrame({"start": [start], "end": [end]}))[
-            "value"
-        ][0]
+        return self.values_over(metric, pl.DataFrame({"start": [start], "end": [end]}))["value"][0]
 
     def values_over(self, metric: Metric, windows: pl.DataFrame) -> pl.DataFrame:
         """`value_over` for many windows (`start`, `end`) of one metric: one row per distinct
         window with `start`, `end`, `value`."""
-        windows = windows.select(
-            pl.lit(metric.id, pl.String).alias("metric_id"),
-            pl.col("start").cast(pl.Date),
-            pl.col("end").cast(pl.Date),
-        ).unique().sort("start", "end")
+        windows = (
+            windows.select(
+                pl.lit(metric.id, pl.String).alias("metric_id"),
+                pl.col("start").cast(pl.Date),
+                pl.col("end").cast(pl.Date),
+            )
+            .unique()
+            .sort("start", "end")
+        )
         return self.values_many(windows, {metric.id: metric}).select("start", "end", "value")
 
     def latest_dates(self, metric: Metric, first: date, last: date) -> pl.DataFrame:
@@ -136,19 +139,13 @@ class MetricReader:
         if plain:
             frames.append(self._partial_series(plain))
         frames += [self._distinct_series(r) for r in distinct]
-        measured = self._with_latest(
-            pl.concat(frames, how="vertical_relaxed"), plain + distinct
-        )
+        measured = self._with_latest(pl.concat(frames, how="vertical_relaxed"), plain + distinct)
         if ratios:
             measured = pl.concat([measured, self._ratio_series(ratios)], how="vertical_relaxed")
         order = pl.DataFrame(
             {"id": [r.id for r in requests]}, schema={"id": pl.String}
         ).with_row_index("_order")
-        return (
-            measured.join(order, on="id")
-            .sort("_order", "date")
-            .select("id", *SERIES_SCHEMA)
-        )
+        return measured.join(order, on="id").sort("_order", "date").select("id", *SERIES_SCHEMA)
 
     def values_many(
         self, windows: pl.DataFrame, metrics: dict[str, Metric] | None = None
@@ -168,19 +165,28 @@ class MetricReader:
             {
                 "metric_id": list(used),
                 "_kind": [
-                    "ratio" if m.aggregation == "ratio"
-                    else "as_of_end" if _valued_as_of_end(m) else "windowed"
+                    "ratio"
+                    if m.aggregation == "ratio"
+                    else "as_of_end"
+                    if _valued_as_of_end(m)
+                    else "windowed"
                     for m in used.values()
                 ],
                 "pkey": [self._code(m) for m in used.values()],
                 "aggregation": [m.aggregation for m in used.values()],
             },
-            schema={"metric_id": pl.String, "_kind": pl.String, "pkey": pl.UInt32,
-                    "aggregation": pl.String},
+            schema={
+                "metric_id": pl.String,
+                "_kind": pl.String,
+                "pkey": pl.UInt32,
+                "aggregation": pl.String,
+            },
         )
         rows = rows.join(kinds, on="metric_id", how="left", maintain_order="left")
-        windowed_from = rows.filter(pl.col("_kind") == "windowed").group_by("metric_id").agg(
-            pl.col("start").min()
+        windowed_from = (
+            rows.filter(pl.col("_kind") == "windowed")
+            .group_by("metric_id")
+            .agg(pl.col("start").min())
         )
         self._require((used[m], start) for m, start in windowed_from.iter_rows())
         self.prefetch(m for m in used.values())
@@ -214,12 +220,11 @@ class MetricReader:
             frames.append(self._with_latest(_calendar_of(plain), plain))
         if ratios:
             parts = self._part_requests(ratios)
-            latest = self.latest_many(
-                [(r.id, r.metric) for r in parts], first, last
-            ).with_columns(pl.col("id").str.split_exact(_PART, 1).struct.field("field_0").alias("id"))
+            latest = self.latest_many([(r.id, r.metric) for r in parts], first, last).with_columns(
+                pl.col("id").str.split_exact(_PART, 1).struct.field("field_0").alias("id")
+            )
             frames.append(
-                latest.group_by("id", "date").agg(pl.col("latest_date").min())
-                .sort("id", "date")
+                latest.group_by("id", "date").agg(pl.col("latest_date").min()).sort("id", "date")
             )
         return pl.concat(frames, how="vertical_relaxed")
 
@@ -230,9 +235,7 @@ class MetricReader:
         `latest_dates` gives it, from one max() per key instead of the daily partials (lint and
         checks need only this, and it costs the same whatever the history)."""
         metrics = list(metrics)
-        parts = {
-            i: self._parts(m) if m.aggregation == "ratio" else [m] for i, m in metrics
-        }
+        parts = {i: self._parts(m) if m.aggregation == "ratio" else [m] for i, m in metrics}
         groups: dict[tuple, set[str]] = defaultdict(set)
         unbatched: dict[str, Metric] = {}
         for part in (p for ps in parts.values() for p in ps):
@@ -357,8 +360,7 @@ class MetricReader:
         days = (
             frame.with_columns(date=pl.date_ranges("lo", "last"))
             .explode("date")
-            .join(self._long(frame["pkey"]), on=["pkey", "date"], how="left",
-                  maintain_order="left")
+            .join(self._long(frame["pkey"]), on=["pkey", "date"], how="left", maintain_order="left")
             .with_columns(pl.col("n", "s", "source_n").fill_null(0))
         )
         outputs = []
@@ -399,9 +401,7 @@ class MetricReader:
             values.with_row_index("_row")
             .join(keys, on="id", how="left")
             .sort("date")
-            .join_asof(
-                data_days, on="date", by="pkey", strategy="backward", check_sortedness=False
-            )
+            .join_asof(data_days, on="date", by="pkey", strategy="backward", check_sortedness=False)
             .sort("_row")
             .drop("_row", "pkey")
         )
@@ -437,8 +437,9 @@ class MetricReader:
             pl.when(n == 0)
             # zero when the source has rows in the window but none match, null when it has none
             .then(
-                pl.when(aggregation.is_in(["sum", "count", "count_distinct"]) & (source_n > 0))
-                .then(0.0)
+                pl.when(
+                    aggregation.is_in(["sum", "count", "count_distinct"]) & (source_n > 0)
+                ).then(0.0)
             )
             .when(aggregation == "count_distinct")
             .then(pl.col("distinct_n").fill_null(0.0))
@@ -454,9 +455,7 @@ class MetricReader:
         )
         return frame.select("_i", value=value.cast(pl.Float64))
 
-    def _values_as_of_end(
-        self, windows: pl.DataFrame, metrics: dict[str, Metric]
-    ) -> pl.DataFrame:
+    def _values_as_of_end(self, windows: pl.DataFrame, metrics: dict[str, Metric]) -> pl.DataFrame:
         """Trailing and `last` metrics: a(end), one series per metric over its windows' ends."""
         spans = windows.group_by("metric_id").agg(
             first=pl.col("end").min(), last=pl.col("end").max()
@@ -482,9 +481,7 @@ class MetricReader:
             SELECT w._i, count(DISTINCT r.value)::DOUBLE AS distinct_n
             FROM {self._sightings_table(metric)} AS r JOIN w ON r.date = w.date
             GROUP BY w._i"""
-        self.con.register(
-            "_okr_windows", windows.select("_i", lo="start", hi="end").to_arrow()
-        )
+        self.con.register("_okr_windows", windows.select("_i", lo="start", hi="end").to_arrow())
         try:
             return self._query(sql, []).with_columns(pl.col("_i").cast(pl.UInt32))
         finally:
@@ -586,9 +583,13 @@ class MetricReader:
         ]
 
     def _ratio_series(self, ratios: list[SeriesRequest]) -> pl.DataFrame:
-        parts = self.series_many(self._part_requests(ratios)).with_columns(
-            pl.col("id").str.split_exact(_PART, 1).struct.rename_fields(["ratio", "side"])
-        ).unnest("id")
+        parts = (
+            self.series_many(self._part_requests(ratios))
+            .with_columns(
+                pl.col("id").str.split_exact(_PART, 1).struct.rename_fields(["ratio", "side"])
+            )
+            .unnest("id")
+        )
         numerator = parts.filter(pl.col("side") == "num").drop("side")
         denominator = parts.filter(pl.col("side") == "den").drop("side")
         return numerator.join(
@@ -608,16 +609,12 @@ class MetricReader:
                 parts[f"{metric_id}{_PART}{side}"] = part
         sides = [
             self.values_many(
-                windows.select(
-                    "start", "end", metric_id=pl.col("metric_id") + f"{_PART}{side}"
-                ),
+                windows.select("start", "end", metric_id=pl.col("metric_id") + f"{_PART}{side}"),
                 parts,
             )["value"]
             for side in ("num", "den")
         ]
-        return windows.select(
-            "_i", value=pl.when(sides[1] != 0).then(sides[0] / sides[1])
-        )
+        return windows.select("_i", value=pl.when(sides[1] != 0).then(sides[0] / sides[1]))
 
     # -- reading the warehouse ----------------------------------------------------------------
 
@@ -647,8 +644,9 @@ class MetricReader:
         values = wanted if isinstance(wanted, list) else [wanted]
         if any(isinstance(v, int | float) and not isinstance(v, bool) for v in values):
             return None  # numbers compare as numbers (see _filter_condition)
-        value = _column_expr(metric.column) if metric.aggregation in _NUMERIC else "NULL"
-        group = (metric.source, self._day_expr(metric), value, _column_expr(column))
+        source = SOURCES[metric.source]
+        value = _column_expr(source, metric.column) if metric.aggregation in _NUMERIC else "NULL"
+        group = (metric.source, self._day_expr(metric), value, _column_expr(source, column))
         return group, sorted({_filter_text(v) for v in values})
 
     def _read_batch(
@@ -661,8 +659,11 @@ class MetricReader:
         wanted = sorted({text for _, _, texts in members for text in texts})
         wanted_by = pl.DataFrame(
             [
-                {"pkey": self._code(metric), "key": text,
-                 "counts_rows": metric.aggregation not in _NUMERIC}
+                {
+                    "pkey": self._code(metric),
+                    "key": text,
+                    "counts_rows": metric.aggregation not in _NUMERIC,
+                }
                 for _, metric, texts in members
                 for text in texts
             ],
@@ -714,8 +715,15 @@ class MetricReader:
         source_name, day, value, key_expr = group
         source = SOURCES[source_name]
         empty = pl.DataFrame(
-            schema={"date": pl.Date, "key": pl.String, "rows": pl.Float64, "vals": pl.Float64,
-                    "s": pl.Float64, "mn": pl.Float64, "mx": pl.Float64}
+            schema={
+                "date": pl.Date,
+                "key": pl.String,
+                "rows": pl.Float64,
+                "vals": pl.Float64,
+                "s": pl.Float64,
+                "mn": pl.Float64,
+                "mx": pl.Float64,
+            }
         )
         if since is None:
             return empty
@@ -724,8 +732,11 @@ class MetricReader:
             f"FROM {source.table} WHERE {key_text} IN (SELECT unnest(?::VARCHAR[])) "
             f"AND {day} < DATE '{since.isoformat()}'{_and_active(source)}"
         )
-        return pl.concat([empty, self._query(
-            f"""
+        return pl.concat(
+            [
+                empty,
+                self._query(
+                    f"""
             WITH last_days AS (
                 SELECT {key_text} AS key, max({day}) AS row_day,
                     max({day}) FILTER (WHERE {value} IS NOT NULL) AS value_day
@@ -739,8 +750,11 @@ class MetricReader:
                     SELECT (key, row_day) FROM last_days
                     UNION SELECT (key, value_day) FROM last_days WHERE value_day IS NOT NULL)
             GROUP BY ALL""",
-            [wanted, wanted],
-        )], how="vertical_relaxed")
+                    [wanted, wanted],
+                ),
+            ],
+            how="vertical_relaxed",
+        )
 
     def _single_partials(self, metric: Metric) -> pl.DataFrame:
         rows, params = self._rows_sql(metric, with_value=metric.aggregation in _NUMERIC)
@@ -762,11 +776,11 @@ class MetricReader:
         source = SOURCES[metric.source]
         if not self._has_table(source.table):  # a source never loaded has no data: null, not 0
             return "SELECT NULL::DATE AS date, NULL AS value, FALSE AS matches WHERE FALSE", []
-        value = _column_expr(metric.column) if with_value and metric.column else "NULL"
+        value = _column_expr(source, metric.column) if with_value and metric.column else "NULL"
         conditions, params = ["TRUE"], []
         for column, wanted in metric.filter.items():
             condition, values = _filter_condition(
-                _column_expr(column), wanted if isinstance(wanted, list) else [wanted]
+                _column_expr(source, column), wanted if isinstance(wanted, list) else [wanted]
             )
             conditions.append(condition)
             params += values
@@ -783,11 +797,11 @@ class MetricReader:
         table, time_column = source.table, metric.time_column_or_default
         local_day = source.local_day_column
         if time_column == source.time_column and local_day and self._column_type(table, local_day):
-            return _ident(local_day)
+            return quote_ident(local_day)
         if self._column_type(table, time_column) == "TIMESTAMP WITH TIME ZONE":
-            tz = self.config.settings.timezone.replace("'", "")
-            return f"CAST(timezone('{tz}', {_ident(time_column)}) AS DATE)"
-        return f"CAST({_ident(time_column)} AS DATE)"
+            tz = _literal(self.config.settings.timezone)
+            return f"CAST(timezone({tz}, {quote_ident(time_column)}) AS DATE)"
+        return f"CAST({quote_ident(time_column)} AS DATE)"
 
     def _query(self, sql: str, params: list[Any]) -> pl.DataFrame:
         return self.con.sql(sql, params=params).pl()
@@ -937,16 +951,19 @@ def _calendar_of(requests: list[SeriesRequest]) -> pl.DataFrame:
     )
 
 
-def _ident(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'
+def _literal(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
 
 
-def _column_expr(column: str) -> str:
-    """`dimensions.region` reads a key of a JSON column; anything else is a plain column."""
-    head, _, key = column.partition(".")
-    if key:
-        return f"json_extract_string({_ident(head)}, '$.\"{key.replace(chr(34), '')}\"')"
-    return _ident(column)
+def _column_expr(source: SourceSpec, column: str) -> str:
+    """A column of the source, or a key of one of its JSON columns read as text (`dimensions.region`
+    or, for CSV dimensions, `region`). Config text reaches the SQL only quoted: the key as a JSON
+    pointer (RFC 6901: '~' and '/' escaped, so any key is exact) in a string literal."""
+    if nested := source.json_key(column):
+        json_column, key = nested
+        pointer = "/" + key.replace("~", "~0").replace("/", "~1")
+        return f"json_extract_string({quote_ident(json_column)}, {_literal(pointer)})"
+    return quote_ident(column)
 
 
 def _filter_condition(expr: str, values: list[Any]) -> tuple[str, list[Any]]:

@@ -256,7 +256,10 @@ def _touching(frame: pl.DataFrame, quarters: list[Quarter], today: date) -> pl.D
 def key_result_attainment(
     params: pl.DataFrame, daily: pl.DataFrame, quarters: list[Quarter], today: date
 ) -> pl.DataFrame:
-    """One row per (KR, quarter it touches), read off the daily history at the as-of date."""
+    """One row per (KR, quarter it touches), read off the daily history at the as-of date. The
+    history starts at the KR's start, so a KR not started on its as-of date has no day to read:
+    its row says not_started with expected progress 0 (CONTRACT 6) and no progress."""
+    not_started = pl.col("as_of_date") < pl.col("period_start")
     measured = daily.select(
         "kr_id",
         pl.col("date").alias("as_of_date"),
@@ -273,12 +276,11 @@ def key_result_attainment(
         _touching(params, quarters, today)
         .join(measured, on=["kr_id", "as_of_date"], how="left")
         .with_columns(
-            status=pl.when(pl.col("as_of_date") < pl.col("period_start"))
-            .then(pl.lit("not_started"))
-            .otherwise(pl.col("status")),
-            note=pl.when(pl.col("as_of_date") < pl.col("period_start"))
+            expected_progress=pl.when(not_started).then(0.0).otherwise("expected_progress"),
+            status=pl.when(not_started).then(pl.lit("not_started")).otherwise("status"),
+            note=pl.when(not_started)
             .then(pl.lit("the KR window has not started"))
-            .otherwise(pl.col("note")),
+            .otherwise("note"),
         )
         .sort("quarter_start", "objective_id", "kr_id")
     )
