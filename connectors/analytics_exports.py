@@ -31,7 +31,8 @@ streamed with Python instead (`gzip` for `.gz`) into the same temp table, in chu
 in memory, no Python loop over lines. For a damaged gzip every complete line before the damage
 is loaded (or rejected on its own merits) and one rejected row at `relpath:<last complete line +
 1>` names the gzip error and holds the partial last line, if any; the file is listed in the
-report's `warnings`. Invalid UTF-8 makes the file unreadable (below).
+report's `warnings`. A gzip that breaks before its first complete line, and invalid UTF-8, make
+the file unreadable (below).
 
 Rejected lines go to `raw.rejected_rows` (location `relpath:line`, `field`, `reason`,
 `raw_record`); the first failing check of a line decides. Events are rejected for: not valid
@@ -46,9 +47,10 @@ its own (field = its display name) while the rest of the line loads.
 
 Idempotency as in the CSV source: `raw.loaded_files` (source 'analytics') keeps each file's
 SHA-256; an unchanged file is skipped, a changed one replaces its rows, rejects and registry row
-in one transaction per file. A file that cannot be read at all (not UTF-8, a report without a
-header or `Date` column, ...) is left out and keeps what it loaded before; the other files
-still load and one `AnalyticsSourceError` at the end lists every such file.
+in one transaction per file. A missing folder means no files. A file that cannot be read at
+all (not UTF-8, not gzip or damaged before its first line, a report without a header or `Date`
+column, ...) is quarantined: one `raw.rejected_rows` row at the file's path says why, whatever
+it loaded before stays, and the other files still load (`connectors.files.load_files`).
 """
 
 from __future__ import annotations
@@ -68,12 +70,12 @@ from connectors.files import (
     NO_SPLIT,
     FileLoadReport,
     FileSourceError,
+    FileVersion,
     bad_number,
     commit_version,
     fields,
     lit,
     load_files,
-    new_version,
     well_quoted,
 )
 from transforms.schema import RAW_LOADED_FILES, RAW_REJECTED_ROWS, Table
@@ -144,37 +146,35 @@ def snake_case(display_name: str) -> str:
 
 
 def load_analytics_exports(
-    con: duckdb.DuckDBPyConnection, folder: Path, *, now: datetime | None = None
+    con: duckdb.DuckDBPyConnection,
+    folder: Path,
+    *,
+    now: datetime | None = None,
+    strict: bool = False,
 ) -> AnalyticsLoadReport:
-    """Load every new or changed export under `folder` (recursively, by relative path)."""
-    folder = Path(folder)
-    if not folder.is_dir():
-        raise AnalyticsSourceError(
-            f"analytics exports folder {folder} does not exist or is not a folder"
-        )
+    """Load every new or changed export under `folder` (recursively, by relative path); with
+    `strict`, a quarantined file fails the load once the other files have loaded."""
     for table in (RAW_ANALYTICS_EVENTS, RAW_ANALYTICS_REPORT, RAW_REJECTED_ROWS, RAW_LOADED_FILES):
         table.create(con)
-    files = sorted(
-        (p.relative_to(folder).as_posix(), p)
-        for p in folder.rglob("*")
-        if p.is_file() and file_kind(p)
-    )
     return load_files(
-        files,
-        lambda path, rel: _load_file(con, path, rel, now),
+        con,
+        SOURCE,
+        Path(folder),
+        lambda path: file_kind(path) is not None,
+        lambda path, version: _load_file(con, path, version),
         AnalyticsSourceError,
-        f"analytics export files in {folder}",
+        "analytics exports folder",
+        now=now,
+        strict=strict,
     )
 
 
 def _load_file(
-    con: duckdb.DuckDBPyConnection, path: Path, rel: str, now: datetime | None
-) -> tuple[int, int, str | None] | None:
-    """Load one file version in one transaction; None if it is unchanged since its last load.
-    The warning names the line where a damaged gzip broke off."""
-    version = new_version(con, SOURCE, path, rel, now)
-    if version is None:
-        return None
+    con: duckdb.DuckDBPyConnection, path: Path, version: FileVersion
+) -> tuple[int, int, str | None]:
+    """Load one file version in one transaction: rows loaded, rows rejected and a warning
+    naming the line where a damaged gzip broke off."""
+    rel = version.rel
     kind = file_kind(path)
     try:
         with insertion_order(con, preserve=True):  # rowid + 1 is the line number
@@ -260,6 +260,11 @@ def _stream_lines(
             lines_done += _append_lines(con, pending, rel, lines_done)
         return None
     detail = f"{type(error).__name__}: {error}" if str(error) else type(error).__name__
+    if lines_done == 0:
+        raise AnalyticsSourceError(
+            f"{rel}: not a readable gzip file, it breaks before its first line ({detail}); "
+            "export it again"
+        )
     return _Damage(
         lines_done + 1,
         f"gzip stream is damaged after line {lines_done} ({detail}; DuckDB: {duckdb_message}); "

@@ -29,11 +29,12 @@ How a file is read (all in DuckDB, no Python loop over rows):
 Idempotency: `raw.loaded_files` keeps each file's SHA-256. An unchanged file is skipped; a
 changed one replaces everything it loaded before (observations, rejected rows, registry row) in
 one transaction. Each file is its own transaction. Files that disappear from the folder keep
-their rows (a drop folder may be emptied after loading).
+their rows (a drop folder may be emptied after loading). A missing folder means no files.
 
-A file that cannot be read at all (empty, not UTF-8, no `date` column, bad header) is left out
-and leaves whatever it loaded before untouched; the other files still load, and at the end one
-`CsvSourceError` lists every such file (the report is on its `.report`).
+A file that cannot be read at all (empty, not UTF-8, no `date` column, bad header, a dimension
+column named like a built-in column of `staging.csv_observations`) is quarantined: one
+`raw.rejected_rows` row at the file's path says why, whatever it loaded before stays, and the
+other files still load (`connectors.files.load_files`).
 """
 
 from __future__ import annotations
@@ -50,15 +51,20 @@ from connectors.files import (
     NUMBER_PATTERN,
     FileLoadReport,
     FileSourceError,
+    FileVersion,
     commit_version,
     fields,
     lit,
     load_files,
-    new_version,
     trim,
     well_quoted,
 )
-from transforms.schema import RAW_CSV_OBSERVATIONS, RAW_LOADED_FILES, RAW_REJECTED_ROWS
+from transforms.schema import (
+    RAW_CSV_OBSERVATIONS,
+    RAW_LOADED_FILES,
+    RAW_REJECTED_ROWS,
+    STAGING_CSV_OBSERVATIONS,
+)
 from transforms.warehouse import insertion_order
 
 SOURCE = "csv"
@@ -69,6 +75,11 @@ _ROWS = "_csv_drop_rows"
 _DATE_HINT = "expected an ISO date YYYY-MM-DD"
 _NUMBER_HINT = "expected a plain decimal number such as 12, -3.5 or 1e6"
 _ID_HINT = f"ids match {METRIC_ID_PATTERN}"
+_RESERVED_DIMENSIONS = frozenset(
+    STAGING_CSV_OBSERVATIONS.column_names + RAW_CSV_OBSERVATIONS.column_names
+) - {"date", "metric_id", "value"}
+"""Columns of the CSV tables besides the long file's own: a dimension of the same name would be
+ambiguous (metrics name a dimension bare, `region`, so `dimensions` would mean the column)."""
 
 
 class CsvSourceError(FileSourceError):
@@ -89,37 +100,33 @@ class _Header:
 
 
 def load_csv_folder(
-    con: duckdb.DuckDBPyConnection, folder: Path, *, now: datetime | None = None
+    con: duckdb.DuckDBPyConnection,
+    folder: Path,
+    *,
+    now: datetime | None = None,
+    strict: bool = False,
 ) -> CsvLoadReport:
-    """Load every new or changed `*.csv` under `folder` (recursively, by relative path)."""
-    folder = Path(folder)
-    if not folder.is_dir():
-        raise CsvSourceError(f"CSV drop folder {folder} does not exist or is not a folder")
+    """Load every new or changed `*.csv` under `folder` (recursively, by relative path); with
+    `strict`, a quarantined file fails the load once the other files have loaded."""
     for table in (RAW_CSV_OBSERVATIONS, RAW_REJECTED_ROWS, RAW_LOADED_FILES):
         table.create(con)
-    files = sorted((p.relative_to(folder).as_posix(), p) for p in folder.rglob("*.csv"))
-    files = [(rel, path) for rel, path in files if path.is_file()]
     return load_files(
-        files,
-        lambda path, rel: _with_no_warning(_load_file(con, path, rel, now)),
+        con,
+        SOURCE,
+        Path(folder),
+        lambda path: path.name.endswith(".csv"),
+        lambda path, version: (*_load_file(con, path, version), None),
         CsvSourceError,
-        f"CSV files in {folder}",
+        "CSV drop folder",
+        now=now,
+        strict=strict,
     )
 
 
-def _with_no_warning(counts: tuple[int, int] | None) -> tuple[int, int, None] | None:
-    return None if counts is None else (*counts, None)
-
-
-def _load_file(
-    con: duckdb.DuckDBPyConnection, path: Path, rel: str, now: datetime | None
-) -> tuple[int, int] | None:
-    """Load one file version in one transaction; None if it is unchanged since its last load."""
-    version = new_version(con, SOURCE, path, rel, now)
-    if version is None:
-        return None
+def _load_file(con: duckdb.DuckDBPyConnection, path: Path, version: FileVersion) -> tuple[int, int]:
+    """Load one file version in one transaction: (rows loaded, rows rejected)."""
     try:
-        _parse(con, path, rel)
+        _parse(con, path, version.rel)
         return commit_version(
             con,
             version,
@@ -192,6 +199,13 @@ def _read_header(con: duckdb.DuckDBPyConnection, rel: str) -> _Header:
         raise CsvSourceError(
             f"{rel}: a long file needs both 'metric_id' and 'value' columns "
             f"(found: {', '.join(header.names)})"
+        )
+    clash = [name for name in header.names if name.lower() in _RESERVED_DIMENSIONS]
+    if clash and "metric_id" in lowered:  # a long file, whose other columns are dimensions
+        raise CsvSourceError(
+            f"{rel}: dimension column '{clash[0]}' is ambiguous: staging.csv_observations has a "
+            f"built-in column of that name; rename it in the header, e.g. to "
+            f"'{clash[0].strip('_')}_dim'"
         )
     if len(header.names) == 1:
         raise CsvSourceError(

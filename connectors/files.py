@@ -1,6 +1,14 @@
-"""What the file sources share: one load per file version (SHA-256), replaced in one
-transaction with its rejects and registry row, and SQL that splits physical lines into
-RFC 4180 fields so every row keeps its exact line number."""
+"""What the file sources share: the folder listing (a missing folder is no files), one load per
+file version (SHA-256), replaced in one transaction with its rejects and registry row, the
+quarantine of files that cannot be read at all, and SQL that splits physical lines into RFC 4180
+fields so every row keeps its exact line number.
+
+A quarantined file has one `raw.rejected_rows` row whose `location` is the file itself (no
+line) and whose `batch_id`, like every batch id, starts with the source and the first 12 hex
+digits of the file's SHA-256: an unchanged quarantined file is recognised and skipped, a changed
+one is read again and, once readable, its normal load replaces the quarantine row; a removed one
+is no longer quarantined. A file that turns unreadable keeps the rows its last readable version
+loaded."""
 
 from __future__ import annotations
 
@@ -19,19 +27,23 @@ from transforms.warehouse import insertion_order, transaction
 NUMBER_PATTERN = r"[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?"
 # A "delimiter" no text file contains, so read_csv yields each physical line as one column.
 NO_SPLIT = "\x1e\x1f\x1e\x1f"
+STRICT_FILES_ENV = "OKR_STRICT_FILES"
 
 
 @dataclass
 class FileLoadReport:
     """What one load of a source folder did."""
 
+    folder: str = ""
+    folder_status: str = "present"  # or "missing": no such folder, so no files
     files_seen: int = 0
     files_loaded: list[str] = field(default_factory=list)  # loaded for the first time or replaced
     files_skipped: list[str] = field(default_factory=list)  # unchanged since their last load
+    # Files that cannot be read at all -> why; also those quarantined earlier and still unchanged.
+    files_quarantined: dict[str, str] = field(default_factory=dict)
     rows_loaded: int = 0
     rows_rejected: int = 0
     warnings: list[str] = field(default_factory=list)  # e.g. damaged gzip files, partly loaded
-    errors: list[str] = field(default_factory=list)  # files that could not be read at all
 
 
 class FileSourceError(Exception):
@@ -42,49 +54,140 @@ class FileSourceError(Exception):
         self.report = report
 
 
-def load_files(
-    files: list[tuple[str, Path]],
-    load_one: Callable[[Path, str], tuple[int, int, str | None] | None],
-    error: type[FileSourceError],
-    description: str,
-) -> FileLoadReport:
-    """Load each (relative path, path) with `load_one` (None: unchanged; else rows loaded,
-    rows rejected and an optional warning). A file that cannot be read at all is collected and,
-    once every other file has loaded, reported in one `error` naming each."""
-    report = FileLoadReport(files_seen=len(files))
-    for rel, path in files:
-        try:
-            result = load_one(path, rel)
-        except error as exc:
-            report.errors.append(str(exc))
-            continue
-        if result is None:
-            report.files_skipped.append(rel)
-            continue
-        loaded, rejected, warning = result
-        report.files_loaded.append(rel)
-        report.rows_loaded += loaded
-        report.rows_rejected += rejected
-        if warning:
-            report.warnings.append(warning)
-    if report.errors:
-        listing = "\n".join(f"- {problem}" for problem in report.errors)
-        raise error(
-            f"{len(report.errors)} of {len(files)} {description} could not be read "
-            f"(the other files loaded):\n{listing}",
-            report,
-        )
-    return report
-
-
 @dataclass(frozen=True)
 class FileVersion:
+    """One version (content) of a file to load, and the batch that loads or quarantines it."""
+
     source: str
     rel: str
     digest: str
     size: int
     batch_id: str
     loaded_at: datetime
+
+
+def load_files(
+    con: duckdb.DuckDBPyConnection,
+    source: str,
+    folder: Path,
+    wanted: Callable[[Path], bool],
+    load_one: Callable[[Path, FileVersion], tuple[int, int, str | None]],
+    error: type[FileSourceError],
+    description: str,
+    *,
+    now: datetime | None = None,
+    strict: bool = False,
+) -> FileLoadReport:
+    """Load each new or changed file of `folder` that is `wanted` with `load_one` (rows loaded,
+    rows rejected and an optional warning). A file it fails on with `error` is quarantined and
+    the other files still load; with `strict`, quarantined files then fail the load in one
+    `error` naming each (what loaded stays loaded). A quarantined file that was removed is no
+    longer quarantined: removing it is as good a fix as repairing it."""
+    report = FileLoadReport(folder=str(folder))
+    files = _list_folder(folder, wanted, error, description)
+    if files is None:
+        report.folder_status = "missing"
+        files = []
+    report.files_seen = len(files)
+    quarantined = {
+        rel: (batch_id, reason)
+        for rel, batch_id, reason in con.execute(
+            f"SELECT source_ref, batch_id, reason FROM {RAW_REJECTED_ROWS.fqn} "
+            "WHERE source = ? AND location = source_ref",
+            [source],
+        ).fetchall()
+    }
+    for rel in sorted(quarantined.keys() - {rel for rel, _ in files}):
+        _lift_quarantine(con, source, rel)  # removed: no file left to fix
+    for rel, path in files:
+        version = new_version(con, source, path, rel, now)
+        if version is None:
+            if rel in quarantined:  # back to the content loaded last: no longer quarantined
+                _lift_quarantine(con, source, rel)
+            report.files_skipped.append(rel)
+            continue
+        batch_id, reason = quarantined.get(rel, ("", ""))
+        if batch_id.startswith(_batch_prefix(source, version.digest)):
+            report.files_quarantined[rel] = reason
+            continue
+        try:
+            loaded, rejected, warning = load_one(path, version)
+        except error as exc:
+            reason = str(exc).removeprefix(f"{rel}: ")
+            _quarantine(con, version, reason)
+            report.files_quarantined[rel] = reason
+            continue
+        report.files_loaded.append(rel)
+        report.rows_loaded += loaded
+        report.rows_rejected += rejected
+        if warning:
+            report.warnings.append(warning)
+    if strict and report.files_quarantined:
+        listing = "\n".join(f"- {rel}: {why}" for rel, why in report.files_quarantined.items())
+        raise error(
+            f"{len(report.files_quarantined)} of {len(files)} files in the {description} "
+            f"{folder} cannot be read and {STRICT_FILES_ENV} is set (the other files loaded; "
+            f"fix or remove these, or unset {STRICT_FILES_ENV} to load around them):\n{listing}",
+            report,
+        )
+    return report
+
+
+def _list_folder(
+    folder: Path, wanted: Callable[[Path], bool], error: type[FileSourceError], description: str
+) -> list[tuple[str, Path]] | None:
+    """The wanted files under `folder` (recursively) by relative path, sorted; None when the
+    folder does not exist, which means no files for that source."""
+    try:
+        if not folder.exists():
+            return None
+        if not folder.is_dir():
+            raise error(
+                f"the {description} {folder} is a file, not a folder; move the file away (the "
+                "folder may be absent, which means no files) or point OKR_DATA_DIR elsewhere"
+            )
+        next(folder.iterdir(), None)  # an unreadable folder fails here, not silently in rglob
+        return sorted(
+            (path.relative_to(folder).as_posix(), path)
+            for path in folder.rglob("*")
+            if wanted(path) and path.is_file()
+        )
+    except OSError as exc:
+        raise error(
+            f"the {description} {folder} cannot be read ({exc.strerror or exc}); give the user "
+            "running the pipeline read access to it"
+        ) from exc
+
+
+def _batch_prefix(source: str, digest: str) -> str:
+    return f"{source}-{digest[:12]}-"
+
+
+def _quarantine(con: duckdb.DuckDBPyConnection, version: FileVersion, reason: str) -> None:
+    """One `raw.rejected_rows` row for the whole file, replacing the one of an earlier
+    unreadable version; what an earlier readable version loaded stays."""
+    with transaction(con):
+        _lift_quarantine(con, version.source, version.rel)
+        con.execute(
+            f"INSERT INTO {RAW_REJECTED_ROWS.fqn} (source, source_ref, batch_id, location, "
+            "field, reason, raw_record, rejected_at) VALUES (?, ?, ?, ?, NULL, ?, NULL, ?)",
+            [
+                version.source,
+                version.rel,
+                version.batch_id,
+                version.rel,
+                reason,
+                version.loaded_at,
+            ],
+        )
+
+
+def _lift_quarantine(con: duckdb.DuckDBPyConnection, source: str, rel: str) -> None:
+    con.execute(
+        f"DELETE FROM {RAW_REJECTED_ROWS.fqn} "
+        "WHERE source = ? AND source_ref = ? AND location = source_ref",
+        [source, rel],
+    )
 
 
 def new_version(
@@ -101,7 +204,7 @@ def new_version(
     loaded_at = now or datetime.now(UTC)
     if loaded_at.tzinfo is None:
         loaded_at = loaded_at.replace(tzinfo=UTC)
-    batch_id = f"{source}-{digest[:12]}-{uuid.uuid4().hex[:8]}"
+    batch_id = f"{_batch_prefix(source, digest)}{uuid.uuid4().hex[:8]}"
     return FileVersion(source, rel, digest, size, batch_id, loaded_at)
 
 

@@ -8,10 +8,15 @@ Generated from the table definitions (`transforms.schema.Table`, one source of t
 | `unique_key` | every raw/staging/marts table with a `primary_key` | ERROR, blocking |
 | `non_null_ids` | the same tables: the key columns declared NOT NULL | as `unique_key` |
 | `reject_rate` | raw/csv_observations, raw/analytics_events, raw/analytics_report | ERROR, blocking |
+| `quarantined_files` | the same raw file assets | WARN |
 | `freshness` | every raw source asset (CSV, analytics, CRM when configured) | WARN |
 | `no_future_observations` | every staging asset | ERROR, blocking |
 | `progress_in_range` | marts/key_result_attainment, marts/key_result_progress_daily | ERROR, blocking |
 | `every_kr_metric_has_data` | marts/key_result_attainment | WARN |
+
+`no_future_observations` fails on rows dated after the real date (today by the clock in
+settings.timezone); rows after `OKR_AS_OF` but not after the real date are beyond the as-of day,
+which the marts ignore, so a rerun as of a past date passes (they are counted in its metadata).
 
 A blocking check that fails stops the assets downstream of its asset in the same run: bad raw
 rows never reach staging, bad staging rows never reach the marts, and bad marts are never
@@ -126,11 +131,18 @@ def _parse_ages(text: str) -> dict[str, int]:
 
 @dataclass(frozen=True)
 class CheckInputs:
-    """What a check reads: the warehouse, the config and the date treated as today."""
+    """What a check reads: the warehouse, the config, the date treated as today (OKR_AS_OF)
+    and the real date, which no data may lie after."""
 
     con: duckdb.DuckDBPyConnection
     config: OkrConfig
     today: date
+    real_today: date
+
+
+def real_today(timezone: str) -> date:
+    """Today by the clock in `timezone`, whatever OKR_AS_OF says."""
+    return datetime.now(ZoneInfo(timezone)).date()
 
 
 @dataclass(frozen=True)
@@ -238,7 +250,7 @@ FUTURE_COLUMNS: dict[str, str] = {
     # createdate, not closedate: an open deal's expected close date may well be in the future.
     **{table.fqn: "createdate" for table in STAGING_CRM_TABLES.values()},
 }
-"""Per staging table, the column that must not lie after today."""
+"""Per staging table, the column that must not lie after the real date."""
 
 
 # ------------------------------------------------------------------------------- the checks
@@ -374,39 +386,55 @@ def every_kr_metric_has_data(inputs: CheckInputs) -> Outcome:
 
 
 def no_future_observations(table: Table, column: str, inputs: CheckInputs) -> Outcome:
-    """No row dated after today; timestamps count by their day in settings.timezone."""
+    """No row dated after the real date. Rows after OKR_AS_OF but not after the real date are
+    beyond the as-of day, which the marts ignore: counted, not failed. Timestamps count by their
+    day in settings.timezone."""
     kind = next(c.type for c in table.columns if c.name == column)
-    if kind == "DATE":
-        condition, params = f"{quote_ident(column)} > ?", [inputs.today]
-    else:
-        tomorrow = datetime.combine(
-            inputs.today + timedelta(days=1), time(), ZoneInfo(inputs.config.settings.timezone)
-        )
-        condition, params = f"epoch({quote_ident(column)}) >= ?", [tomorrow.timestamp()]
-    [(future, latest)] = _fetch(
+    tz = ZoneInfo(inputs.config.settings.timezone)
+
+    def after(day: date) -> tuple[str, object]:
+        if kind == "DATE":
+            return f"{quote_ident(column)} > ?", day
+        midnight = datetime.combine(day + timedelta(days=1), time(), tz)
+        return f"epoch({quote_ident(column)}) >= ?", midnight.timestamp()
+
+    future, future_at = after(inputs.real_today)
+    beyond, beyond_at = after(inputs.today)
+    either, either_at = after(min(inputs.today, inputs.real_today))
+    [(n_future, latest, n_beyond)] = _fetch(
         inputs.con,
-        f"SELECT count(*), max({quote_ident(column)})::VARCHAR FROM {table.fqn} WHERE {condition}",
-        params,
+        f"SELECT count(*) FILTER (WHERE {future}), "
+        f"(max({quote_ident(column)}) FILTER (WHERE {future}))::VARCHAR, "
+        f"count(*) FILTER (WHERE {beyond} AND NOT {future}) FROM {table.fqn} WHERE {either}",
+        [future_at, future_at, beyond_at, future_at, either_at],
     )
     metadata: dict[str, Any] = {
         "column": column,
-        "today": inputs.today.isoformat(),
-        "future_rows": future,
+        "as_of": inputs.today.isoformat(),
+        "real_date": inputs.real_today.isoformat(),
+        "future_rows": n_future,
+        "rows_beyond_as_of": n_beyond,
     }
-    if future:
+    if n_future:
         metadata["latest_future_value"] = latest
         metadata["examples"] = _examples(
             inputs.con,
-            f"SELECT {_example_columns(table, [column])} FROM {table.fqn} WHERE {condition} "
+            f"SELECT {_example_columns(table, [column])} FROM {table.fqn} WHERE {future} "
             f"ORDER BY {quote_ident(column)} DESC LIMIT {EXAMPLES}",
-            params,
+            [future_at],
         )
         return Outcome(
             False,
-            f"{future} rows have {column} after today ({inputs.today}), up to {latest}",
+            f"{n_future} rows have {column} after the real date ({inputs.real_today}), up to "
+            f"{latest}; correct their dates at the source",
             metadata,
         )
-    return Outcome(True, f"no {column} after today ({inputs.today})", metadata)
+    summary = f"no {column} after the real date ({inputs.real_today})"
+    if n_beyond:
+        summary += (
+            f"; {n_beyond} rows after the as-of day ({inputs.today}) are ignored by the marts"
+        )
+    return Outcome(True, summary, metadata)
 
 
 def reject_rate(source: SourceTable, threshold: float, inputs: CheckInputs) -> Outcome:
@@ -467,6 +495,37 @@ def reject_rate(source: SourceTable, threshold: float, inputs: CheckInputs) -> O
         False,
         f"{len(over)} files reject more than {threshold:.1%} of their rows (worst: {worst[0]}, "
         f"{worst[3]:.1%}); see raw.rejected_rows",
+        metadata,
+    )
+
+
+def quarantined_files(source: SourceTable, inputs: CheckInputs) -> Outcome:
+    """The source's files that cannot be read at all: their one `raw.rejected_rows` row has the
+    file itself as location. A warning, not a gate: the other files loaded."""
+    rows = (
+        _fetch(
+            inputs.con,
+            f"SELECT source_ref, reason, rejected_at FROM {RAW_REJECTED_ROWS.fqn} "
+            "WHERE source = ? AND location = source_ref ORDER BY source_ref",
+            [source.family],
+        )
+        if _table_exists(inputs.con, RAW_REJECTED_ROWS)
+        else []
+    )
+    files = [
+        row
+        for row in rows
+        if source.file_kind is None or file_kind(Path(row[0])) == source.file_kind
+    ]
+    metadata: dict[str, Any] = {"quarantined_files": len(files)}
+    if not files:
+        return Outcome(True, "no file is quarantined", metadata)
+    metadata["files"] = dg.MetadataValue.md(_markdown(["file", "reason", "since"], files))
+    listing = "; ".join(f"{ref}: {reason}" for ref, reason, _ in files)
+    return Outcome(
+        False,
+        f"{len(files)} files cannot be read, so their current version was not loaded (fix or "
+        f"remove them): {listing}",
         metadata,
     )
 
@@ -538,8 +597,10 @@ def quality_checks(crm_enabled: bool, settings: ChecksSettings | None = None) ->
                     QualityCheck(
                         "no_future_observations",
                         table,
-                        f"No row with {column} after today (OKR_AS_OF, else today in "
-                        "settings.timezone). Blocking: future-dated data does not reach the marts.",
+                        f"No row with {column} after the real date (today by the clock in "
+                        "settings.timezone); rows after OKR_AS_OF but not after it are beyond the "
+                        "as-of day and pass (the marts ignore them). Blocking: future-dated data "
+                        "does not reach the marts.",
                         ERROR,
                         True,
                         lambda inputs, t=table, c=column: no_future_observations(t, c, inputs),
@@ -634,6 +695,19 @@ def _source_checks(
                 {"max_reject_rate": rate},
             )
         )
+        checks.append(
+            QualityCheck(
+                "quarantined_files",
+                table,
+                "No source file is quarantined (cannot be read at all: empty, unrecognised "
+                "header, not UTF-8, ...); warns listing each with its reason. Such a file's "
+                "current version is not loaded (an earlier version's rows stay) and the others "
+                "load; fix or remove it (OKR_STRICT_FILES makes it fail the raw step instead).",
+                WARN,
+                False,
+                lambda inputs: quarantined_files(source, inputs),
+            )
+        )
     return checks
 
 
@@ -669,7 +743,12 @@ def _asset_checks(key: dg.AssetKey, checks: Sequence[QualityCheck]) -> dg.AssetC
         config = okr_config.load()
         selected = context.selected_asset_check_keys
         with warehouse.connect() as con:
-            inputs = CheckInputs(con, config, okr_config.today(config))
+            inputs = CheckInputs(
+                con,
+                config,
+                okr_config.today(config),
+                real_today(config.settings.timezone),
+            )
             for item in checks:
                 if item.key in selected:
                     yield item.evaluate(inputs)

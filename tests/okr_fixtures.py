@@ -286,3 +286,12 @@ def raw_snapshot(con: duckdb.DuckDBPyConnection, *tables: str) -> dict[str, list
         table: con.execute(f"SELECT * FROM raw.{table} ORDER BY ALL").fetchall()
         for table in tables
     }
+
+
+def quarantined(con: duckdb.DuckDBPyConnection) -> list[tuple]:
+    """The quarantined files of raw.rejected_rows (location = the file itself) as (source,
+    source_ref, field, reason, raw_record, batch_id), by file."""
+    return con.execute(
+        "SELECT source, source_ref, field, reason, raw_record, batch_id FROM raw.rejected_rows "
+        "WHERE location = source_ref ORDER BY source, source_ref"
+    ).fetchall()

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import duckdb
 import pytest
-from okr_fixtures import raw_snapshot, rejects
+from okr_fixtures import quarantined, raw_snapshot, rejects
 
 from connectors import analytics_exports, files
 from connectors.analytics_exports import AnalyticsSourceError, load_analytics_exports, snake_case
@@ -76,7 +76,9 @@ def cells(con: duckdb.DuckDBPyConnection) -> list[tuple]:
 
 
 def snapshot(con: duckdb.DuckDBPyConnection) -> dict[str, list[tuple]]:
-    return raw_snapshot(con, "analytics_events", "analytics_report", "rejected_rows", "loaded_files")
+    return raw_snapshot(
+        con, "analytics_events", "analytics_report", "rejected_rows", "loaded_files"
+    )
 
 
 # -- events ---------------------------------------------------------------------------------------
@@ -362,13 +364,21 @@ def test_a_truncated_gzip_loads_its_readable_lines_and_rejects_the_damage(con, f
     assert snapshot(con) == before
 
 
-def test_a_gzip_cut_inside_its_header_loads_nothing_and_says_so(con, folder):
+def test_a_gzip_cut_before_its_first_line_is_quarantined(con, folder):
     write(folder, "ok.jsonl", event("a", "2025-04-01T00:00:00Z") + "\n")
     (folder / "tiny.json.gz").write_bytes(gzip.compress(b'{"event": "a"}\n')[:5])
-    load_analytics_exports(con, folder, now=T1)
+    (folder / "plain.jsonl.gz").write_bytes(b'{"event": "not gzip at all"}\n')
+    report = load_analytics_exports(con, folder, now=T1)
     assert [row[0] for row in events(con)] == ["ok.jsonl"]
-    [(location, reason)] = con.execute("SELECT location, reason FROM raw.rejected_rows").fetchall()
-    assert location == "tiny.json.gz:1" and "gzip stream is damaged after line 0" in reason
+    assert report.files_loaded == ["ok.jsonl"]
+    assert [row[1:5] for row in quarantined(con)] == [
+        ("plain.jsonl.gz", None, report.files_quarantined["plain.jsonl.gz"], None),
+        ("tiny.json.gz", None, report.files_quarantined["tiny.json.gz"], None),
+    ]
+    for reason in report.files_quarantined.values():
+        assert reason.startswith("not a readable gzip file, it breaks before its first line (")
+        assert reason.endswith("); export it again")
+    assert con.execute("SELECT count(*) FROM raw.rejected_rows").fetchall() == [(2,)]
 
 
 # -- reports --------------------------------------------------------------------------------------
@@ -524,29 +534,55 @@ def test_a_failed_replacement_rolls_back_to_the_previous_version(con, folder, mo
         ("b/nodate.csv", b"# x\nDay,Sessions\n20250101,1\n", "has no Date column"),
         ("b/empty.csv", b"# only comments\n\n", "has no header line"),
         ("b/dupes.csv", b"Date,Active users,Active-Users\n", "all become 'active_users'"),
+        ("b/reserved.csv", b"Date,Quarter start\n20250101,1\n", "is reserved ('quarter_start')"),
     ],
 )
-def test_an_unreadable_file_raises_naming_it_while_other_files_load(
+def test_an_unreadable_file_is_quarantined_while_other_files_load(
     con, folder, rel, content, problem
 ):
     write(folder, "a.jsonl", event("a", "2025-04-01T00:00:00Z") + "\n")
     write(folder, rel, content)
     write(folder, "c.csv", "Date,Sessions\n20250101,5\n")
     write(folder, "ignored.txt", "not an export")
-    with pytest.raises(AnalyticsSourceError) as raised:
-        load_analytics_exports(con, folder, now=T1)
-    message = str(raised.value)
-    assert "1 of 3 analytics export files" in message
-    assert f"- {rel}: " in message and problem in message
-    assert raised.value.report.files_loaded == ["a.jsonl", "c.csv"]
+    report = load_analytics_exports(con, folder, now=T1)
+    assert (report.files_seen, report.files_loaded) == (3, ["a.jsonl", "c.csv"])
+    [(quarantined_rel, reason)] = report.files_quarantined.items()
+    assert quarantined_rel == rel and problem in reason
+    assert [row[:5] for row in quarantined(con)] == [("analytics", rel, None, reason, None)]
+    assert con.execute("SELECT count(*) FROM raw.rejected_rows").fetchall() == [(1,)]
     assert con.execute("SELECT source_ref FROM raw.loaded_files ORDER BY 1").fetchall() == [
         ("a.jsonl",),
         ("c.csv",),
     ]
+    # Unchanged, it is not read again; fixed, it loads and its quarantine row goes.
+    before = snapshot(con)
+    assert load_analytics_exports(con, folder, now=T2).files_quarantined == {rel: reason}
+    assert snapshot(con) == before
+    good = event("b", "2025-04-02T00:00:00Z") + "\n"
+    write(folder, rel, "Date,Sessions\n20250102,7\n" if rel.endswith(".csv") else good)
+    fixed = load_analytics_exports(con, folder, now=T2)
+    assert (fixed.files_loaded, fixed.files_quarantined, fixed.rows_loaded) == ([rel], {}, 1)
+    assert quarantined(con) == []
 
 
-def test_a_missing_folder_is_an_error(con, tmp_path):
-    with pytest.raises(AnalyticsSourceError, match="does not exist"):
+def test_strict_fails_naming_the_unreadable_file_after_loading_the_others(con, folder):
+    write(folder, "a.jsonl", event("a", "2025-04-01T00:00:00Z") + "\n")
+    write(folder, "b.csv", "Sessions\n5\n")
+    with pytest.raises(AnalyticsSourceError) as raised:
+        load_analytics_exports(con, folder, now=T1, strict=True)
+    message = str(raised.value)
+    assert message.startswith(f"1 of 2 files in the analytics exports folder {folder} cannot be")
+    assert "\n- b.csv: the header on line 1 has no Date column" in message
+    assert [row[0] for row in events(con)] == ["a.jsonl"]
+    assert [row[1] for row in quarantined(con)] == ["b.csv"]
+
+
+def test_a_missing_folder_is_no_files_and_a_file_in_its_place_an_error(con, tmp_path):
+    report = load_analytics_exports(con, tmp_path / "nope")
+    assert (report.folder_status, report.files_seen) == ("missing", 0)
+    assert con.execute("SELECT count(*) FROM raw.analytics_events").fetchall() == [(0,)]
+    (tmp_path / "nope").write_text("")
+    with pytest.raises(AnalyticsSourceError, match="is a file, not a folder"):
         load_analytics_exports(con, tmp_path / "nope")
 
 

@@ -18,6 +18,8 @@ import duckdb
 import pytest
 
 from connectors.analytics_exports import load_analytics_exports
+from connectors.csv_drop import load_csv_folder
+from pipelines import checks
 from pipelines.build import build_definitions
 from pipelines.checks import (
     MAX_REJECT_RATE_ENV,
@@ -28,6 +30,7 @@ from pipelines.checks import (
     checked_tables,
     id_columns,
     quality_checks,
+    real_today,
 )
 from pipelines.cli import backfill
 from pipelines.settings import Settings
@@ -143,15 +146,20 @@ def evaluate(
     name: str,
     *,
     today: date = AS_OF,
+    real: date | None = None,
     thresholds: ChecksSettings | None = None,
 ) -> dg.AssetCheckResult:
+    """Evaluate one check as of `today`; `real` stands in for the clock's date (default: the
+    clock's)."""
     [check] = [
         c
         for c in quality_checks(crm_enabled=False, settings=thresholds)
         if c.asset_key.to_user_string() == asset and c.name == name
     ]
+    config = load_config(settings.config_dir)
+    real = real or real_today(config.settings.timezone)
     with duckdb.connect(str(settings.warehouse)) as con:
-        return check.evaluate(CheckInputs(con, load_config(settings.config_dir), today))
+        return check.evaluate(CheckInputs(con, config, today, real))
 
 
 def meta(result: dg.AssetCheckResult, key: str):
@@ -345,20 +353,23 @@ def test_every_kr_metric_has_data_warns_naming_the_krs(project: Settings):
 # -- no observation dated in the future --------------------------------------------------------------
 
 
-def test_no_future_observations_fails_on_a_date_after_today(project: Settings):
+def test_no_future_observations_fails_on_a_date_after_the_real_date(project: Settings):
     sql(
         project,
         "INSERT INTO staging.csv_observations SELECT * REPLACE (DATE '2025-05-16' AS date) "
         "FROM staging.csv_observations WHERE metric_id = 'csat' AND date = '2025-04-01'",
     )
-    result = evaluate(project, "staging/csv_observations", "no_future_observations")
+    result = evaluate(project, "staging/csv_observations", "no_future_observations", real=AS_OF)
     assert not result.passed and result.severity == ERROR
     assert meta(result, "future_rows") == 1 and "2025-05-16" in meta(result, "examples")
-    # The same row is fine a day later.
-    later = evaluate(
-        project, "staging/csv_observations", "no_future_observations", today=date(2025, 5, 16)
-    )
-    assert later.passed
+    assert meta(result, "rows_beyond_as_of") == 0
+    assert "after the real date (2025-05-15), up to 2025-05-16" in result.description
+    # By the clock the row is in the past: beyond the as-of day, which the marts ignore.
+    now = evaluate(project, "staging/csv_observations", "no_future_observations")
+    assert now.passed
+    assert (meta(now, "future_rows"), meta(now, "rows_beyond_as_of")) == (0, 1)
+    assert meta(now, "as_of") == "2025-05-15" and meta(now, "real_date") > "2025-05-16"
+    assert "1 rows after the as-of day (2025-05-15) are ignored by the marts" in now.description
 
 
 def test_no_future_observations_counts_timestamps_by_their_local_day(project: Settings):
@@ -366,24 +377,83 @@ def test_no_future_observations_counts_timestamps_by_their_local_day(project: Se
         "INSERT INTO staging.analytics_events SELECT * REPLACE "
         "(TIMESTAMPTZ '{ts}' AS timestamp) FROM staging.analytics_events LIMIT 1"
     )
+
+    def check(real: date) -> dg.AssetCheckResult:
+        return evaluate(project, "staging/analytics_events", "no_future_observations", real=real)
+
     # 23:59 on May 15 in New York (May 16 in UTC): today, not the future.
     sql(project, insert.format(ts="2025-05-16 03:59:00+00"))
-    assert evaluate(project, "staging/analytics_events", "no_future_observations").passed
+    assert check(AS_OF).passed and meta(check(AS_OF), "rows_beyond_as_of") == 0
     # 00:30 on May 16 in New York.
     sql(project, insert.format(ts="2025-05-16 04:30:00+00"))
-    result = evaluate(project, "staging/analytics_events", "no_future_observations")
+    result = check(AS_OF)
     assert not result.passed and meta(result, "future_rows") == 1
+    # A day later by the clock it is past, and beyond the as-of day.
+    later = check(date(2025, 5, 16))
+    assert later.passed and (meta(later, "future_rows"), meta(later, "rows_beyond_as_of")) == (0, 1)
 
 
-def test_a_future_dated_csv_row_blocks_the_marts(project: Settings):
+def test_rows_between_a_past_as_of_day_and_the_real_date_pass(project: Settings):
+    """OKR_AS_OF in the past: a later row is no future data; the marts measure without it."""
     (project.data_dir / "csv" / "late.csv").write_text("date,metric_id,value\n2025-05-20,csat,95\n")
+    result = backfill(project, "2025-Q2", None, dg.DagsterInstance.ephemeral())
+    assert result.success
+    check = evaluations(result)[("staging/csv_observations", "no_future_observations")]
+    assert check.passed
+    assert check.metadata["rows_beyond_as_of"].value == 1
+    assert check.metadata["future_rows"].value == 0
+    assert materialized(result) >= MARTS
+    with duckdb.connect(str(project.warehouse), read_only=True) as con:
+        assert con.execute(
+            "SELECT current_value FROM marts.key_result_attainment "
+            "WHERE kr_id = 'kr-csat' AND quarter = '2025-Q2'"
+        ).fetchall() == [(80.0,)]
+
+
+def test_a_row_dated_after_the_real_date_blocks_the_marts(project: Settings, monkeypatch):
+    # The clock says May 17; May 16 is only beyond the as-of day, May 20 is in the future.
+    monkeypatch.setattr(checks, "real_today", lambda timezone: date(2025, 5, 17))
+    (project.data_dir / "csv" / "late.csv").write_text(
+        "date,metric_id,value\n2025-05-16,csat,90\n2025-05-20,csat,95\n"
+    )
     result = backfill(project, "2025-Q2", None, dg.DagsterInstance.ephemeral())
     assert not result.success
     check = evaluations(result)[("staging/csv_observations", "no_future_observations")]
     assert not check.passed and check.severity == ERROR
-    assert "late.csv" in check.metadata["examples"].value
+    assert (check.metadata["future_rows"].value, check.metadata["rows_beyond_as_of"].value) == (
+        1,
+        1,
+    )
+    assert check.metadata["real_date"].value == "2025-05-17"
+    assert "| 2025-05-20 | late.csv | 3 |" in check.metadata["examples"].value
     assert {"raw/csv_observations", "staging/csv_observations"} <= materialized(result)
     assert not MARTS & materialized(result)
+
+
+# -- quarantined files -------------------------------------------------------------------------------
+
+
+def test_quarantined_files_warns_on_the_assets_of_the_files_kind(project: Settings):
+    for asset in ("raw/csv_observations", "raw/analytics_events", "raw/analytics_report"):
+        assert evaluate(project, asset, "quarantined_files").passed
+    (project.data_dir / "csv" / "empty.csv").write_text("")
+    (project.data_dir / "analytics" / "nodate.csv").write_text("Day,Sessions\n20250101,1\n")
+    with duckdb.connect(str(project.warehouse)) as con:
+        load_csv_folder(con, project.data_dir / "csv")
+        load_analytics_exports(con, project.data_dir / "analytics")
+    csv_check = evaluate(project, "raw/csv_observations", "quarantined_files")
+    assert not csv_check.passed and csv_check.severity == WARN
+    assert meta(csv_check, "quarantined_files") == 1
+    assert csv_check.description.endswith(
+        "empty.csv: the file is empty; expected a header line such as date,metric_id,value"
+    )
+    assert "| empty.csv | the file is empty;" in meta(csv_check, "files")
+    report = evaluate(project, "raw/analytics_report", "quarantined_files")
+    assert not report.passed and "nodate.csv: the header on line 1 has no Date column" in (
+        report.description
+    )
+    # A report file does not feed the events table.
+    assert evaluate(project, "raw/analytics_events", "quarantined_files").passed
 
 
 # -- reject rate -------------------------------------------------------------------------------------

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import duckdb
 import pytest
-from okr_fixtures import raw_snapshot, rejects
+from okr_fixtures import quarantined, raw_snapshot, rejects
 
 from connectors import files
 from connectors.csv_drop import CsvSourceError, load_csv_folder
@@ -53,26 +53,42 @@ def snapshot(con: duckdb.DuckDBPyConnection) -> dict[str, list[tuple]]:
 
 def test_long_file_with_bom_quotes_dimensions_and_blank_lines(con, drop):
     """Line numbers count the header as 1 and every blank line; quoted delimiters stay in."""
-    write(drop, "long.csv", (
-        "date,metric_id,value,region,channel\n"       # 1
-        "2025-01-01,signups,12,eu,web\n"              # 2
-        "\n"                                          # 3: blank, skipped but counted
-        '2025-01-02,"signups","1,5e3","eu, west",\n'  # 4: quoted fields, empty dim omitted
-        "2025-01-03,churn_rate,-0.25,,\n"             # 5: no dimensions
-        "\n\n"                                        # 6, 7: blank lines at the end
-    ), bom=True)
+    write(
+        drop,
+        "long.csv",
+        (
+            "date,metric_id,value,region,channel\n"  # 1
+            "2025-01-01,signups,12,eu,web\n"  # 2
+            "\n"  # 3: blank, skipped but counted
+            '2025-01-02,"signups","1,5e3","eu, west",\n'  # 4: quoted fields, empty dim omitted
+            "2025-01-03,churn_rate,-0.25,,\n"  # 5: no dimensions
+            "\n\n"  # 6, 7: blank lines at the end
+        ),
+        bom=True,
+    )
     report = load_csv_folder(con, drop, now=T1)
     # "1,5e3" is one quoted field holding a comma, so it is not a number: the row is rejected.
     assert observations(con) == [
         ("long.csv", 2, "2025-01-01", "signups", 12.0, '{"channel":"web","region":"eu"}'),
         ("long.csv", 5, "2025-01-03", "churn_rate", -0.25, "{}"),
     ]
-    assert rejects(con) == [("long.csv:4", "value", f"value '1,5e3' is not a number; {NUMBER_HINT}",
-                             '2025-01-02,"signups","1,5e3","eu, west",')]
+    assert rejects(con) == [
+        (
+            "long.csv:4",
+            "value",
+            f"value '1,5e3' is not a number; {NUMBER_HINT}",
+            '2025-01-02,"signups","1,5e3","eu, west",',
+        )
+    ]
     assert (report.files_seen, report.files_loaded, report.rows_loaded, report.rows_rejected) == (
-        1, ["long.csv"], 2, 1)
+        1,
+        ["long.csv"],
+        2,
+        1,
+    )
     lineage = con.execute(
-        "SELECT DISTINCT _source, _batch_id, _loaded_at FROM raw.csv_observations").fetchall()
+        "SELECT DISTINCT _source, _batch_id, _loaded_at FROM raw.csv_observations"
+    ).fetchall()
     registry = con.execute(
         "SELECT source, source_ref, batch_id, rows_loaded, rows_rejected FROM raw.loaded_files"
     ).fetchall()
@@ -92,13 +108,17 @@ def test_quoted_dimension_and_canonical_json(con, drop):
 def test_plain_lines_and_padded_or_quoted_lines_load_alike(con, drop):
     """Plain lines take the fast split; padded or quoted spellings of the same row load the same
     values, and JSON escapes what needs escaping either way."""
-    write(drop, "same.csv", (
-        "date,metric_id,value,zone,area\n"
-        "2025-02-01,m.1,1.5e3,a\\b,x y\n"
-        ' 2025-02-01 ,"m.1", 1.5e3 ,"a\\b","x y"\n'
-        "2025-02-01,m.1,1.5e3,,\n"
-        "2025-02-01,m.1,\t1.5e3,,\n"
-    ))
+    write(
+        drop,
+        "same.csv",
+        (
+            "date,metric_id,value,zone,area\n"
+            "2025-02-01,m.1,1.5e3,a\\b,x y\n"
+            ' 2025-02-01 ,"m.1", 1.5e3 ,"a\\b","x y"\n'
+            "2025-02-01,m.1,1.5e3,,\n"
+            "2025-02-01,m.1,\t1.5e3,,\n"
+        ),
+    )
     load_csv_folder(con, drop, now=T1)
     expected = ("2025-02-01", "m.1", 1500.0)
     assert [row[1:] for row in observations(con)] == [
@@ -112,11 +132,11 @@ def test_plain_lines_and_padded_or_quoted_lines_load_alike(con, drop):
 
 def test_wide_file_with_semicolons_unpivots_and_skips_empty_cells(con, drop):
     """Wide: one observation per non-empty cell; an empty cell is no observation, not an error."""
-    write(drop, "sub/wide.csv", (
-        "date;visits;signups;nps\r\n"
-        "2025-01-01;100;;40\r\n"
-        '2025-01-02;"110";7;\r\n'
-    ))
+    write(
+        drop,
+        "sub/wide.csv",
+        'date;visits;signups;nps\r\n2025-01-01;100;;40\r\n2025-01-02;"110";7;\r\n',
+    )
     report = load_csv_folder(con, drop, now=T1)
     assert observations(con) == [
         ("sub/wide.csv", 2, "2025-01-01", "nps", 40.0, "{}"),
@@ -130,22 +150,26 @@ def test_wide_file_with_semicolons_unpivots_and_skips_empty_cells(con, drop):
 
 def test_each_kind_of_bad_long_row_is_rejected_while_good_rows_load(con, drop):
     """Every bad row lands in raw.rejected_rows with its exact file:line, field and a reason."""
-    write(drop, "obs/bad.csv", (
-        "date,metric_id,value,region\n"   # 1
-        "2025-01-01,signups,1,eu\n"       # 2 good
-        "2025-13-01,signups,2,eu\n"       # 3 bad date
-        "2025-01-03,signups,abc,eu\n"     # 4 not a number
-        "2025-01-04,signups,,eu\n"        # 5 empty value
-        "2025-01-05,,5,eu\n"              # 6 empty metric id
-        "2025-01-06,Sign Ups,6,eu\n"      # 7 invalid metric id
-        "2025-01-07,signups,7\n"          # 8 too few fields
-        "\n"                              # 9 blank
-        "2025-01-08,signups,8,eu,x\n"     # 10 too many fields
-        '2025-01-09,"signups"x,9,eu\n'    # 11 malformed quoting
-        "01/10/2025,signups,10,eu\n"      # 12 not ISO
-        "2025-01-11,signups,1e400,eu\n"   # 13 overflows a double
-        "2025-01-12,signups,-1.5E2,\n"    # 14 good
-    ))
+    write(
+        drop,
+        "obs/bad.csv",
+        (
+            "date,metric_id,value,region\n"  # 1
+            "2025-01-01,signups,1,eu\n"  # 2 good
+            "2025-13-01,signups,2,eu\n"  # 3 bad date
+            "2025-01-03,signups,abc,eu\n"  # 4 not a number
+            "2025-01-04,signups,,eu\n"  # 5 empty value
+            "2025-01-05,,5,eu\n"  # 6 empty metric id
+            "2025-01-06,Sign Ups,6,eu\n"  # 7 invalid metric id
+            "2025-01-07,signups,7\n"  # 8 too few fields
+            "\n"  # 9 blank
+            "2025-01-08,signups,8,eu,x\n"  # 10 too many fields
+            '2025-01-09,"signups"x,9,eu\n'  # 11 malformed quoting
+            "01/10/2025,signups,10,eu\n"  # 12 not ISO
+            "2025-01-11,signups,1e400,eu\n"  # 13 overflows a double
+            "2025-01-12,signups,-1.5E2,\n"  # 14 good
+        ),
+    )
     report = load_csv_folder(con, drop, now=T1)
     assert observations(con) == [
         ("obs/bad.csv", 2, "2025-01-01", "signups", 1.0, '{"region":"eu"}'),
@@ -161,25 +185,30 @@ def test_each_kind_of_bad_long_row_is_rejected_while_good_rows_load(con, drop):
         ("obs/bad.csv:7", "metric_id", f"metric_id 'Sign Ups' is not a valid metric id; {id_hint}"),
         ("obs/bad.csv:8", None, "line has 3 fields but the header has 4"),
         ("obs/bad.csv:10", None, "line has 5 fields but the header has 4"),
-        ("obs/bad.csv:11", None, "line has malformed quoting: a quoted field must be wrapped in "
-         "double quotes, with inner quotes doubled, and cannot run over a line break"),
+        (
+            "obs/bad.csv:11",
+            None,
+            "line has malformed quoting: a quoted field must be wrapped in "
+            "double quotes, with inner quotes doubled, and cannot run over a line break",
+        ),
         ("obs/bad.csv:12", "date", f"date '01/10/2025' is not a valid date; {date_hint}"),
         ("obs/bad.csv:13", "value", f"value '1e400' is not a number; {NUMBER_HINT}"),
     ]
     assert rejects(con)[5][3] == "2025-01-07,signups,7"
     assert (report.rows_loaded, report.rows_rejected) == (2, 10)
-    assert con.execute("SELECT DISTINCT source, batch_id FROM raw.rejected_rows").fetchall() == \
-        con.execute("SELECT 'csv', batch_id FROM raw.loaded_files").fetchall()
+    assert (
+        con.execute("SELECT DISTINCT source, batch_id FROM raw.rejected_rows").fetchall()
+        == con.execute("SELECT 'csv', batch_id FROM raw.loaded_files").fetchall()
+    )
 
 
 def test_wide_bad_cells_and_bad_headers_reject_only_those_cells(con, drop):
     """A bad cell or a column whose header is no metric id is rejected; the line's rest loads."""
-    write(drop, "wide.csv", (
-        "date,visits,Page Views,nps\n"
-        "2025-01-01,10,5,x\n"
-        "2025-01-32,1,2,3\n"
-        "2025-01-03,11,,4\n"
-    ))
+    write(
+        drop,
+        "wide.csv",
+        "date,visits,Page Views,nps\n2025-01-01,10,5,x\n2025-01-32,1,2,3\n2025-01-03,11,,4\n",
+    )
     load_csv_folder(con, drop, now=T1)
     assert observations(con) == [
         ("wide.csv", 2, "2025-01-01", "visits", 10.0, "{}"),
@@ -187,12 +216,25 @@ def test_wide_bad_cells_and_bad_headers_reject_only_those_cells(con, drop):
         ("wide.csv", 4, "2025-01-03", "visits", 11.0, "{}"),
     ]
     assert rejects(con) == [
-        ("wide.csv:2", "Page Views", "column 'Page Views' is not a valid metric id (ids match "
-         "[a-z0-9][a-z0-9_.-]*), so its value '5' was not loaded", "2025-01-01,10,5,x"),
-        ("wide.csv:2", "nps", f"value 'x' in column 'nps' is not a number; {NUMBER_HINT}",
-         "2025-01-01,10,5,x"),
-        ("wide.csv:3", "date", "date '2025-01-32' is not a valid date; expected an ISO date "
-         "YYYY-MM-DD", "2025-01-32,1,2,3"),
+        (
+            "wide.csv:2",
+            "Page Views",
+            "column 'Page Views' is not a valid metric id (ids match "
+            "[a-z0-9][a-z0-9_.-]*), so its value '5' was not loaded",
+            "2025-01-01,10,5,x",
+        ),
+        (
+            "wide.csv:2",
+            "nps",
+            f"value 'x' in column 'nps' is not a number; {NUMBER_HINT}",
+            "2025-01-01,10,5,x",
+        ),
+        (
+            "wide.csv:3",
+            "date",
+            "date '2025-01-32' is not a valid date; expected an ISO date YYYY-MM-DD",
+            "2025-01-32,1,2,3",
+        ),
     ]
 
 
@@ -202,9 +244,17 @@ def test_wide_plain_lines_still_reject_bad_headers_and_overflowing_numbers(con, 
     load_csv_folder(con, drop, now=T1)
     assert observations(con) == [("wide.csv", 2, "2025-01-01", "visits", 10.0, "{}")]
     assert [row[:3] for row in rejects(con)] == [
-        ("wide.csv:2", "Page Views", "column 'Page Views' is not a valid metric id (ids match "
-         "[a-z0-9][a-z0-9_.-]*), so its value '5' was not loaded"),
-        ("wide.csv:3", "visits", f"value '1e400' in column 'visits' is not a number; {NUMBER_HINT}"),
+        (
+            "wide.csv:2",
+            "Page Views",
+            "column 'Page Views' is not a valid metric id (ids match "
+            "[a-z0-9][a-z0-9_.-]*), so its value '5' was not loaded",
+        ),
+        (
+            "wide.csv:3",
+            "visits",
+            f"value '1e400' in column 'visits' is not a number; {NUMBER_HINT}",
+        ),
     ]
 
 
@@ -228,7 +278,8 @@ def test_a_changed_file_replaces_everything_it_loaded_before(con, drop):
     write(drop, "other.csv", "date,metric_id,value\n2025-01-01,o,9\n")
     load_csv_folder(con, drop, now=T1)
     other_before = con.execute(
-        "SELECT * FROM raw.csv_observations WHERE _source_ref = 'other.csv'").fetchall()
+        "SELECT * FROM raw.csv_observations WHERE _source_ref = 'other.csv'"
+    ).fetchall()
     write(drop, "a.csv", "date,metric_id,value\n2025-01-01,m,10\n2025-01-03,m,30\n2025-01-04,m\n")
     report = load_csv_folder(con, drop, now=T2)
     assert (report.files_loaded, report.files_skipped) == (["a.csv"], ["other.csv"])
@@ -239,18 +290,22 @@ def test_a_changed_file_replaces_everything_it_loaded_before(con, drop):
     assert [row[:2] for row in rejects(con)] == [("a.csv:4", None)]
     registry = con.execute(
         "SELECT source_ref, content_hash, rows_loaded, rows_rejected, loaded_at, batch_id "
-        "FROM raw.loaded_files ORDER BY source_ref").fetchall()
+        "FROM raw.loaded_files ORDER BY source_ref"
+    ).fetchall()
     assert [row[:5] for row in registry] == [
         ("a.csv", files.sha256(drop / "a.csv")[0], 2, 1, T2),
         ("other.csv", files.sha256(drop / "other.csv")[0], 1, 0, T1),
     ]
-    batches = con.execute("SELECT DISTINCT _batch_id FROM raw.csv_observations "
-                          "WHERE _source_ref = 'a.csv' UNION SELECT DISTINCT batch_id "
-                          "FROM raw.rejected_rows").fetchall()
+    batches = con.execute(
+        "SELECT DISTINCT _batch_id FROM raw.csv_observations "
+        "WHERE _source_ref = 'a.csv' UNION SELECT DISTINCT batch_id "
+        "FROM raw.rejected_rows"
+    ).fetchall()
     assert batches == [(registry[0][5],)]
-    assert con.execute(
-        "SELECT * FROM raw.csv_observations WHERE _source_ref = 'other.csv'"
-    ).fetchall() == other_before
+    assert (
+        con.execute("SELECT * FROM raw.csv_observations WHERE _source_ref = 'other.csv'").fetchall()
+        == other_before
+    )
 
 
 def test_a_failed_replacement_rolls_back_to_the_previous_version(con, drop, monkeypatch):
@@ -269,6 +324,9 @@ def test_a_failed_replacement_rolls_back_to_the_previous_version(con, drop, monk
     assert con.execute("SELECT current_setting('preserve_insertion_order')").fetchall() == [(True,)]
 
 
+GOOD = "date,metric_id,value\n2025-01-01,m,1\n"
+
+
 @pytest.mark.parametrize(
     ("content", "problem"),
     [
@@ -277,34 +335,138 @@ def test_a_failed_replacement_rolls_back_to_the_previous_version(con, drop, monk
         (b"day,metric_id,value\n2025-01-01,m,1\n", "no 'date' column"),
         (b"\ndate,metric_id,value\n", "line 1 is empty"),
         (b"date,metric_id,amount\n2025-01-01,m,1\n", "needs both 'metric_id' and 'value'"),
+        (b"date,metric_id,value,Metric_Id\n2025-01-01,m,1,x\n", "'metric_id' appears twice"),
     ],
 )
-def test_an_unreadable_file_raises_naming_it_while_other_files_load(con, drop, content, problem):
-    """The bad file is named in one error raised at the end; the good files are loaded."""
-    write(drop, "a_good.csv", "date,metric_id,value\n2025-01-01,m,1\n")
+def test_an_unreadable_file_is_quarantined_while_other_files_load(con, drop, content, problem):
+    """One rejected row at the file's path says why; the good files load as if it were absent."""
+    write(drop, "a_good.csv", GOOD)
     write(drop, "b/broken.csv", content)
     write(drop, "c_good.csv", "date,n\n2025-01-01,2\n")
-    with pytest.raises(CsvSourceError) as raised:
-        load_csv_folder(con, drop, now=T1)
-    message = str(raised.value)
-    assert "1 of 3 CSV files" in message
-    assert "- b/broken.csv: " in message and problem in message
-    assert raised.value.report.files_loaded == ["a_good.csv", "c_good.csv"]
-    assert raised.value.report.errors == [message.split("- ", 1)[1]]
+    report = load_csv_folder(con, drop, now=T1)
+    assert report.files_loaded == ["a_good.csv", "c_good.csv"]
+    [(rel, reason)] = report.files_quarantined.items()
+    assert rel == "b/broken.csv" and problem in reason and not reason.startswith(rel)
+    [(source, ref, field, stored, raw_record, batch)] = quarantined(con)
+    assert (source, ref, field, stored, raw_record) == ("csv", rel, None, reason, None)
+    assert batch.startswith(f"csv-{files.sha256(drop / rel)[0][:12]}-")
+    assert con.execute("SELECT count(*) FROM raw.rejected_rows").fetchall() == [(1,)]
     assert [row[0] for row in observations(con)] == ["a_good.csv", "c_good.csv"]
     assert con.execute("SELECT source_ref FROM raw.loaded_files ORDER BY 1").fetchall() == [
-        ("a_good.csv",), ("c_good.csv",)]
+        ("a_good.csv",),
+        ("c_good.csv",),
+    ]
+
+
+def test_a_quarantined_file_is_skipped_while_unchanged_and_loads_once_fixed(con, drop):
+    write(drop, "a.csv", GOOD)
+    write(drop, "b.csv", "day,m\n2025-01-01,1\n")
+    load_csv_folder(con, drop, now=T1)
+    before = snapshot(con)
+    again = load_csv_folder(con, drop, now=T2)
+    assert snapshot(con) == before  # the same one quarantine row, not a second one
+    assert (again.files_loaded, again.files_skipped) == ([], ["a.csv"])
+    assert list(again.files_quarantined) == ["b.csv"]
+    assert "no 'date' column" in again.files_quarantined["b.csv"]
+
+    write(drop, "b.csv", "date,m\n2025-01-01,1\n")
+    fixed = load_csv_folder(con, drop, now=T2)
+    assert (fixed.files_loaded, fixed.files_quarantined) == (["b.csv"], {})
+    assert quarantined(con) == []
+    assert [row[:2] for row in observations(con)] == [("a.csv", 2), ("b.csv", 2)]
+
+
+def test_a_removed_quarantined_file_is_no_longer_quarantined(con, drop):
+    write(drop, "a.csv", GOOD)
+    write(drop, "b.csv", b"")
+    load_csv_folder(con, drop, now=T1)
+    assert [row[1] for row in quarantined(con)] == ["b.csv"]
+    (drop / "b.csv").unlink()
+    report = load_csv_folder(con, drop, now=T2)
+    assert (report.files_skipped, report.files_quarantined) == (["a.csv"], {})
+    assert con.execute("SELECT count(*) FROM raw.rejected_rows").fetchall() == [(0,)]
 
 
 def test_a_file_that_turns_unreadable_keeps_its_previous_rows(con, drop):
-    """Nothing already loaded is touched when a new version of a file cannot be read."""
-    write(drop, "a.csv", "date,metric_id,value\n2025-01-01,m,1\n")
+    """A new version that cannot be read is quarantined; what the last good version loaded stays.
+    Putting that version back lifts the quarantine without reloading it."""
+    write(drop, "a.csv", "date,metric_id,value\n2025-01-01,m,1\n2025-01-02,m,x\n")
     load_csv_folder(con, drop, now=T1)
     before = snapshot(con)
     write(drop, "a.csv", b"\xff\xfe garbage")
-    with pytest.raises(CsvSourceError, match="a.csv: not UTF-8"):
-        load_csv_folder(con, drop, now=T2)
+    report = load_csv_folder(con, drop, now=T2)
+    assert "not UTF-8" in report.files_quarantined["a.csv"]
+    after = snapshot(con)
+    assert after["csv_observations"] == before["csv_observations"]
+    assert after["loaded_files"] == before["loaded_files"]
+    assert [row[1:4] for row in quarantined(con)] == [
+        ("a.csv", None, report.files_quarantined["a.csv"])
+    ]
+    assert len(after["rejected_rows"]) == 2  # the old version's rejected line, the quarantine
+
+    write(drop, "a.csv", "date,metric_id,value\n2025-01-01,m,1\n2025-01-02,m,x\n")
+    restored = load_csv_folder(con, drop, now=T2)
+    assert (restored.files_skipped, restored.files_quarantined) == (["a.csv"], {})
     assert snapshot(con) == before
+
+
+def test_strict_fails_naming_each_unreadable_file_after_loading_the_others(con, drop):
+    write(drop, "a.csv", GOOD)
+    write(drop, "b.csv", b"")
+    write(drop, "c/d.csv", b"date\n2025-01-01\n")
+    with pytest.raises(CsvSourceError) as raised:
+        load_csv_folder(con, drop, now=T1, strict=True)
+    message = str(raised.value)
+    assert message.startswith(f"2 of 3 files in the CSV drop folder {drop} cannot be read")
+    assert "OKR_STRICT_FILES" in message
+    assert "\n- b.csv: the file is empty" in message
+    assert "\n- c/d.csv: the header has only a date column" in message
+    assert raised.value.report.files_loaded == ["a.csv"]
+    assert [row[0] for row in observations(con)] == ["a.csv"]
+    assert [row[1] for row in quarantined(con)] == ["b.csv", "c/d.csv"]
+    # Still unchanged, still named: strict keeps failing until the files are fixed or removed.
+    with pytest.raises(CsvSourceError, match="2 of 3 files"):
+        load_csv_folder(con, drop, now=T2, strict=True)
+    (drop / "b.csv").unlink()
+    write(drop, "c/d.csv", "date,m\n2025-01-01,4\n")
+    assert load_csv_folder(con, drop, now=T2, strict=True).files_loaded == ["c/d.csv"]
+
+
+@pytest.mark.parametrize("column", ["dimensions", "Quarter_Start", "_source_ref"])
+def test_a_dimension_named_like_a_builtin_column_is_quarantined(con, drop, column):
+    """Metrics name a dimension bare (`region`), so one called like a column is ambiguous."""
+    write(drop, "dims.csv", f"date,metric_id,value,{column}\n2025-01-01,m,1,x\n")
+    report = load_csv_folder(con, drop, now=T1)
+    assert report.files_quarantined == {
+        "dims.csv": f"dimension column '{column}' is ambiguous: staging.csv_observations has a "
+        f"built-in column of that name; rename it in the header, e.g. to "
+        f"'{column.strip('_')}_dim'"
+    }
+    assert observations(con) == []
+
+
+def test_builtin_names_are_fine_as_metrics_and_other_names_as_dimensions(con, drop):
+    """Only a long file's dimensions can clash; `customer` is an ordinary dimension."""
+    write(drop, "long.csv", "date,metric_id,value,customer\n2025-01-01,arr,10,acme\n")
+    write(drop, "wide.csv", "date,quarter_start\n2025-01-01,3\n")
+    report = load_csv_folder(con, drop, now=T1)
+    assert (report.files_loaded, report.files_quarantined) == (["long.csv", "wide.csv"], {})
+    assert observations(con) == [
+        ("long.csv", 2, "2025-01-01", "arr", 10.0, '{"customer":"acme"}'),
+        ("wide.csv", 2, "2025-01-01", "quarter_start", 3.0, "{}"),
+    ]
+
+
+def test_a_missing_folder_is_no_files_and_a_file_in_its_place_an_error(con, tmp_path):
+    report = load_csv_folder(con, tmp_path / "csv", now=T1)
+    assert (report.folder_status, report.files_seen, report.files_loaded) == ("missing", 0, [])
+    assert con.execute("SELECT count(*) FROM raw.csv_observations").fetchall() == [(0,)]
+    (tmp_path / "csv").write_text("date,m\n")
+    with pytest.raises(CsvSourceError) as raised:
+        load_csv_folder(con, tmp_path / "csv", now=T1)
+    assert str(raised.value).startswith(
+        f"the CSV drop folder {tmp_path / 'csv'} is a file, not a folder; move the file away"
+    )
 
 
 def stage(con, start: date, end: date) -> list[tuple]:
@@ -313,22 +475,25 @@ def stage(con, start: date, end: date) -> list[tuple]:
     rows = con.execute(
         "SELECT date::VARCHAR, metric_id, value, dimensions::VARCHAR, quarter_start::VARCHAR, "
         "_source_ref, _source_row FROM staging.csv_observations WHERE quarter_start = ? "
-        "ORDER BY date, metric_id, dimensions", [start]).fetchall()
+        "ORDER BY date, metric_id, dimensions",
+        [start],
+    ).fetchall()
     assert written == len(rows)
     return rows
 
 
 def test_staging_later_loaded_file_wins_per_key_and_keeps_dimensions_apart(con, drop):
     """(date, metric_id, dimensions) is a key: the later load wins, other dimensions survive."""
-    write(drop, "z_old.csv", (
-        "date,metric_id,value,region\n"
-        "2025-01-01,m,1,eu\n"
-        "2025-01-01,m,2,us\n"
-        "2025-01-02,m,3,\n"
-    ))
+    write(
+        drop,
+        "z_old.csv",
+        "date,metric_id,value,region\n2025-01-01,m,1,eu\n2025-01-01,m,2,us\n2025-01-02,m,3,\n",
+    )
     load_csv_folder(con, drop, now=T1)
     # Sorts before z_old.csv but is loaded later, so load time decides, not the path.
-    write(drop, "a_new.csv", "date,metric_id,value,region\n2025-01-01,m,10,eu\n2025-01-01,m,11,eu\n")
+    write(
+        drop, "a_new.csv", "date,metric_id,value,region\n2025-01-01,m,10,eu\n2025-01-01,m,11,eu\n"
+    )
     load_csv_folder(con, drop, now=T2)
     assert stage(con, date(2025, 1, 1), date(2025, 3, 31)) == [
         ("2025-01-01", "m", 11.0, '{"region":"eu"}', "2025-01-01", "a_new.csv", 3),
@@ -340,13 +505,13 @@ def test_staging_later_loaded_file_wins_per_key_and_keeps_dimensions_apart(con, 
 def test_staging_keeps_only_the_quarter_and_records_the_partition(con, drop):
     """Rows outside [quarter_start, quarter_end] are left out; re-staging replaces the partition
     and its meta.partitions row, other quarters stay."""
-    write(drop, "wide.csv", (
-        "date,m\n2024-12-31,1\n2025-01-01,2\n2025-03-31,3\n2025-04-01,4\n"
-    ))
+    write(drop, "wide.csv", "date,m\n2024-12-31,1\n2025-01-01,2\n2025-03-31,3\n2025-04-01,4\n")
     load_csv_folder(con, drop, now=T1)
     q1 = stage(con, date(2025, 1, 1), date(2025, 3, 31))
     assert [(row[0], row[2], row[4]) for row in q1] == [
-        ("2025-01-01", 2.0, "2025-01-01"), ("2025-03-31", 3.0, "2025-01-01")]
+        ("2025-01-01", 2.0, "2025-01-01"),
+        ("2025-03-31", 3.0, "2025-01-01"),
+    ]
     assert stage_csv_observations(con, date(2025, 4, 1), date(2025, 6, 30)) == 1
     assert stage_csv_observations(con, date(2025, 1, 1), date(2025, 3, 31)) == 2
     assert con.execute(
@@ -354,8 +519,10 @@ def test_staging_keeps_only_the_quarter_and_records_the_partition(con, drop):
     ).fetchall() == [("2025-01-01", 2), ("2025-04-01", 1)]
     assert con.execute(
         "SELECT table_name, partition_value, row_count FROM meta.partitions ORDER BY 2"
-    ).fetchall() == [("staging.csv_observations", "2025-01-01", 2),
-                     ("staging.csv_observations", "2025-04-01", 1)]
+    ).fetchall() == [
+        ("staging.csv_observations", "2025-01-01", 2),
+        ("staging.csv_observations", "2025-04-01", 1),
+    ]
 
 
 def test_staging_on_an_empty_warehouse_writes_an_empty_partition(con):

@@ -139,7 +139,8 @@ RAW_REJECTED_ROWS = Table(
         Column(
             "location",
             "VARCHAR",
-            "Where the row is: 'file:line' for files, 'object id' for the CRM.",
+            "Where the row is: 'file:line' for files, the file's path alone for a quarantined "
+            "file (one that cannot be read at all), 'object id' for the CRM.",
             False,
         ),
         Column("field", "VARCHAR", "The field that failed, when one did."),

@@ -1,16 +1,45 @@
 """Raw layer: sources landed as they are, plus lineage. Unpartitioned and incremental: each
 run loads only new or changed input files."""
 
+from typing import Any
+
 import dagster as dg
 
-from connectors.analytics_exports import AnalyticsLoadReport, load_analytics_exports
+from connectors.analytics_exports import load_analytics_exports
 from connectors.csv_drop import load_csv_folder
+from connectors.files import FileLoadReport
 from pipelines.metadata import definition_metadata, table_metadata
 from pipelines.resources import WAREHOUSE_POOL, SourceFoldersResource, WarehouseResource
 from transforms.schema import RAW_CSV_OBSERVATIONS, RAW_REJECTED_ROWS
 from transforms.staging_analytics import RAW_ANALYTICS_EVENTS, RAW_ANALYTICS_REPORT
 
 OWNERS = ["team:data-platform"]
+QUARANTINE = (
+    "A missing folder means no files. A file that cannot be read at all is quarantined (one "
+    "raw.rejected_rows row at its path; check `quarantined_files`) and the other files load; "
+    "OKR_STRICT_FILES makes it fail the step instead, after the other files have loaded."
+)
+
+
+def _folder_metadata(
+    context: dg.AssetExecutionContext, report: FileLoadReport, folder_name: str
+) -> dict[str, Any]:
+    """Logs what a folder load did that needs a look, and records it in the metadata."""
+    if report.folder_status == "missing":
+        context.log.info(f"no {folder_name} at {report.folder}; no files to load")
+    for rel, reason in report.files_quarantined.items():
+        context.log.warning(f"{rel}: quarantined, not loaded: {reason}")
+    for warning in report.warnings:
+        context.log.warning(warning)
+    return {
+        "folder": report.folder,
+        "folder_status": report.folder_status,
+        "files_seen": report.files_seen,
+        "files_loaded": dg.MetadataValue.json(report.files_loaded),
+        "files_quarantined": dg.MetadataValue.json(
+            [{"file": rel, "reason": why} for rel, why in report.files_quarantined.items()]
+        ),
+    }
 
 
 @dg.asset(
@@ -22,7 +51,7 @@ OWNERS = ["team:data-platform"]
     description=(
         "Metric observations from the CSV drop folder (`$OKR_DATA_DIR/csv`), long and wide files. "
         "New or changed files replace the rows they loaded before; unparseable rows go to "
-        "raw.rejected_rows with file and line."
+        f"raw.rejected_rows with file and line. {QUARANTINE}"
     ),
     metadata=definition_metadata(RAW_CSV_OBSERVATIONS),
 )
@@ -32,13 +61,11 @@ def raw_csv_observations(
     sources: SourceFoldersResource,
 ) -> dg.MaterializeResult:
     with warehouse.connect() as con:
-        report = load_csv_folder(con, sources.csv_dir)
+        report = load_csv_folder(con, sources.csv_dir, strict=sources.strict_files)
         metadata = table_metadata(con, RAW_CSV_OBSERVATIONS)
         rejected = con.execute(
             f"SELECT count(*) FROM {RAW_REJECTED_ROWS.fqn} WHERE source = 'csv'"
         ).fetchall()[0][0]
-    for error in report.errors:
-        context.log.error(error)
     if report.rows_rejected:
         context.log.warning(
             f"{report.rows_rejected} rows rejected; see raw.rejected_rows for file, line and reason"
@@ -46,8 +73,7 @@ def raw_csv_observations(
     return dg.MaterializeResult(
         metadata={
             **metadata,
-            "files_seen": report.files_seen,
-            "files_loaded": dg.MetadataValue.json(report.files_loaded),
+            **_folder_metadata(context, report, "CSV drop folder"),
             "files_skipped": len(report.files_skipped),
             "rows_loaded": report.rows_loaded,
             "rows_rejected": report.rows_rejected,
@@ -65,7 +91,7 @@ def raw_csv_observations(
             group_name="raw",
             kinds={"duckdb", "json"} if table is RAW_ANALYTICS_EVENTS else {"duckdb", "csv"},
             owners=OWNERS,
-            description=description,
+            description=f"{description} {QUARANTINE}",
             metadata=definition_metadata(table),
         )
         for table, description in (
@@ -87,24 +113,16 @@ def raw_analytics_exports(
     warehouse: WarehouseResource,
     sources: SourceFoldersResource,
 ):
-    folder = sources.analytics_dir
     with warehouse.connect() as con:
-        if folder.is_dir():
-            report = load_analytics_exports(con, folder)
-        else:
-            context.log.info(f"no analytics export folder at {folder}; nothing to load")
-            report = AnalyticsLoadReport()
+        report = load_analytics_exports(con, sources.analytics_dir, strict=sources.strict_files)
+        folder = _folder_metadata(context, report, "analytics exports folder")
         for table in (RAW_ANALYTICS_EVENTS, RAW_ANALYTICS_REPORT):
-            table.create(con)
             yield dg.MaterializeResult(
                 asset_key=[table.schema, table.name],
                 metadata={
                     **table_metadata(con, table),
-                    "files_seen": report.files_seen,
-                    "files_loaded": dg.MetadataValue.json(report.files_loaded),
+                    **folder,
                     "rows_loaded_this_run": report.rows_loaded,
                     "rows_rejected_this_run": report.rows_rejected,
                 },
             )
-    for warning in report.warnings:
-        context.log.warning(warning)
