@@ -8,7 +8,7 @@ earlier file, and the same spec always yields byte-identical files. DuckDB write
 
 Layout of one dataset folder:
 
-    config/metrics.yaml, config/okrs.yaml   the project's config (CONTRACT section 1)
+    config/metrics.yaml, config/okrs.yaml   the project's config (docs/configuration.md)
     data/csv/obs_<yyyy>q<n>.csv             long CSV: date,metric_id,value,segment
     data/analytics/events_<yyyy>q<n>.jsonl  events: event, timestamp (+00:00), user_id
     params/{metrics,key_results,quarters}.csv  the same config, flat, for rollup_baseline.sql

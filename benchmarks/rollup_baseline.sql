@@ -1,7 +1,7 @@
 -- The roll-up baseline: KR attainment, daily KR progress, success-metric summaries and
 -- metric_daily of the benchmark config, in plain DuckDB SQL straight from the staging tables.
 --
--- It implements the CONTRACT section 3 rules for the shapes the generator writes (and only
+-- It implements the docs/computation.md rules for the shapes the generator writes (and only
 -- those): metrics over staging.csv_observations (sum, avg; filter on metric_id) and
 -- staging.analytics_events (count_distinct of user_id, count with an event filter), all with
 -- `window: period`, no freshness; KRs increase / decrease / maintain_above / maintain_below with

@@ -1,4 +1,4 @@
-"""Analytics exports folder -> `raw.analytics_events` and `raw.analytics_report` (CONTRACT 2).
+"""Analytics exports folder -> `raw.analytics_events` and `raw.analytics_report` (docs/sources.md).
 
 Files are found recursively under the folder (the lead passes `$OKR_DATA_DIR/analytics`):
 - **events**: `*.jsonl`, `*.ndjson`, `*.json` (each also as `.gz`): one JSON object per line,

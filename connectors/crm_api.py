@@ -1,4 +1,4 @@
-"""CRM REST API (HubSpot v3 shape) -> `raw.crm_<object>` (CONTRACT section 2).
+"""CRM REST API (HubSpot v3 shape) -> `raw.crm_<object>` (docs/sources.md).
 
 The client (`CrmClient`) is a `requests.Session` whose `HTTPAdapter` carries a urllib3 `Retry`:
 429 (honouring `Retry-After`), 500/502/503/504, connection resets and read timeouts are retried

@@ -1,4 +1,4 @@
-"""CSV drop folder -> `raw.csv_observations` (CONTRACT section 2).
+"""CSV drop folder -> `raw.csv_observations` (docs/sources.md).
 
 Every `*.csv` under the folder is a file of metric observations, either **long**
 (`date,metric_id,value[,dimension...]`, detected by `metric_id` and `value` headers) or **wide**

@@ -1,5 +1,5 @@
 """The one Definitions object that `dagster dev -w workspace.yaml` and `dg` both load, built
-from the environment (CONTRACT section 5)."""
+from the environment (docs/settings.md)."""
 
 from pipelines.build import build_definitions
 from pipelines.settings import Settings

@@ -1,4 +1,4 @@
-"""Settings from the environment (CONTRACT section 5), with defaults that run the demo from a
+"""Settings from the environment (docs/settings.md), with defaults that run the demo from a
 fresh clone. Read once, when the Definitions load."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""The published BI snapshot (CONTRACT section 4): only marts, every comment kept, readable by
+"""The published BI snapshot (docs/data_dictionary.md): only marts, every comment kept, readable by
 an older DuckDB (the 1.5.6 CLI standing in for a lagging BI driver) and through SQLAlchemy with
 duckdb-engine (Superset's path), and safe to publish while readers hold it open."""
 

@@ -1,4 +1,4 @@
-"""Config loading (CONTRACT section 1): what loads, and every rejection, each with a message that
+"""Config loading (docs/configuration.md): what loads, and every rejection, each with a message that
 names the file and line, the entry id and the field, and says what is allowed. Exact line numbers
 are checked on hand-written files in test_config_lines.py; here `file:N:` stands for any line."""
 

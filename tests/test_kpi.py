@@ -1,4 +1,4 @@
-"""Success metrics (CONTRACT sections 3 and 4): `marts.success_metric_summary` per week, month and
+"""Success metrics (docs/computation.md): `marts.success_metric_summary` per week, month and
 quarter, and `marts.metric_daily`, hand-computed on small warehouses.
 
 2025-Q1 is Jan 1 - Mar 31 (90 days). Jan 1, 2025 is a Wednesday: Monday weeks of the quarter

@@ -1,4 +1,4 @@
-"""Measured values a(d) (CONTRACT section 3): windows, distinct counts, ratios, zero versus null,
+"""Measured values a(d) (docs/computation.md): windows, distinct counts, ratios, zero versus null,
 filters, time zones and auto baselines, read from a real DuckDB file."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""The OKR math of CONTRACT section 3, on numbers worked out by hand: KR progress for every type,
+"""The OKR math of docs/computation.md, on numbers worked out by hand: KR progress for every type,
 expected progress, statuses, grades, objective scores, the roll-up, team scores, fiscal quarters
 and relative targets."""
 
@@ -605,7 +605,7 @@ def test_kr_spanning_two_quarters_is_reported_in_each(tmp_path):
 
 
 def test_krs_not_started_on_the_as_of_day_expect_nothing(tmp_path):
-    """CONTRACT 6: a KR not started on the as-of day has expected progress 0 (maintain types
+    """docs/computation.md: a KR not started on the as-of day has expected progress 0 (maintain types
     too) and status not_started; objectives average e over the KRs that have progress."""
     krs = [
         # started: Jan 1..31 (31 days); 2 signups a day -> a = 30 on Jan 15

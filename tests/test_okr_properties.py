@@ -1,4 +1,4 @@
-"""Properties of the OKR math that hold for any numbers (CONTRACT section 3)."""
+"""Properties of the OKR math that hold for any numbers (docs/computation.md)."""
 
 from __future__ import annotations
 

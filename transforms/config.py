@@ -1,4 +1,4 @@
-"""`metrics.yaml` and `okrs.yaml` (CONTRACT section 1): parsed and validated at load, so a bad
+"""`metrics.yaml` and `okrs.yaml` (docs/configuration.md): parsed and validated at load, so a bad
 config stops before any number is computed, with an error naming the file, the id and the field."""
 
 from __future__ import annotations
@@ -140,7 +140,7 @@ class Metric(_Strict):
 
     @property
     def is_cumulative(self) -> bool:
-        """Accumulates from zero over a KR window, so progress runs from zero (CONTRACT 3)."""
+        """Accumulates from zero over a KR window, so progress runs from zero (docs/computation.md)."""
         return self.window == "period" and self.aggregation in CUMULATIVE_AGGREGATIONS
 
     @property

@@ -1,4 +1,4 @@
-"""Success metrics / KPIs (CONTRACT sections 3 and 4): `marts.metric_daily`, every metric's
+"""Success metrics / KPIs (docs/computation.md): `marts.metric_daily`, every metric's
 measured value on every day, and `marts.success_metric_summary`, every metric per week, month and
 fiscal quarter with comparisons, its KPI target and health.
 
@@ -289,7 +289,7 @@ def _metric_attributes(config: OkrConfig) -> pl.DataFrame:
 
 def _stale(as_of: pl.Expr) -> pl.Expr:
     """Data older than the metric's freshness (column `freshness_days`), counted back from
-    `as_of` (CONTRACT 3)."""
+    `as_of` (docs/computation.md)."""
     through, freshness = pl.col("data_through"), pl.col("freshness_days")
     return (
         pl.when(freshness.is_null())
@@ -616,7 +616,7 @@ def _relative_change(value: pl.Expr, reference: pl.Expr) -> pl.Expr:
 
 
 def _health() -> pl.Expr:
-    """green / yellow / red against health_target with the tolerance band (CONTRACT 3)."""
+    """green / yellow / red against health_target with the tolerance band (docs/computation.md)."""
     a, t = _rounded(pl.col("value")), pl.col("health_target")
     band = pl.col("target_tolerance").fill_null(0.0) * t.abs()
     higher = pl.col("direction") == "higher_is_better"

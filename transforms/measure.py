@@ -1,4 +1,4 @@
-"""Measured values a(d) of metrics (CONTRACT section 3), read from the staging tables.
+"""Measured values a(d) of metrics (docs/computation.md), read from the staging tables.
 
 DuckDB reduces source rows to one row per metric and day (and, for distinct counts, to
 first-seen days or coverage spans of raw ids, since distinct counts do not add up over days);

@@ -1,4 +1,4 @@
-"""The OKR math of CONTRACT section 3 as Polars expressions: progress, expected progress, status
+"""The OKR math of docs/computation.md as Polars expressions: progress, expected progress, status
 and grade per KR and day; objective scores, the parent roll-up and team scores per quarter.
 
 Nothing here reads the warehouse: measured values arrive as a frame, so every rule can be tested
@@ -258,7 +258,7 @@ def key_result_attainment(
 ) -> pl.DataFrame:
     """One row per (KR, quarter it touches), read off the daily history at the as-of date. The
     history starts at the KR's start, so a KR not started on its as-of date has no day to read:
-    its row says not_started with expected progress 0 (CONTRACT 6) and no progress."""
+    its row says not_started with expected progress 0 (docs/computation.md) and no progress."""
     not_started = pl.col("as_of_date") < pl.col("period_start")
     measured = daily.select(
         "kr_id",

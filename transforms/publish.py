@@ -1,4 +1,4 @@
-"""The published BI snapshot (`OKR_BI_SNAPSHOT`, CONTRACT section 4): the marts and dims, and
+"""The published BI snapshot (`OKR_BI_SNAPSHOT`, docs/data_dictionary.md): the marts and dims, and
 nothing else, copied into a separate DuckDB file that BI tools open read-only.
 
 How it is written, and why readers and the publisher never wait on each other:

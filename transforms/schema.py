@@ -97,7 +97,7 @@ def _quote(text: str) -> str:
 
 
 def lineage_columns() -> tuple[Column, ...]:
-    """The lineage every raw table carries (CONTRACT section 2)."""
+    """The lineage every raw table carries (docs/sources.md)."""
     return (
         Column(
             "_source", "VARCHAR", "Source family the row came from (csv, analytics, crm).", False
@@ -249,7 +249,7 @@ _PROGRESS = (
         "status",
         "VARCHAR",
         "not_started, no_data, achieved, missed, stale, on_track, at_risk or "
-        "off_track (first match wins, CONTRACT section 3).",
+        "off_track (first match wins).",
         False,
     ),
     Column("grade", "VARCHAR", "Google scale on progress: red < 0.4 <= yellow < 0.7 <= green."),

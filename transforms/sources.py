@@ -1,4 +1,4 @@
-"""The staging tables metrics can read (CONTRACT section 2): table, default time column and the
+"""The staging tables metrics can read (docs/sources.md): table, default time column and the
 columns a metric may aggregate or filter on, with their kind."""
 
 from __future__ import annotations

@@ -40,7 +40,7 @@ def stage_csv_observations(
     in [quarter_start, quarter_end], in one transaction with its `meta.partitions` row; returns
     the rows written.
 
-    (date, metric_id, dimensions) is a key (CONTRACT section 2): the row of the most recently
+    (date, metric_id, dimensions) is a key (docs/sources.md): the row of the most recently
     loaded file wins, ties broken by batch id, then by the later line of the file. Dimensions
     are canonical JSON text (sorted keys, no blanks), so equal dimensions compare equal as JSON
     (text) without a cast. No ORDER BY: nothing reads staging in physical order.

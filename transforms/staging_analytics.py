@@ -1,8 +1,8 @@
-"""Analytics exports: raw and staging table specs, and the staging transforms (CONTRACT section 2).
+"""Analytics exports: raw and staging table specs, and the staging transforms (docs/sources.md).
 
 Events: `raw.analytics_events` -> `staging.analytics_events`, one quarter partition at a time.
 A quarter holds the events whose timestamp, converted to `settings.timezone`, falls on one of
-its days (CONTRACT section 3, "Dates"); `date` is that local day. Exact duplicates -- the same
+its days (docs/computation.md, "Dates"); `date` is that local day. Exact duplicates -- the same
 (event, timestamp, user_id, anonymous_id, properties), as when a period is exported twice --
 are kept once (the first loaded copy).
 

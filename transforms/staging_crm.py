@@ -1,4 +1,4 @@
-"""CRM tables (CONTRACT section 2): the raw landing tables the API connector upserts into, its sync
+"""CRM tables (docs/sources.md): the raw landing tables the API connector upserts into, its sync
 state, and the typed staging tables metrics read.
 
 Raw keeps each record as the API sent it: `properties` is the JSON object of strings, exactly

@@ -5,7 +5,7 @@ Deterministic: the same seed writes byte-identical files, so the shipped data ca
 and diffed. Daily observations run from 2024-07-01 (one quarter of history before the first
 OKR quarter, for auto baselines) through 2026-11-20, the demo's as-of date.
 
-The files show every shape the CSV source accepts (CONTRACT section 2):
+The files show every shape the CSV source accepts (docs/sources.md):
 
     product_metrics_<year>.csv    long `date,metric_id,value`         active users, churn, retention
     revenue_by_region_<year>.csv  long `date,metric_id,value,region`  revenue per day and region
@@ -19,7 +19,7 @@ The trends are scripted per quarter (TRENDS below) so that, as of 2026-11-20, th
 vendor changed its API), so CSAT is stale on the as-of date, and it has a three-week gap in
 August 2025 (survey tool migration).
 
-The analytics exports (CONTRACT section 2) come from Acme's self-serve tier: the product
+The analytics exports (docs/sources.md) come from Acme's self-serve tier: the product
 analytics tool's raw event export of the self-serve web app, and the web analytics tool's
 traffic report of the public website where visitors start trials:
 
