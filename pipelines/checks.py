@@ -437,23 +437,30 @@ def no_future_observations(table: Table, column: str, inputs: CheckInputs) -> Ou
     return Outcome(True, summary, metadata)
 
 
-def reject_rate(source: SourceTable, threshold: float, inputs: CheckInputs) -> Outcome:
-    """Per source file, rejected / (loaded + rejected) of its latest loaded version."""
-    registry = (
-        _fetch(
-            inputs.con,
-            f"SELECT source_ref, rows_loaded, rows_rejected, batch_id FROM {RAW_LOADED_FILES.fqn} "
-            "WHERE source = ? ORDER BY source_ref",
-            [source.family],
-        )
-        if _table_exists(inputs.con, RAW_LOADED_FILES)
-        else []
+def _file_rows(
+    source: SourceTable, inputs: CheckInputs, table: Table, columns: str, condition: str = ""
+) -> list[tuple]:
+    """`columns` (the file first) of `table`'s rows about the source's files of its kind, by
+    file; none before the table exists."""
+    if not _table_exists(inputs.con, table):
+        return []
+    rows = _fetch(
+        inputs.con,
+        f"SELECT {columns} FROM {table.fqn} WHERE source = ? {condition} ORDER BY source_ref",
+        [source.family],
     )
-    files = [
+    return [
         row
-        for row in registry
+        for row in rows
         if source.file_kind is None or file_kind(Path(row[0])) == source.file_kind
     ]
+
+
+def reject_rate(source: SourceTable, threshold: float, inputs: CheckInputs) -> Outcome:
+    """Per source file, rejected / (loaded + rejected) of its latest loaded version."""
+    files = _file_rows(
+        source, inputs, RAW_LOADED_FILES, "source_ref, rows_loaded, rows_rejected, batch_id"
+    )
     loaded = sum(row[1] for row in files)
     rejected = sum(row[2] for row in files)
     over = [
@@ -502,21 +509,13 @@ def reject_rate(source: SourceTable, threshold: float, inputs: CheckInputs) -> O
 def quarantined_files(source: SourceTable, inputs: CheckInputs) -> Outcome:
     """The source's files that cannot be read at all: their one `raw.rejected_rows` row has the
     file itself as location. A warning, not a gate: the other files loaded."""
-    rows = (
-        _fetch(
-            inputs.con,
-            f"SELECT source_ref, reason, rejected_at FROM {RAW_REJECTED_ROWS.fqn} "
-            "WHERE source = ? AND location = source_ref ORDER BY source_ref",
-            [source.family],
-        )
-        if _table_exists(inputs.con, RAW_REJECTED_ROWS)
-        else []
+    files = _file_rows(
+        source,
+        inputs,
+        RAW_REJECTED_ROWS,
+        "source_ref, reason, rejected_at",
+        "AND location = source_ref",
     )
-    files = [
-        row
-        for row in rows
-        if source.file_kind is None or file_kind(Path(row[0])) == source.file_kind
-    ]
     metadata: dict[str, Any] = {"quarantined_files": len(files)}
     if not files:
         return Outcome(True, "no file is quarantined", metadata)

@@ -12,7 +12,7 @@ import dagster as dg
 import duckdb
 import pytest
 from test_operations import MARTS
-from test_pipeline import write_project
+from test_pipeline import export, write_project
 
 from pipelines.cli import main
 from pipelines.settings import DEFAULT_DAGSTER_HOME, PROJECT_ROOT, Settings
@@ -25,15 +25,9 @@ def env(tmp_path: Path, monkeypatch) -> Settings:
     """The small project of test_pipeline (objectives from 2025-Q1, visits from 2024-10-01,
     CSAT on Jan 1 and Apr 1) as the environment `okr` reads, with its own empty instance."""
     settings = write_project(tmp_path)
-    for name, value in {
-        "OKR_CONFIG_DIR": settings.config_dir,
-        "OKR_DATA_DIR": settings.data_dir,
-        "OKR_WAREHOUSE": settings.warehouse,
-        "OKR_BI_SNAPSHOT": settings.bi_snapshot,
-        "OKR_AS_OF": settings.as_of,
-        "DAGSTER_HOME": tmp_path / "dagster_home",
-    }.items():
-        monkeypatch.setenv(name, str(value))
+    export(settings, monkeypatch)
+    monkeypatch.setenv("OKR_AS_OF", str(settings.as_of))
+    monkeypatch.setenv("DAGSTER_HOME", str(tmp_path / "dagster_home"))
     return settings
 
 

@@ -421,7 +421,11 @@ class MetricReader:
                 .explode("date")
                 .join(partials, on=["pkey", "date"], how="inner")
                 .group_by("_i")
-                .agg(pl.col("n", "s", "source_n").sum(), pl.col("mn").min(), pl.col("mx").max())
+                .agg(  # summed in date order, whatever order the join left: the same bits always
+                    pl.col("n", "s", "source_n").sort_by("date").sum(),
+                    pl.col("mn").min(),
+                    pl.col("mx").max(),
+                )
             )
         totals = totals.select("_i", "n", "s", "mn", "mx", "source_n")
         frame = windows.join(totals, on="_i", how="left").with_columns(
