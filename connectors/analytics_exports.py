@@ -74,11 +74,10 @@ from connectors.files import (
     bad_number,
     commit_version,
     fields,
-    lit,
     load_files,
     well_quoted,
 )
-from transforms.schema import RAW_LOADED_FILES, RAW_REJECTED_ROWS, Table
+from transforms.schema import RAW_LOADED_FILES, RAW_REJECTED_ROWS, Table, quote_literal
 from transforms.staging_analytics import (
     RAW_ANALYTICS_EVENTS,
     RAW_ANALYTICS_REPORT,
@@ -301,7 +300,7 @@ def _numbered_lines() -> str:
 
 def _cases(checks: list[tuple[str, str | None, str]]) -> str:
     """`field` and `reason` columns: the first failing check names the field and says why."""
-    field_sql = " ".join(f"WHEN {c} THEN {lit(f) if f else 'NULL'}" for c, f, _ in checks)
+    field_sql = " ".join(f"WHEN {c} THEN {quote_literal(f) if f else 'NULL'}" for c, f, _ in checks)
     reason_sql = " ".join(f"WHEN {c} THEN {r}" for c, _, r in checks)
     return f"CASE {field_sql} END AS field, CASE {reason_sql} END AS reason"
 
@@ -316,7 +315,8 @@ def _first_failure(checks: list[tuple[str, str | None, str]], ok: str) -> str:
 def _failure_columns(checks: list[tuple[str, str | None, str]], failed: str) -> str:
     """`field` and `reason` of the check numbered `failed` (NULL for 0 or NULL)."""
     field_sql = " ".join(
-        f"WHEN {i} THEN {lit(f) if f else 'NULL'}" for i, (_, f, _) in enumerate(checks, 1)
+        f"WHEN {i} THEN {quote_literal(f) if f else 'NULL'}"
+        for i, (_, f, _) in enumerate(checks, 1)
     )
     reason_sql = " ".join(f"WHEN {i} THEN {r}" for i, (_, _, r) in enumerate(checks, 1))
     return f"CASE {failed} {field_sql} END AS field, CASE {failed} {reason_sql} END AS reason"
@@ -541,7 +541,7 @@ def _report_sql(con: duckdb.DuckDBPyConnection, rel: str, damage: _Damage | None
     n, d = len(names), snakes.index("date") + 1
     date_name = names[d - 1]
     columns = ", ".join(
-        f"({lit(name)}, {lit(snake)}, {i})"
+        f"({quote_literal(name)}, {quote_literal(snake)}, {i})"
         for i, (name, snake) in enumerate(zip(names, snakes, strict=True), 1)
         if i != d
     )
@@ -563,15 +563,15 @@ def _report_sql(con: duckdb.DuckDBPyConnection, rel: str, damage: _Damage | None
                 None,
                 f"'line has ' || len(fields) || ' fields but the header has {n}'",
             ),
-            ("date_txt = ''", date_name, lit(f"{date_name} is empty; {_DATE_HINT}")),
+            ("date_txt = ''", date_name, quote_literal(f"{date_name} is empty; {_DATE_HINT}")),
             (
                 "date_value IS NULL",
                 date_name,
-                f"{lit(date_name + ' ')} || '''' || date_txt || ''' is not a valid date; {_DATE_HINT}'",
+                f"{quote_literal(date_name + ' ')} || '''' || date_txt || ''' is not a valid date; {_DATE_HINT}'",
             ),
         ]
     )
-    totals = ", ".join(lit(label) for label in TOTAL_LABELS)
+    totals = ", ".join(quote_literal(label) for label in TOTAL_LABELS)
     number = (
         r"CASE WHEN regexp_full_match(cell, '[+-]?\d{1,3}(,\d{3})+(\.\d*)?') "
         "THEN replace(cell, ',', '') ELSE cell END"

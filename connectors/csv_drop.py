@@ -54,7 +54,6 @@ from connectors.files import (
     FileVersion,
     commit_version,
     fields,
-    lit,
     load_files,
     trim,
     well_quoted,
@@ -64,6 +63,7 @@ from transforms.schema import (
     RAW_LOADED_FILES,
     RAW_REJECTED_ROWS,
     STAGING_CSV_OBSERVATIONS,
+    quote_literal,
 )
 from transforms.warehouse import insertion_order
 
@@ -235,7 +235,7 @@ def _parsed_lines(header: _Header, shapes: dict[int, str]) -> str:
                CASE WHEN clean THEN string_split(text, '{d}') ELSE {fields(d)} END AS fields
         FROM (
             SELECT rowid + 1 AS line_no, text, text AS raw_record,
-                   regexp_full_match(text, {lit(_clean_pattern(header, shapes))}) AS clean
+                   regexp_full_match(text, {quote_literal(_clean_pattern(header, shapes))}) AS clean
             FROM {_LINES} WHERE rowid > 0 AND regexp_matches(text, '[^ \\t\\r]')
         )
     """
@@ -253,7 +253,7 @@ def _unless_clean(check: str) -> str:
 
 def _bad_number(text: str, number: str) -> str:
     """`files.bad_number` for a cell whose TRY_CAST to DOUBLE is already `number`."""
-    shape = _unless_clean(f"NOT regexp_full_match({text}, {lit(NUMBER_PATTERN)})")
+    shape = _unless_clean(f"NOT regexp_full_match({text}, {quote_literal(NUMBER_PATTERN)})")
     return f"NOT coalesce(isfinite({number}), false) OR {shape}"
 
 
@@ -262,7 +262,8 @@ def _cases(checks: list[tuple[str, str | None, str]]) -> tuple[str, str, str]:
     once; `field` and `reason` (over a relation with `failed`) name the field and say why."""
     failed = " ".join(f"WHEN {c} THEN {i}" for i, (c, _, _) in enumerate(checks, 1))
     field_sql = " ".join(
-        f"WHEN {i} THEN {lit(f) if f else 'NULL'}" for i, (_, f, _) in enumerate(checks, 1)
+        f"WHEN {i} THEN {quote_literal(f) if f else 'NULL'}"
+        for i, (_, f, _) in enumerate(checks, 1)
     )
     reason_sql = " ".join(f"WHEN {i} THEN {r}" for i, (_, _, r) in enumerate(checks, 1))
     return f"CASE {failed} END", f"CASE failed {field_sql} END", f"CASE failed {reason_sql} END"
@@ -271,7 +272,7 @@ def _cases(checks: list[tuple[str, str | None, str]]) -> tuple[str, str, str]:
 def _line_checks(header: _Header, date_col: str) -> list[tuple[str, str | None, str]]:
     """Checks of a line and its date, over `well_quoted`, `fields`, `date_txt` and `date`."""
     n = len(header.names)
-    date_shape = _unless_clean(f"NOT regexp_full_match(date_txt, {lit(_DATE_PATTERN)})")
+    date_shape = _unless_clean(f"NOT regexp_full_match(date_txt, {quote_literal(_DATE_PATTERN)})")
     return [
         (
             "NOT well_quoted",
@@ -284,11 +285,11 @@ def _line_checks(header: _Header, date_col: str) -> list[tuple[str, str | None, 
             None,
             f"'line has ' || len(fields) || ' fields but the header has {n}'",
         ),
-        ("date_txt = ''", date_col, lit(f"{date_col} is empty; {_DATE_HINT}")),
+        ("date_txt = ''", date_col, quote_literal(f"{date_col} is empty; {_DATE_HINT}")),
         (
             f"date IS NULL OR {date_shape}",
             date_col,
-            f"{lit(date_col + ' ')} || '''' || date_txt || ''' is not a valid date; {_DATE_HINT}'",
+            f"{quote_literal(date_col + ' ')} || '''' || date_txt || ''' is not a valid date; {_DATE_HINT}'",
         ),
     ]
 
@@ -300,7 +301,7 @@ def _long_sql(header: _Header) -> str:
     # Canonical JSON (sorted keys, empty values left out), as to_json of a MAP writes it; each
     # entry starts with a comma that substr drops from the first (concat_ws costs far more).
     entries = " || ".join(
-        f"CASE WHEN dim_{i} = '' THEN '' ELSE ',' || to_json({lit(name)})::VARCHAR || ':' "
+        f"CASE WHEN dim_{i} = '' THEN '' ELSE ',' || to_json({quote_literal(name)})::VARCHAR || ':' "
         f"|| to_json(dim_{i})::VARCHAR END"
         for name, i in dims
     )
@@ -308,18 +309,20 @@ def _long_sql(header: _Header) -> str:
     failed, field_sql, reason_sql = _cases(
         [
             *_line_checks(header, date_col),
-            ("metric_txt = ''", metric_col, lit(f"{metric_col} is empty; {_ID_HINT}")),
+            ("metric_txt = ''", metric_col, quote_literal(f"{metric_col} is empty; {_ID_HINT}")),
             (
-                _unless_clean(f"NOT regexp_full_match(metric_txt, {lit(METRIC_ID_PATTERN)})"),
+                _unless_clean(
+                    f"NOT regexp_full_match(metric_txt, {quote_literal(METRIC_ID_PATTERN)})"
+                ),
                 metric_col,
-                f"{lit(metric_col + ' ')} || '''' || metric_txt || ''' is not a valid metric id; "
+                f"{quote_literal(metric_col + ' ')} || '''' || metric_txt || ''' is not a valid metric id; "
                 f"{_ID_HINT}'",
             ),
-            ("value_txt = ''", value_col, lit(f"{value_col} is empty; {_NUMBER_HINT}")),
+            ("value_txt = ''", value_col, quote_literal(f"{value_col} is empty; {_NUMBER_HINT}")),
             (
                 _bad_number("value_txt", "value"),
                 value_col,
-                f"{lit(value_col + ' ')} || '''' || value_txt || ''' is not a number; {_NUMBER_HINT}'",
+                f"{quote_literal(value_col + ' ')} || '''' || value_txt || ''' is not a number; {_NUMBER_HINT}'",
             ),
         ]
     )
@@ -349,7 +352,7 @@ def _wide_sql(header: _Header) -> str:
     d = header.position("date")
     date_col = header.names[d - 1]
     metrics = ", ".join(
-        f"({lit(name)}, {i}, {str(bool(re.fullmatch(METRIC_ID_PATTERN, name))).lower()})"
+        f"({quote_literal(name)}, {i}, {str(bool(re.fullmatch(METRIC_ID_PATTERN, name))).lower()})"
         for i, name in enumerate(header.names, 1)
         if i != d
     )

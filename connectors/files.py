@@ -100,7 +100,19 @@ def load_files(
     for rel in sorted(quarantined.keys() - {rel for rel, _ in files}):
         _lift_quarantine(con, source, rel)  # removed: no file left to fix
     for rel, path in files:
-        version = new_version(con, source, path, rel, now)
+        try:
+            version = new_version(con, source, path, rel, now)
+        except OSError as exc:  # cannot even be hashed: no read permission, gone since listed
+            reason = (
+                f"cannot be opened ({exc.strerror or exc}); give the user running the pipeline "
+                "read access to it"
+            )
+            unread = FileVersion(
+                source, rel, "", 0, f"{source}-unopened-{uuid.uuid4().hex[:8]}", _when(now)
+            )
+            _quarantine(con, unread, reason)
+            report.files_quarantined[rel] = reason
+            continue
         if version is None:
             if rel in quarantined:  # back to the content loaded last: no longer quarantined
                 _lift_quarantine(con, source, rel)
@@ -201,11 +213,14 @@ def new_version(
     ).fetchall()
     if previous and previous[0][0] == digest:
         return None
-    loaded_at = now or datetime.now(UTC)
-    if loaded_at.tzinfo is None:
-        loaded_at = loaded_at.replace(tzinfo=UTC)
     batch_id = f"{_batch_prefix(source, digest)}{uuid.uuid4().hex[:8]}"
-    return FileVersion(source, rel, digest, size, batch_id, loaded_at)
+    return FileVersion(source, rel, digest, size, batch_id, _when(now))
+
+
+def _when(now: datetime | None) -> datetime:
+    """The load time: `now` (naive means UTC) or the clock's."""
+    loaded_at = now or datetime.now(UTC)
+    return loaded_at if loaded_at.tzinfo else loaded_at.replace(tzinfo=UTC)
 
 
 def commit_version(
@@ -269,10 +284,6 @@ def sha256(path: Path) -> tuple[str, int]:
             digest.update(chunk)
             size += len(chunk)
     return digest.hexdigest(), size
-
-
-def lit(text: str) -> str:
-    return "'" + text.replace("'", "''") + "'"
 
 
 def trim(expr: str) -> str:

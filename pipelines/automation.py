@@ -13,12 +13,12 @@ repeat is a no-op for the daemon. All three start stopped: switch them on in the
 `dagster schedule start` / `dagster sensor start`) where the daemon runs.
 
 Notes:
-- Schedules follow the clock (their scheduled time); the sensor's running quarter is that of
-  OKR_AS_OF when it is set (the day the marts treat as today), never later than the clock's.
+- Schedules follow the clock (their scheduled time), within the partitions, which end with the
+  quarter of OKR_AS_OF when it is set; the sensor's running quarter is the last partition.
 - A file's quarters come from the dates in it (`file_dates`); when they cannot be told the
   sensor refreshes the running quarter only, and the older quarters wait for a backfill.
-- The sensor refreshes quarters incrementally: on a warehouse that has never been backfilled,
-  its runs fail naming the `okr backfill` that builds the history they read.
+- Every run, scheduled or sensed, also builds the staging history its marts read (quarters never
+  built, or whose raw data changed), so none fails on a warehouse that was never backfilled.
 - A file reverted to an earlier version gets that version's run key, which the daemon treats
   as a repeat: the next daily refresh reloads it into raw and the running quarter (raw assets
   reload every changed file); older quarters it touches need `okr backfill`.
@@ -216,7 +216,8 @@ def _source_files_sensor(
     )
     def source_files_sensor(context: dg.SensorEvaluationContext):
         known = _read_cursor(context.cursor)
-        running = _sensor_running_partition(partitions, settings)
+        # The last partition now: that of OKR_AS_OF when it is set (the partitions end there).
+        running = running_partition(partitions, datetime.now(ZoneInfo(partitions.timezone)))
         if running is None:
             return dg.SkipReason("no partition exists yet")
         first_key = partitions.get_first_partition_key()
@@ -292,22 +293,6 @@ def _read_cursor(cursor: str | None) -> dict[str, dict]:
     if not isinstance(state, dict) or state.get("v") != CURSOR_VERSION:
         return {}
     return state.get("files", {})
-
-
-def _sensor_running_partition(
-    partitions: dg.TimeWindowPartitionsDefinition, settings: Settings
-) -> str | None:
-    """The running quarter: of OKR_AS_OF when it is set (the day the pipeline treats as today),
-    never later than the clock's."""
-    now = datetime.now(ZoneInfo(partitions.timezone))
-    by_clock = running_partition(partitions, now)
-    if settings.as_of and by_clock:
-        day = date.fromisoformat(settings.as_of)
-        by_as_of = running_partition(
-            partitions, datetime(day.year, day.month, day.day, 12, tzinfo=now.tzinfo)
-        )
-        return min(by_as_of, by_clock) if by_as_of else None
-    return by_clock
 
 
 # -- which days a file covers -------------------------------------------------------------------

@@ -61,6 +61,7 @@ from transforms.schema import (
 )
 from transforms.staging_analytics import RAW_ANALYTICS_EVENTS, RAW_ANALYTICS_REPORT
 from transforms.staging_crm import RAW_CRM_TABLES, STAGING_CRM_TABLES
+from transforms.warehouse import table_exists
 
 MAX_REJECT_RATE_ENV = "OKR_MAX_REJECT_RATE"
 SOURCE_MAX_AGE_ENV = "OKR_SOURCE_MAX_AGE_DAYS"
@@ -186,7 +187,7 @@ class QualityCheck:
         )
 
     def evaluate(self, inputs: CheckInputs) -> dg.AssetCheckResult:
-        if not _table_exists(inputs.con, self.table):
+        if not table_exists(inputs.con, self.table):
             outcome = Outcome(False, f"{self.table.fqn} does not exist")
         else:
             outcome = self.run(inputs)
@@ -442,7 +443,7 @@ def _file_rows(
 ) -> list[tuple]:
     """`columns` (the file first) of `table`'s rows about the source's files of its kind, by
     file; none before the table exists."""
-    if not _table_exists(inputs.con, table):
+    if not table_exists(inputs.con, table):
         return []
     rows = _fetch(
         inputs.con,
@@ -766,16 +767,6 @@ def _fetch(
 
 def _count(con: duckdb.DuckDBPyConnection, table: Table) -> int:
     return _fetch(con, f"SELECT count(*) FROM {table.fqn}")[0][0]
-
-
-def _table_exists(con: duckdb.DuckDBPyConnection, table: Table) -> bool:
-    return bool(
-        _fetch(
-            con,
-            "SELECT 1 FROM duckdb_tables() WHERE schema_name = ? AND table_name = ?",
-            [table.schema, table.name],
-        )
-    )
 
 
 def _rate(loaded: int, rejected: int) -> float:

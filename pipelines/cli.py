@@ -36,7 +36,9 @@ from pipelines.settings import (
 )
 from transforms.calendar import normalize_label, quarter_of
 from transforms.config import ConfigError, load_config
+from transforms.schema import MARTS_OBJECTIVE_ATTAINMENT
 from transforms.scorecard import scorecard_text
+from transforms.warehouse import table_exists
 
 
 class UsageError(Exception):
@@ -104,11 +106,12 @@ def backfill(
     settings: Settings,
     first: str | None,
     last: str | None,
-    instance: dg.DagsterInstance,
+    instance: dg.DagsterInstance | None = None,
     to_running: bool = False,
 ) -> dg.ExecuteInProcessResult:
     """Materialize every asset for the quarters [first, last] (see `quarter_range`) in a single
-    run. The staging assets also build the earlier quarters the marts read; the run's
+    run, in `instance` (default: the persistent one, opened once the range is known to be
+    good). The staging assets also build the earlier quarters the marts read; the run's
     HISTORY_TAG names them."""
     try:
         defs = build_definitions(settings)
@@ -118,7 +121,7 @@ def backfill(
         raise UsageError(str(exc)) from None
     config = load_config(settings.config_dir)
     job = defs.resolve_implicit_global_asset_job_def()
-    keys = job.partitions_def.get_partition_keys(dynamic_partitions_store=instance)
+    keys = job.partitions_def.get_partition_keys()
     start, end = quarter_range(
         keys,
         config.settings.fiscal_year_start_month,
@@ -128,7 +131,7 @@ def backfill(
         to_running,
     )
     return job.execute_in_process(
-        instance=instance,
+        instance=instance or _instance(),
         run_config={"loggers": {"console": {"config": {"log_level": "INFO"}}}},
         tags={
             "dagster/asset_partition_range_start": start,
@@ -180,14 +183,10 @@ def _print_scorecard(settings: Settings, typed: list[str]) -> None:
 
 
 def _reported_quarters(con: duckdb.DuckDBPyConnection) -> list[str]:
-    [(exists,)] = con.execute(
-        "SELECT count(*) FROM duckdb_tables() WHERE schema_name = 'marts' "
-        "AND table_name = 'objective_attainment'"
-    ).fetchall()
-    if not exists:
+    if not table_exists(con, MARTS_OBJECTIVE_ATTAINMENT):
         return []
     rows = con.execute(
-        "SELECT DISTINCT quarter, quarter_start FROM marts.objective_attainment ORDER BY 2"
+        f"SELECT DISTINCT quarter, quarter_start FROM {MARTS_OBJECTIVE_ATTAINMENT.fqn} ORDER BY 2"
     ).fetchall()
     return [quarter for quarter, _ in rows]
 
@@ -229,12 +228,12 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _run(settings: Settings, first: str | None, last: str | None, to_running: bool = False) -> int:
-    instance = _instance()
-    result = backfill(settings, first, last, instance, to_running)
+    result = backfill(settings, first, last, to_running=to_running)
     if not result.success:
         print("okr: the run failed; see the errors above", file=sys.stderr)
         return 1
-    run = instance.get_run_by_id(result.run_id)
+    with dg.DagsterInstance.get() as instance:  # the one `backfill` ran in
+        run = instance.get_run_by_id(result.run_id)
     tags = run.tags if run else {}
     fiscal_month = load_config(settings.config_dir).settings.fiscal_year_start_month
     span = [
@@ -245,7 +244,7 @@ def _run(settings: Settings, first: str | None, last: str | None, to_running: bo
     if first and partition_key(first, fiscal_month) < span[0].start.isoformat():
         print(
             f"okr: starting at {span[0].label}, the first quarter an objective or key result "
-            f"reports in; the data before it was built as history"
+            "reports in (what the marts read before it is built as history)"
         )
     print(
         f"okr: run {result.run_id} materialized {materialized} asset partitions for "

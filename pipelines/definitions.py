@@ -1,4 +1,5 @@
-"""The one Definitions object that `dagster dev -w workspace.yaml` and `dg` both load, built
+"""The one Definitions object that `make dev` (`dg dev`), `dagster dev -w workspace.yaml` and `dg`
+load, built
 from the environment (docs/settings.md)."""
 
 from pipelines.build import build_definitions

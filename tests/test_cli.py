@@ -14,8 +14,9 @@ import pytest
 from test_operations import MARTS
 from test_pipeline import export, write_project
 
+import pipelines.cli as cli
 from pipelines.cli import main
-from pipelines.settings import DEFAULT_DAGSTER_HOME, PROJECT_ROOT, Settings
+from pipelines.settings import DEFAULT_DAGSTER_HOME, INSTANCE_TEMPLATE, PROJECT_ROOT, Settings
 
 HISTORY_TAG = "okr/history_quarters"
 
@@ -107,6 +108,25 @@ def test_a_rerun_rebuilds_history_whose_raw_data_changed(env: Settings, capsys):
     assert baseline == 900 - 10 + 90  # the later file's Dec 31 replaces the 10 of visits.csv
 
 
+def test_a_corrected_wide_file_rebuilds_the_history_it_changes(env: Settings, capsys):
+    # Every cell of a wide line shares the line's lineage: a fingerprint must still see a value
+    # change that keeps every row count (here, two cells per line).
+    visits = env.data_dir / "csv" / "visits.csv"
+    lines = visits.read_text().splitlines()
+    visits.write_text("\n".join(["date,visits,signups", *(f"{x},1" for x in lines[1:])]) + "\n")
+    assert main(["backfill", "2025-Q1"]) == 0
+    assert "also built staging for 2024-Q4 as history" in capsys.readouterr().out
+    corrected = [line.replace(",10,", ",20,") for line in visits.read_text().splitlines()]
+    visits.write_text("\n".join(corrected) + "\n")
+    assert main(["backfill", "2025-Q1"]) == 0
+    assert "also built staging for 2024-Q4 as history" in capsys.readouterr().out
+    with duckdb.connect(str(env.warehouse), read_only=True) as con:
+        [(baseline,)] = con.execute(
+            "SELECT baseline FROM marts.key_result_attainment WHERE kr_id = 'kr-visits-q1'"
+        ).fetchall()
+    assert baseline == 90 * 20  # the 90 days before S, now at 20 a day
+
+
 def test_a_range_starting_before_the_first_reported_quarter_starts_there(env: Settings, capsys):
     assert main(["backfill", "2024-Q3", "2025-Q1"]) == 0
     out = capsys.readouterr().out
@@ -141,6 +161,44 @@ def test_okr_and_make_share_one_default_instance():
         check=True,
     ).stdout
     assert f"mkdir -p {DEFAULT_DAGSTER_HOME}\n" in dry_run
+
+
+def test_okr_without_dagster_home_runs_in_the_default_instance(
+    env: Settings, tmp_path: Path, monkeypatch
+):
+    home = tmp_path / "default_home"  # stands in for var/dagster_home, which tests leave alone
+    monkeypatch.setattr(cli, "DEFAULT_DAGSTER_HOME", home)
+    monkeypatch.delenv("DAGSTER_HOME")
+    assert main(["backfill", "2025-Q1"]) == 0
+    assert (home / "dagster.yaml").read_bytes() == INSTANCE_TEMPLATE.read_bytes()
+    assert os.environ["DAGSTER_HOME"] == str(home)
+    assert len(runs()) == 1
+
+
+def test_a_kr_not_started_on_the_as_of_day_passes_the_checks_and_is_published(
+    env: Settings, capsys
+):
+    (env.config_dir / "okrs.yaml").write_text(
+        "objectives:\n"
+        "  - id: care-q2\n    title: Care\n    team: support\n    period: 2025-Q2\n"
+        "    key_results:\n"
+        "      - {id: kr-csat-june, title: CSAT to 90 in June, metric: csat, type: increase,\n"
+        "         baseline: 70, target: 90, period: {start: 2025-06-01, end: 2025-06-30}}\n"
+        "      - {id: kr-visits-june, title: Visits held, metric: visits, type: maintain_above,\n"
+        "         target: 10, period: {start: 2025-06-01, end: 2025-06-30}}\n"
+    )
+    assert main(["backfill", "2025-Q2"]) == 0  # the blocking checks pass
+    query = (
+        "SELECT kr_id, progress, expected_progress, status FROM marts.key_result_attainment "
+        "ORDER BY kr_id"
+    )
+    expected = [
+        ("kr-csat-june", None, 0.0, "not_started"),
+        ("kr-visits-june", None, 0.0, "not_started"),
+    ]
+    for path in (env.warehouse, env.bi_snapshot):  # and the BI snapshot was published
+        with duckdb.connect(str(path), read_only=True) as con:
+            assert con.execute(query).fetchall() == expected
 
 
 def test_okr_as_of_later_than_the_real_running_quarter_is_today_for_the_partitions(

@@ -1,4 +1,4 @@
-"""The UI tried as a new user would: `dagster dev -w workspace.yaml` on 127.0.0.1 over a small
+"""The UI tried as a new user would: `make dev` (`dg dev`) on 127.0.0.1 over a small
 project, the asset graph, catalog, automation and asset-check pages opened in headless Chromium,
 and a materialization launched through the UI's GraphQL API.
 

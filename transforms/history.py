@@ -18,7 +18,7 @@ import duckdb
 from transforms.calendar import Quarter, quarter_of
 from transforms.config import OkrConfig, ResolvedKeyResult
 from transforms.schema import META_STAGING_INPUTS, Table
-from transforms.warehouse import transaction, written_partitions
+from transforms.warehouse import table_exists, transaction, written_partitions
 
 
 def history_start(kr: ResolvedKeyResult) -> date:
@@ -72,24 +72,32 @@ class RawInput:
 def raw_fingerprints(
     con: duckdb.DuckDBPyConnection, raw: RawInput, fiscal_month: int
 ) -> dict[date, tuple[int, int]]:
-    """Per quarter start: (rows, XOR of the rows' lineage hashes) of the raw rows dated in it.
-    Any load, replacement or removal of a raw row changes its quarter's pair."""
-    if not _exists(con, raw.table):
-        return {}
+    """Per quarter start: (rows, XOR of the hashes of the distinct batch ids) of the raw rows
+    dated in it. A file version's rows share a batch id and any change to a file loads a new
+    one, so any load, replacement or removal of raw rows changes its quarters' pairs."""
+    return {start: (n, int(h)) for start, n, h in _raw_quarters(con, raw, fiscal_month, True)}
+
+
+def _raw_quarters(
+    con: duckdb.DuckDBPyConnection, raw: RawInput, fiscal_month: int, hashed: bool
+) -> list[tuple[date, int, int | None]]:
+    """(quarter start, rows, batch fingerprint or None) of the quarters raw has rows in."""
+    if not table_exists(con, raw.table):
+        return []
     shift = fiscal_month - 1
-    rows = con.execute(
+    fingerprint = "bit_xor(DISTINCT hash(_batch_id, ?::VARCHAR))" if hashed else "NULL"
+    return con.execute(
         f"""
         SELECT CAST(date_trunc('quarter', day - to_months(?::INTEGER)) + to_months(?::INTEGER)
                     AS DATE),
-               count(*), bit_xor(hash(_source_ref, _source_row, _batch_id, ?::VARCHAR))
-        FROM (SELECT {raw.day_sql} AS day, _source_ref, _source_row, _batch_id
-              FROM {raw.table.fqn})
+               count(*), {fingerprint}
+        FROM (SELECT {raw.day_sql} AS day, _batch_id FROM {raw.table.fqn})
         WHERE day IS NOT NULL
         GROUP BY 1
         """,
-        [shift, shift, "|".join(map(str, raw.params)), *raw.params],  # in the order of the ?s
+        # in the order of the ?s
+        [shift, shift, *(["|".join(map(str, raw.params))] if hashed else []), *raw.params],
     ).fetchall()
-    return {start: (n, int(h)) for start, n, h in rows}
 
 
 def stored_fingerprints(
@@ -151,16 +159,6 @@ def unstaged_quarters(
     written = written_partitions(con, table)
     return [
         quarter_of(start, fiscal_month)
-        for start, (n, _) in sorted(raw_fingerprints(con, raw, fiscal_month).items())
+        for start, n, _ in sorted(_raw_quarters(con, raw, fiscal_month, False))
         if n and start <= last and start not in written
     ]
-
-
-def _exists(con: duckdb.DuckDBPyConnection, table: Table) -> bool:
-    return bool(
-        con.execute(
-            "SELECT count(*) FROM duckdb_tables() WHERE database_name = current_database() "
-            "AND schema_name = ? AND table_name = ?",
-            [table.schema, table.name],
-        ).fetchall()[0][0]
-    )

@@ -101,7 +101,12 @@ MARTS_SUCCESS_METRIC_SUMMARY = Table(
             "Week: ISO date of its first day; month: YYYY-MM; quarter: fiscal label like 2025-Q1.",
             False,
         ),
-        Column("quarter", "VARCHAR", "Fiscal quarter holding period_end (a week straddling two quarters belongs to the later), e.g. 2025-Q1.", False),
+        Column(
+            "quarter",
+            "VARCHAR",
+            "Fiscal quarter holding period_end (a week straddling two quarters belongs to the later), e.g. 2025-Q1.",
+            False,
+        ),
         Column(
             "quarter_start",
             "DATE",
@@ -207,6 +212,7 @@ MARTS_SUCCESS_METRIC_SUMMARY = Table(
     primary_key=("metric_id", "grain", "period_start"),
     partition_column="quarter_start",
 )
+
 
 def _rounded(expr: pl.Expr) -> pl.Expr:
     return expr.round(ROUND)
@@ -469,15 +475,12 @@ def _measured_periods(
     reported ones feed previous_value, yoy_value, rolling_avg_3 and consecutive_red."""
     settings = config.settings
     periods = _periods(reported, min(history_start.values()), settings)
-    metrics = (
-        _metric_attributes(config)
-        .join(
-            pl.DataFrame(
-                {"metric_id": list(history_start), "history_start": list(history_start.values())},
-                schema={"metric_id": pl.String, "history_start": pl.Date},
-            ),
-            on="metric_id",
-        )
+    metrics = _metric_attributes(config).join(
+        pl.DataFrame(
+            {"metric_id": list(history_start), "history_start": list(history_start.values())},
+            schema={"metric_id": pl.String, "history_start": pl.Date},
+        ),
+        on="metric_id",
     )
     frame = (
         metrics.join(periods, how="cross")

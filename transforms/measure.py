@@ -21,7 +21,7 @@ import duckdb
 import polars as pl
 
 from transforms.config import Metric, OkrConfig
-from transforms.schema import quote_ident
+from transforms.schema import quote_ident, quote_literal
 from transforms.sources import SOURCES, SourceSpec
 
 SERIES_SCHEMA = {"date": pl.Date, "value": pl.Float64, "latest_date": pl.Date}
@@ -803,7 +803,7 @@ class MetricReader:
         if time_column == source.time_column and local_day and self._column_type(table, local_day):
             return quote_ident(local_day)
         if self._column_type(table, time_column) == "TIMESTAMP WITH TIME ZONE":
-            tz = _literal(self.config.settings.timezone)
+            tz = quote_literal(self.config.settings.timezone)
             return f"CAST(timezone({tz}, {quote_ident(time_column)}) AS DATE)"
         return f"CAST({quote_ident(time_column)} AS DATE)"
 
@@ -955,10 +955,6 @@ def _calendar_of(requests: list[SeriesRequest]) -> pl.DataFrame:
     )
 
 
-def _literal(text: str) -> str:
-    return "'" + text.replace("'", "''") + "'"
-
-
 def _column_expr(source: SourceSpec, column: str) -> str:
     """A column of the source, or a key of one of its JSON columns read as text (`dimensions.region`
     or, for CSV dimensions, `region`). Config text reaches the SQL only quoted: the key as a JSON
@@ -966,7 +962,7 @@ def _column_expr(source: SourceSpec, column: str) -> str:
     if nested := source.json_key(column):
         json_column, key = nested
         pointer = "/" + key.replace("~", "~0").replace("/", "~1")
-        return f"json_extract_string({quote_ident(json_column)}, {_literal(pointer)})"
+        return f"json_extract_string({quote_ident(json_column)}, {quote_literal(pointer)})"
     return quote_ident(column)
 
 

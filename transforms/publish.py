@@ -55,7 +55,7 @@ from pathlib import Path
 
 import duckdb
 
-from transforms.schema import Column, Table, quote_ident
+from transforms.schema import Column, Table, quote_ident, quote_literal
 
 log = logging.getLogger(__name__)
 
@@ -212,8 +212,8 @@ def _copy_tables(
             "WHERE database_name = current_database()"
         ).fetchone()
         cur.execute(
-            f"ATTACH {_literal(str(tmp))} AS {quote_ident(alias)} "
-            f"(STORAGE_VERSION {_literal(STORAGE_VERSION)}, READ_WRITE)"
+            f"ATTACH {quote_literal(str(tmp))} AS {quote_ident(alias)} "
+            f"(STORAGE_VERSION {quote_literal(STORAGE_VERSION)}, READ_WRITE)"
         )
         attached = True
         cur.execute("BEGIN TRANSACTION")
@@ -257,9 +257,9 @@ def _copy_table(
     source = f"{quote_ident(source_db)}.{quote_ident(table.schema)}.{quote_ident(table.name)}"
     (copied,) = cur.execute(f"INSERT INTO {target} SELECT * FROM {source}").fetchone()
     if table.comment is not None:
-        cur.execute(f"COMMENT ON TABLE {target} IS {_literal(table.comment)}")
+        cur.execute(f"COMMENT ON TABLE {target} IS {quote_literal(table.comment)}")
     for column, comment in columns.get((table.schema, table.name), []):
-        cur.execute(f"COMMENT ON COLUMN {target}.{quote_ident(column)} IS {_literal(comment)}")
+        cur.execute(f"COMMENT ON COLUMN {target}.{quote_ident(column)} IS {quote_literal(comment)}")
     return int(copied)
 
 
@@ -321,9 +321,11 @@ def _create_views(
                 continue
             target = f"{quote_ident(schema)}.{quote_ident(name)}"
             if comment is not None:
-                con.execute(f"COMMENT ON VIEW {target} IS {_literal(comment)}")
+                con.execute(f"COMMENT ON VIEW {target} IS {quote_literal(comment)}")
             for column, text in columns.get((schema, name), []):
-                con.execute(f"COMMENT ON COLUMN {target}.{quote_ident(column)} IS {_literal(text)}")
+                con.execute(
+                    f"COMMENT ON COLUMN {target}.{quote_ident(column)} IS {quote_literal(text)}"
+                )
             created.append(fqn)
             errors.pop(fqn, None)
             del pending[fqn]
@@ -368,10 +370,6 @@ def _column_comments(
     for schema, table, column, comment in rows:
         comments.setdefault((schema, table), []).append((column, comment))
     return comments
-
-
-def _literal(text: str) -> str:
-    return "'" + text.replace("'", "''") + "'"
 
 
 def _wal(path: Path) -> Path:

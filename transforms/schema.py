@@ -47,9 +47,9 @@ class Table:
         return f"CREATE TABLE IF NOT EXISTS {self.fqn} (\n  {cols}\n)"
 
     def comment_statements(self) -> list[str]:
-        statements = [f"COMMENT ON TABLE {self.fqn} IS {_quote(self.description)}"]
+        statements = [f"COMMENT ON TABLE {self.fqn} IS {quote_literal(self.description)}"]
         statements += [
-            f"COMMENT ON COLUMN {self.fqn}.{quote_ident(c.name)} IS {_quote(c.description)}"
+            f"COMMENT ON COLUMN {self.fqn}.{quote_ident(c.name)} IS {quote_literal(c.description)}"
             for c in self.columns
         ]
         return statements
@@ -89,10 +89,13 @@ _POLARS_TYPES = {
 
 
 def quote_ident(name: str) -> str:
+    """An identifier for SQL text, whatever it contains."""
     return '"' + name.replace('"', '""') + '"'
 
 
-def _quote(text: str) -> str:
+def quote_literal(text: str) -> str:
+    """A string literal for SQL text where a bind parameter cannot go (DDL, comments, option
+    values): the one place text from config or data is quoted."""
     return "'" + text.replace("'", "''") + "'"
 
 

@@ -53,7 +53,9 @@ def scorecard_text(con: duckdb.DuckDBPyConnection, quarters: list[str] | None = 
             )
             lines += _kr_lines(quarter_krs.filter(pl.col("objective_id") == o["objective_id"]))
         # KRs whose window runs past their objective's period (e.g. six months in a quarter).
-        continuing = quarter_krs.filter(~pl.col("objective_id").is_in(rows["objective_id"].implode()))
+        continuing = quarter_krs.filter(
+            ~pl.col("objective_id").is_in(rows["objective_id"].implode())
+        )
         if continuing.height:
             lines.append("Key results continuing past their objective's period")
             lines += _kr_lines(continuing)

@@ -22,7 +22,7 @@ from datetime import date, timedelta
 
 import duckdb
 
-from transforms.schema import Column, Table, lineage_columns, quote_ident
+from transforms.schema import Column, Table, lineage_columns, quote_ident, quote_literal
 from transforms.staging import one_row_per_key
 from transforms.warehouse import ensure_tables, replace_partition_from_query
 
@@ -124,10 +124,6 @@ ANALYTICS_REPORT_VIEW = "staging.analytics_report"
 RESERVED_REPORT_COLUMNS = frozenset({"date", "quarter_start"})
 
 
-def _quote(text: str) -> str:
-    return "'" + text.replace("'", "''") + "'"
-
-
 # Any UTC offset is at most 14 hours, so events of local days [start, end] lie in this range.
 _MARGIN = timedelta(days=2)
 
@@ -207,7 +203,7 @@ def refresh_analytics_report_view(con: duckdb.DuckDBPyConnection) -> list[str]:
         if name not in RESERVED_REPORT_COLUMNS
     ]
     pivots = "".join(
-        f",\n    CAST(max(value) FILTER (WHERE column_name = {_quote(name)}) AS DOUBLE) "
+        f",\n    CAST(max(value) FILTER (WHERE column_name = {quote_literal(name)}) AS DOUBLE) "
         f"AS {quote_ident(name)}"
         for name in names
     )
@@ -218,7 +214,7 @@ def refresh_analytics_report_view(con: duckdb.DuckDBPyConnection) -> list[str]:
     )
     con.execute(
         f"COMMENT ON VIEW {ANALYTICS_REPORT_VIEW} IS "
-        + _quote(
+        + quote_literal(
             "Analytics report values, one row per date and one DOUBLE column per report column "
             "(snake_case of its display name); a pivot of staging.analytics_report_long."
         )

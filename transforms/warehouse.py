@@ -185,6 +185,16 @@ def ensure_tables(con: duckdb.DuckDBPyConnection, *tables: Table) -> None:
             table.create(con)
 
 
+def table_exists(con: duckdb.DuckDBPyConnection, table: Table) -> bool:
+    """Whether `table` exists in the warehouse (a source never loaded has no raw table)."""
+    [(count,)] = con.execute(
+        "SELECT count(*) FROM duckdb_tables() WHERE database_name = current_database() "
+        "AND schema_name = ? AND table_name = ?",
+        [table.schema, table.name],
+    ).fetchall()
+    return bool(count)
+
+
 def written_partitions(con: duckdb.DuckDBPyConnection, table: Table) -> set[date]:
     """Partitions of `table` that have been written (possibly with zero rows)."""
     META_PARTITIONS.create(con)
