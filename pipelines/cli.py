@@ -172,7 +172,7 @@ def _print_scorecard(settings: Settings, typed: list[str]) -> None:
             if unknown:
                 raise UsageError(
                     f"the warehouse has no rows for {', '.join(unknown)}; it has "
-                    f"{', '.join(built)} (build more with: okr backfill {unknown[0]})"
+                    f"{', '.join(built)} (`okr backfill QUARTER` builds one)"
                 )
             print(scorecard_text(con, quarters or None))
     except duckdb.IOException as exc:

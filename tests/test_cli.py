@@ -272,7 +272,7 @@ def test_scorecard_of_a_quarter_the_warehouse_lacks_names_those_it_has(env: Sett
     capsys.readouterr()
     assert main(["scorecard", "2025-Q2"]) == 2
     line = one_error_line(capsys)
-    assert "no rows for 2025-Q2; it has 2025-Q1" in line and "okr backfill 2025-Q2" in line
+    assert "no rows for 2025-Q2; it has 2025-Q1 (`okr backfill QUARTER` builds one)" in line
 
 
 def test_a_config_error_prints_its_problems_with_file_and_line_and_no_traceback(
