@@ -108,6 +108,14 @@ def test_no_page_names_a_path_outside_the_checkout(page):
         assert outside not in text, f"{page_id(page)} mentions {outside!r}"
 
 
+@pytest.mark.parametrize("page", PAGES, ids=page_id)
+def test_no_link_climbs_out_of_its_folder_or_starts_at_the_root(page):
+    """`../x` from docs/ stays in the repository, but tools that check a page on its own (and
+    readers of a page copied elsewhere) cannot tell: name such files as code, not as links."""
+    bad = [target for target in links(page) if target.startswith(("../", "/"))]
+    assert bad == [], f"{page_id(page)} links {bad}"
+
+
 def test_readme_links_every_documentation_page():
     linked = {target.partition("#")[0] for target in links(ROOT / "README.md")}
     expected = {page_id(page) for page in DOCS} | {"docs/bi_queries.sql"}
