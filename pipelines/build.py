@@ -35,7 +35,9 @@ def build_definitions(settings: Settings) -> dg.Definitions:
     partitions = quarterly_partitions(config, okr_config.today(config), bool(settings.as_of))
     resources = {
         "warehouse": WarehouseResource(
-            path=str(settings.warehouse), memory_limit=settings.duckdb_memory_limit
+            path=str(settings.warehouse),
+            memory_limit=settings.duckdb_memory_limit,
+            lock_timeout_seconds=settings.warehouse_lock_timeout,
         ),
         "okr_config": okr_config,
         "sources": SourceFoldersResource(

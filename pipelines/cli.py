@@ -27,6 +27,7 @@ from connectors.crm_simulator import CrmSimulator
 from pipelines.assets.staging import HISTORY_TAG
 from pipelines.build import build_definitions
 from pipelines.partitions import partition_key
+from pipelines.resources import WarehouseLockedError, open_when_free
 from pipelines.settings import (
     DEFAULT_DAGSTER_HOME,
     EXAMPLE_AS_OF,
@@ -162,7 +163,12 @@ def _print_scorecard(settings: Settings, typed: list[str]) -> None:
             "(or `make demo` for the example)"
         )
     try:
-        with duckdb.connect(str(settings.warehouse), read_only=True) as con:
+        with open_when_free(
+            lambda: duckdb.connect(str(settings.warehouse), read_only=True),
+            str(settings.warehouse),
+            settings.warehouse_lock_timeout,
+            lambda text: print(f"okr: {text}", file=sys.stderr),
+        ) as con:
             built = _reported_quarters(con)
             if not built:
                 raise UsageError(
@@ -175,11 +181,8 @@ def _print_scorecard(settings: Settings, typed: list[str]) -> None:
                     f"{', '.join(built)} (`okr backfill QUARTER` builds one)"
                 )
             print(scorecard_text(con, quarters or None))
-    except duckdb.IOException as exc:
-        raise UsageError(
-            f"cannot open {settings.warehouse}: {str(exc).splitlines()[0]} (is a run writing "
-            "it? try again when it finishes)"
-        ) from None
+    except WarehouseLockedError as exc:
+        raise UsageError(str(exc)) from None
 
 
 def _reported_quarters(con: duckdb.DuckDBPyConnection) -> list[str]:

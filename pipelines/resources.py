@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import re
+import time
 import zoneinfo
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import date, datetime
 from pathlib import Path
@@ -29,21 +31,70 @@ class WarehouseResource(dg.ConfigurableResource):
 
     path: str = Field(description="DuckDB file of the warehouse (OKR_WAREHOUSE).")
     memory_limit: str = Field(
-        "1GB", description="DuckDB memory_limit (OKR_DUCKDB_MEMORY_LIMIT); larger data spills to disk."
+        "1GB",
+        description="DuckDB memory_limit (OKR_DUCKDB_MEMORY_LIMIT); larger data spills to disk.",
     )
     threads: int = Field(2, description="DuckDB worker threads.")
+    lock_timeout_seconds: float = Field(
+        180.0,
+        description="How long a step waits for another process (a notebook, the duckdb CLI, "
+        "another run) to release the warehouse file before it fails (OKR_WAREHOUSE_LOCK_TIMEOUT).",
+    )
 
     @contextmanager
     def connect(self) -> Iterator[duckdb.DuckDBPyConnection]:
         Path(self.path).parent.mkdir(parents=True, exist_ok=True)
-        con = duckdb.connect(
-            self.path, config={"memory_limit": self.memory_limit, "threads": self.threads}
+        con = open_when_free(
+            lambda: duckdb.connect(
+                self.path, config={"memory_limit": self.memory_limit, "threads": self.threads}
+            ),
+            self.path,
+            self.lock_timeout_seconds,
+            dg.get_dagster_logger().warning,
         )
         con.execute("SET enable_progress_bar = false")  # step logs get events, not a bar
         try:
             yield con
         finally:
             con.close()
+
+
+_LOCK_HOLDER = re.compile(r"Conflicting lock is held in (.+?) \(PID (\d+)\)")
+
+
+class WarehouseLockedError(Exception):
+    """The warehouse file stayed held by another process for the whole wait."""
+
+
+def open_when_free(
+    connect: Callable[[], duckdb.DuckDBPyConnection],
+    path: str,
+    timeout: float,
+    say: Callable[[str], object],
+) -> duckdb.DuckDBPyConnection:
+    """`connect()`, retried with backoff (0.5 s doubling to 10 s) while another process holds
+    the file's lock, saying once who holds it; WarehouseLockedError naming the holder and what
+    to close when it is still held after `timeout` seconds."""
+    deadline, delay, said = time.monotonic() + timeout, 0.5, None
+    while True:
+        try:
+            return connect()
+        except duckdb.IOException as exc:
+            holder = _LOCK_HOLDER.search(str(exc))
+            if holder is None:
+                raise
+            who = f"{Path(holder[1]).name} (PID {holder[2]})"
+            if time.monotonic() + delay > deadline:
+                raise WarehouseLockedError(
+                    f"the warehouse {path} is still held by {who} after {timeout:g} s: close "
+                    "that process's connection (a notebook, the duckdb CLI, another okr run) "
+                    "and run again, or raise OKR_WAREHOUSE_LOCK_TIMEOUT"
+                ) from None
+            if said != who:
+                say(f"the warehouse {path} is held by {who}; waiting up to {timeout:g} s for it")
+                said = who
+            time.sleep(delay)
+            delay = min(delay * 2, 10.0)
 
 
 class OkrConfigResource(dg.ConfigurableResource):

@@ -30,6 +30,9 @@ class Settings:
     """DuckDB's buffer budget per step; with Python and Polars on top a run stays under 2 GB."""
     crm_enabled: bool = False
     """The CRM assets exist when CRM_API_BASE_URL is set; the token stays an EnvVar."""
+    warehouse_lock_timeout: float = 180.0
+    """OKR_WAREHOUSE_LOCK_TIMEOUT: seconds a step waits for another process holding the
+    warehouse file (a notebook, the duckdb CLI) before it fails naming it."""
     strict_files: bool = False
     """OKR_STRICT_FILES: a source file that cannot be read fails the raw step (after the others
     loaded) instead of only being quarantined."""
@@ -44,6 +47,16 @@ class Settings:
             if text not in ("", "0", "false", "no", "1", "true", "yes"):
                 raise ValueError(f"{name}={text!r}: expected true, 1 or yes (or false, 0, no)")
             return text in ("1", "true", "yes")
+
+        def seconds(name: str, default: float) -> float:
+            text = (os.environ.get(name) or "").strip()
+            try:
+                value = float(text) if text else default
+            except ValueError:
+                value = -1.0
+            if not 0 <= value < float("inf"):
+                raise ValueError(f"{name}={text!r}: expected a number of seconds, 0 or more")
+            return value
 
         def day(name: str) -> str | None:
             text = (os.environ.get(name) or "").strip() or None
@@ -61,4 +74,5 @@ class Settings:
             duckdb_memory_limit=os.environ.get("OKR_DUCKDB_MEMORY_LIMIT") or "1GB",
             crm_enabled=bool(os.environ.get("CRM_API_BASE_URL")),
             strict_files=flag("OKR_STRICT_FILES"),
+            warehouse_lock_timeout=seconds("OKR_WAREHOUSE_LOCK_TIMEOUT", 180.0),
         )
