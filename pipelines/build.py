@@ -38,6 +38,7 @@ def build_definitions(settings: Settings) -> dg.Definitions:
             path=str(settings.warehouse),
             memory_limit=settings.duckdb_memory_limit,
             lock_timeout_seconds=settings.warehouse_lock_timeout,
+            allowed_directories=[str(settings.data_dir), str(settings.bi_snapshot.parent)],
         ),
         "okr_config": okr_config,
         "sources": SourceFoldersResource(

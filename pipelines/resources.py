@@ -35,6 +35,11 @@ class WarehouseResource(dg.ConfigurableResource):
         description="DuckDB memory_limit (OKR_DUCKDB_MEMORY_LIMIT); larger data spills to disk.",
     )
     threads: int = Field(2, description="DuckDB worker threads.")
+    allowed_directories: list[str] | None = Field(
+        None,
+        description="The only folders SQL may read or write files in (the input root, the BI "
+        "snapshot's folder); none other, and no network. Unset: DuckDB's defaults.",
+    )
     lock_timeout_seconds: float = Field(
         180.0,
         description="How long a step waits for another process (a notebook, the duckdb CLI, "
@@ -53,6 +58,12 @@ class WarehouseResource(dg.ConfigurableResource):
             dg.get_dagster_logger().warning,
         )
         con.execute("SET enable_progress_bar = false")  # step logs get events, not a bar
+        if self.allowed_directories is not None:
+            # Defence in depth: even SQL built wrongly from config or data text cannot read
+            # other files (read_text('/etc/passwd')) or reach the network. Not undoable later.
+            folders = [str(Path(d).resolve()) + "/" for d in self.allowed_directories]
+            con.execute("SET allowed_directories = ?", [folders])
+            con.execute("SET enable_external_access = false")
         try:
             yield con
         finally:

@@ -261,3 +261,21 @@ def test_marts_run_on_their_own_without_staged_history_name_the_command_that_fix
     message = failure.step_failure_data.user_failure_data.description
     assert message.startswith("staging.csv_observations has raw data for 2024-Q4, 2025-Q1, 2025-Q2")
     assert message.endswith("Run: okr backfill 2025-Q2 (it builds the staging history it needs)")
+
+
+def test_warehouse_sql_reaches_no_file_outside_the_configured_folders(
+    project: Settings, tmp_path_factory
+):
+    # Defence in depth for SQL built from config or data text: the pipeline's connections read
+    # the input root (and write the BI snapshot's folder) but nothing else.
+    outside = tmp_path_factory.mktemp("elsewhere") / "secret.txt"
+    outside.write_text("token\n")
+    inside = project.data_dir / "csv" / "csat.csv"
+    warehouse = build_definitions(project).resources["warehouse"]
+    with warehouse.connect() as con:
+        assert con.execute("SELECT count(*) FROM read_csv(?)", [str(inside)]).fetchall() == [(2,)]
+        for sql in ("SELECT * FROM read_text(?)", "ATTACH ? AS elsewhere"):
+            with pytest.raises(duckdb.PermissionException, match="disabled by configuration"):
+                con.execute(sql, [str(outside)])
+        with pytest.raises(duckdb.Error):
+            con.execute("SET enable_external_access = true")
