@@ -42,6 +42,15 @@ CUMULATIVE_AGGREGATIONS = ("sum", "count", "count_distinct")
 DAYS = re.compile(r"^([1-9][0-9]*)d$")
 RELATIVE_TARGET = re.compile(r"^([+-])(\d+(?:\.\d+)?)(%?)$")
 FilterValue = str | int | float | bool
+MAX_ALIAS_NODES = 100_000
+"""How many nodes YAML aliases may add to a config file in all (each `*name` adds a copy of what
+`&name` marks). A few shared mappings add tens; a "billion laughs" file adds billions."""
+JSON_KEY = re.compile(r"^[A-Za-z0-9_](?:[A-Za-z0-9_ -]*[A-Za-z0-9_-])?$")
+"""A key inside a JSON column (`dimensions.<key>`, `properties.<key>`) that a metric may name."""
+JSON_KEY_ALLOWED = (
+    "letters A-Z and a-z, digits, '_', '-' and spaces, starting with a letter, digit or '_' "
+    "and not ending in a space"
+)
 
 
 class ConfigError(ValueError):
@@ -417,6 +426,80 @@ def _construct_mapping(loader: yaml.SafeLoader, node: yaml.MappingNode) -> dict[
 _UniqueKeyLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
 
 
+class _AliasLimitError(Exception):
+    """Aliases that would expand the document past `MAX_ALIAS_NODES`, or that contain
+    themselves."""
+
+    def __init__(self, line: int, message: str):
+        super().__init__(message)
+        self.line = line
+
+
+def _check_aliases(root: yaml.Node) -> None:
+    """Refuse a node graph whose aliases expand it too far, before anything (the constructor,
+    the cache, validation) walks the expansion. Aliases share their anchor's node, so one pass
+    in document order, keeping each node's expanded size, sees every alias without expanding
+    it: a node met a second time is an alias, and adds its whole expanded size. (Scalars are
+    counted as their parent is entered, slightly ahead of document order: each adds 1 either
+    way.)"""
+    size: dict[int, int] = {}
+    added = 0
+    on_path: set[int] = set()
+
+    def met(node: yaml.Node, line: int) -> bool:
+        """Count `node` met at `line`; True if it is new (not an alias)."""
+        nonlocal added
+        key = id(node)
+        if key in on_path:
+            raise _AliasLimitError(
+                line,
+                "an alias refers to a part of the file from inside that part (a recursive "
+                "document); an alias may only repeat a part that ends before it",
+            )
+        if key not in size:
+            return True
+        added += size[key]
+        if added > MAX_ALIAS_NODES:
+            raise _AliasLimitError(
+                line,
+                f"aliases (*name) expand the file by more than {MAX_ALIAS_NODES:,} nodes (the "
+                "limit for all aliases of a file, reached here); write the repeated parts out, "
+                "or use fewer aliases",
+            )
+        return False
+
+    # (collection node, the line it is written at: its key's for a mapping value, done)
+    stack: list[tuple[yaml.Node, int, bool]] = [(root, root.start_mark.line + 1, False)]
+    while stack:
+        node, line, done = stack.pop()
+        if done:
+            on_path.discard(id(node))
+            size[id(node)] = 1 + sum(size[id(child)] for child, _ in _child_nodes(node))
+            continue
+        if not met(node, line):
+            continue
+        on_path.add(id(node))
+        stack.append((node, line, True))
+        collections = []
+        for child, at in _child_nodes(node):
+            if not isinstance(child, yaml.ScalarNode):
+                collections.append((child, at or line, False))
+            elif met(child, at or line):
+                size[id(child)] = 1
+        stack.extend(reversed(collections))
+
+
+def _child_nodes(node: yaml.Node) -> list[tuple[yaml.Node, int | None]]:
+    """The nodes directly inside `node`, each with the line of its key (mapping values)."""
+    if isinstance(node, yaml.MappingNode):
+        return [
+            (child, key.start_mark.line + 1) for key, value in node.value for child in (key, value)
+        ]
+    if isinstance(node, yaml.SequenceNode):
+        return [(item, None) for item in node.value]
+    return []
+
+
 def _read_yaml(path: Path, problems: list[str]) -> _File:
     empty = _File(path.name, {}, {})
     try:
@@ -439,6 +522,9 @@ def _read_yaml(path: Path, problems: list[str]) -> _File:
         return empty
     try:
         document, lines = _parse_yaml(text)
+    except _AliasLimitError as error:
+        problems.append(f"{path.name}:{error.line}: {error}")
+        return empty
     except yaml.YAMLError as error:
         # pyyaml's text spans lines and calls the file "<unicode string>": one line, no name.
         what = re.sub(r'\n\s*in "<unicode string>",', " at", str(error)).replace("\n", ": ")
@@ -459,6 +545,8 @@ def _parse_yaml(text: str) -> tuple[Any, dict[tuple, int]]:
     loader = _UniqueKeyLoader(text)
     try:
         root = loader.get_single_node()
+        if root is not None:
+            _check_aliases(root)
         document = None if root is None else loader.construct_document(root)
     finally:
         loader.dispose()
@@ -703,6 +791,11 @@ def _column_problem(source_name: str, column: str) -> str | None:
         return (
             f"'{column}' cannot be a column of '{source_name}': report columns are the snake_case "
             "of their display name ('Active users' -> 'active_users')"
+        )
+    if (json_key := source.json_key(column)) and not JSON_KEY.match(json_key[1]):
+        return (
+            f"'{json_key[1]}' cannot be a key of '{json_key[0]}': a key a metric names uses "
+            f"{JSON_KEY_ALLOWED}"
         )
     if source.column_kind(column) is None:
         prefixes = [f"{p}<key>" for p in source.open_prefixes]
