@@ -72,9 +72,12 @@ from connectors.files import (
     FileSourceError,
     FileVersion,
     bad_number,
+    clip,
     commit_version,
+    excerpt,
     fields,
     load_files,
+    sql_excerpt,
     well_quoted,
 )
 from transforms.schema import RAW_LOADED_FILES, RAW_REJECTED_ROWS, Table, quote_literal
@@ -221,7 +224,9 @@ def _read_lines(con: duckdb.DuckDBPyConnection, path: Path, rel: str) -> _Damage
         # A damaged gzip stream, mixed line endings (which DuckDB's strict reader refuses and
         # its lenient one miscounts), invalid UTF-8: stream the file in Python, which either
         # reads what is readable or raises an error naming the file and line.
-        return _stream_lines(con, path, rel, str(exc).splitlines()[0] if str(exc) else "")
+        return _stream_lines(
+            con, path, rel, clip(str(exc).splitlines()[0], 200) if str(exc) else ""
+        )
 
 
 def _stream_lines(
@@ -258,7 +263,9 @@ def _stream_lines(
         if pending:  # an unterminated last line
             lines_done += _append_lines(con, pending, rel, lines_done)
         return None
-    detail = f"{type(error).__name__}: {error}" if str(error) else type(error).__name__
+    detail = (
+        f"{type(error).__name__}: {clip(str(error), 200)}" if str(error) else type(error).__name__
+    )
     if lines_done == 0:
         raise AnalyticsSourceError(
             f"{rel}: not a readable gzip file, it breaks before its first line ({detail}); "
@@ -416,14 +423,14 @@ def _events_sql() -> str:
         (
             f"regexp_full_match(trim({ts_s}), '{_ISO_WITHOUT_OFFSET}')",
             "timestamp",
-            f"'timestamp ''' || {ts_s} || ''' has no UTC offset, so its instant is unknown; "
+            f"'timestamp ''' || {sql_excerpt(ts_s)} || ''' has no UTC offset, so its instant is unknown; "
             f"{_TS_HINT}'",
         ),
         (
             f"NOT regexp_full_match(trim({ts_s}), '{_ISO_WITH_OFFSET}') "
             f"OR TRY_CAST(trim({ts_s}) AS TIMESTAMPTZ) IS NULL",
             "timestamp",
-            f"'timestamp ''' || {ts_s} || ''' is not a valid timestamp; {_TS_HINT}'",
+            f"'timestamp ''' || {sql_excerpt(ts_s)} || ''' is not a valid timestamp; {_TS_HINT}'",
         ),
         bad_id("user_id"),
         bad_id("anonymous_id"),
@@ -512,27 +519,27 @@ def _report_sql(con: duckdb.DuckDBPyConnection, rel: str, damage: _Damage | None
     ).fetchall()
     if not quoting_ok:
         raise AnalyticsSourceError(
-            f"{rel}: the header on line {header_line} has malformed quoting: {text!r}"
+            f"{rel}: the header on line {header_line} has malformed quoting: {excerpt(text)}"
         )
     names = [name.strip() for name in header_fields]
     snakes = [snake_case(name) for name in names]
     for i, (name, snake) in enumerate(zip(names, snakes, strict=True), 1):
         if not snake:
             raise AnalyticsSourceError(
-                f"{rel}: header column {i} on line {header_line} ({name!r}) has no usable name"
+                f"{rel}: header column {i} on line {header_line} ({excerpt(name)}) has no usable name"
             )
         if snakes.count(snake) > 1:
             others = [n for n, s in zip(names, snakes, strict=True) if s == snake]
             raise AnalyticsSourceError(
-                f"{rel}: columns {', '.join(map(repr, others))} on line {header_line} all become "
+                f"{rel}: columns {excerpt(', '.join(map(repr, others)))} on line {header_line} all become "
                 f"'{snake}'; report columns must differ in snake_case"
             )
         if snake in RESERVED_REPORT_COLUMNS - {"date"}:
-            raise AnalyticsSourceError(f"{rel}: column {name!r} is reserved ('{snake}')")
+            raise AnalyticsSourceError(f"{rel}: column {excerpt(name)} is reserved ('{snake}')")
     if "date" not in snakes:
         raise AnalyticsSourceError(
             f"{rel}: the header on line {header_line} has no Date column (found: "
-            f"{', '.join(names)}); expected e.g. Date,Active users,Sessions"
+            f"{excerpt(', '.join(names))}); expected e.g. Date,Active users,Sessions"
         )
     if len(names) == 1:
         raise AnalyticsSourceError(
@@ -563,11 +570,16 @@ def _report_sql(con: duckdb.DuckDBPyConnection, rel: str, damage: _Damage | None
                 None,
                 f"'line has ' || len(fields) || ' fields but the header has {n}'",
             ),
-            ("date_txt = ''", date_name, quote_literal(f"{date_name} is empty; {_DATE_HINT}")),
+            (
+                "date_txt = ''",
+                date_name,
+                quote_literal(f"{clip(date_name)} is empty; {_DATE_HINT}"),
+            ),
             (
                 "date_value IS NULL",
                 date_name,
-                f"{quote_literal(date_name + ' ')} || '''' || date_txt || ''' is not a valid date; {_DATE_HINT}'",
+                f"{quote_literal(clip(date_name) + ' ')} || '''' || "
+                f"{sql_excerpt('date_txt')} || ''' is not a valid date; {_DATE_HINT}'",
             ),
         ]
     )
@@ -609,8 +621,9 @@ def _report_sql(con: duckdb.DuckDBPyConnection, rel: str, damage: _Damage | None
         SELECT line_no,
                CASE WHEN {bad_number("num_txt")} THEN raw_record END,
                CASE WHEN {bad_number("num_txt")} THEN display_name END,
-               CASE WHEN {bad_number("num_txt")} THEN 'value ''' || num_txt || ''' in column '''
-                    || display_name || ''' is not a number; {_NUMBER_HINT}' END,
+               CASE WHEN {bad_number("num_txt")} THEN 'value ''' || {sql_excerpt("num_txt")}
+                    || ''' in column ''' || {sql_excerpt("display_name")}
+                    || ''' is not a number; {_NUMBER_HINT}' END,
                date_value, column_name, TRY_CAST(num_txt AS DOUBLE)
         FROM cells
     """

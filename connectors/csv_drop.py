@@ -52,9 +52,12 @@ from connectors.files import (
     FileLoadReport,
     FileSourceError,
     FileVersion,
+    clip,
     commit_version,
+    excerpt,
     fields,
     load_files,
+    sql_excerpt,
     trim,
     well_quoted,
 )
@@ -158,7 +161,7 @@ def _parse(con: duckdb.DuckDBPyConnection, path: Path, rel: str) -> None:
         if "unicode" in message.lower() or "utf-8" in message.lower():
             raise CsvSourceError(f"{rel}: not UTF-8 text{where}; save it as UTF-8") from exc
         first = message.splitlines()[0] if message else type(exc).__name__
-        raise CsvSourceError(f"{rel}: cannot be read{where}: {first}") from exc
+        raise CsvSourceError(f"{rel}: cannot be read{where}: {clip(first, 200)}") from exc
     header = _read_header(con, rel)
     select = _long_sql(header) if header.position("metric_id") else _wide_sql(header)
     with insertion_order(con, preserve=False):  # rows carry their line number
@@ -182,28 +185,28 @@ def _read_header(con: duckdb.DuckDBPyConnection, rel: str) -> _Header:
         f"SELECT {well_quoted(delim)}, {fields(delim)} FROM {_LINES} WHERE rowid = 0"
     ).fetchall()
     if not quoting_ok:
-        raise CsvSourceError(f"{rel}: the header on line 1 has malformed quoting: {text!r}")
+        raise CsvSourceError(f"{rel}: the header on line 1 has malformed quoting: {excerpt(text)}")
     header = _Header(delim, [name.strip() for name in names])
     lowered = [name.lower() for name in header.names]
     for i, name in enumerate(header.names, 1):
         if not name:
             raise CsvSourceError(f"{rel}: header column {i} has no name; every column needs one")
         if lowered.count(name.lower()) > 1:
-            raise CsvSourceError(f"{rel}: column '{name}' appears twice in the header")
+            raise CsvSourceError(f"{rel}: column {excerpt(name)} appears twice in the header")
     if "date" not in lowered:
         raise CsvSourceError(
-            f"{rel}: the header has no 'date' column (found: {', '.join(header.names)}); "
+            f"{rel}: the header has no 'date' column (found: {excerpt(', '.join(header.names))}); "
             "expected date,metric_id,value[,dimension...] or date,<metric>,<metric>..."
         )
     if ("metric_id" in lowered) != ("value" in lowered):
         raise CsvSourceError(
             f"{rel}: a long file needs both 'metric_id' and 'value' columns "
-            f"(found: {', '.join(header.names)})"
+            f"(found: {excerpt(', '.join(header.names))})"
         )
     clash = [name for name in header.names if name.lower() in _RESERVED_DIMENSIONS]
     if clash and "metric_id" in lowered:  # a long file, whose other columns are dimensions
         raise CsvSourceError(
-            f"{rel}: dimension column '{clash[0]}' is ambiguous: staging.csv_observations has a "
+            f"{rel}: dimension column {excerpt(clash[0])} is ambiguous: staging.csv_observations has a "
             f"built-in column of that name; rename it in the header, e.g. to "
             f"'{clash[0].strip('_')}_dim'"
         )
@@ -289,7 +292,8 @@ def _line_checks(header: _Header, date_col: str) -> list[tuple[str, str | None, 
         (
             f"date IS NULL OR {date_shape}",
             date_col,
-            f"{quote_literal(date_col + ' ')} || '''' || date_txt || ''' is not a valid date; {_DATE_HINT}'",
+            f"{quote_literal(date_col + ' ')} || '''' || {sql_excerpt('date_txt')} || ''' is not a valid "
+            f"date; {_DATE_HINT}'",
         ),
     ]
 
@@ -315,14 +319,16 @@ def _long_sql(header: _Header) -> str:
                     f"NOT regexp_full_match(metric_txt, {quote_literal(METRIC_ID_PATTERN)})"
                 ),
                 metric_col,
-                f"{quote_literal(metric_col + ' ')} || '''' || metric_txt || ''' is not a valid metric id; "
+                f"{quote_literal(metric_col + ' ')} || '''' || {sql_excerpt('metric_txt')} "
+                "|| ''' is not a valid metric id; "
                 f"{_ID_HINT}'",
             ),
             ("value_txt = ''", value_col, quote_literal(f"{value_col} is empty; {_NUMBER_HINT}")),
             (
                 _bad_number("value_txt", "value"),
                 value_col,
-                f"{quote_literal(value_col + ' ')} || '''' || value_txt || ''' is not a number; {_NUMBER_HINT}'",
+                f"{quote_literal(value_col + ' ')} || '''' || {sql_excerpt('value_txt')} "
+                f"|| ''' is not a number; {_NUMBER_HINT}'",
             ),
         ]
     )
@@ -383,10 +389,11 @@ def _wide_sql(header: _Header) -> str:
         UNION ALL
         SELECT line_no, CASE WHEN rejected THEN raw_record END,
                CASE WHEN rejected THEN metric END AS field,
-               CASE WHEN NOT valid_id THEN 'column ''' || metric || ''' is not a valid metric '
-                         || 'id ({_ID_HINT}), so its value ''' || cell || ''' was not loaded'
-                    WHEN rejected THEN 'value ''' || cell || ''' in column '''
-                         || metric || ''' is not a number; {_NUMBER_HINT}'
+               CASE WHEN NOT valid_id THEN 'column ''' || {sql_excerpt("metric")}
+                         || ''' is not a valid metric id ({_ID_HINT}), so its value '''
+                         || {sql_excerpt("cell")} || ''' was not loaded'
+                    WHEN rejected THEN 'value ''' || {sql_excerpt("cell")} || ''' in column '''
+                         || {sql_excerpt("metric")} || ''' is not a number; {_NUMBER_HINT}'
                END AS reason,
                date, metric, value, '{{}}'
         FROM judged

@@ -8,11 +8,20 @@ line) and whose `batch_id`, like every batch id, starts with the source and the 
 digits of the file's SHA-256: an unchanged quarantined file is recognised and skipped, a changed
 one is read again and, once readable, its normal load replaces the quarantine row; a removed one
 is no longer quarantined. A file that turns unreadable keeps the rows its last readable version
-loaded."""
+loaded.
+
+Nothing outside the folder is read: a file (or a link to a folder) whose real path lies outside
+the folder's real path -- a symbolic link out of it -- is quarantined by name without being
+opened; links to folders are not followed. A file is hashed before it is parsed and again once
+its rows are parsed, before they are committed: if the two hashes differ the file changed while
+it was read, and its load starts over (up to `READ_ATTEMPTS` times, then it is quarantined as
+"kept changing"), so the hash recorded is always that of the rows loaded. Text quoted from a
+file into a reason or message is a short, escaped excerpt (`excerpt`, `sql_excerpt`)."""
 
 from __future__ import annotations
 
 import hashlib
+import os
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -28,6 +37,8 @@ NUMBER_PATTERN = r"[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?"
 # A "delimiter" no text file contains, so read_csv yields each physical line as one column.
 NO_SPLIT = "\x1e\x1f\x1e\x1f"
 STRICT_FILES_ENV = "OKR_STRICT_FILES"
+READ_ATTEMPTS = 3  # loads of a file that changes while it is read, before it is quarantined
+EXCERPT_CHARS = 80  # the most characters of file text a reason or message quotes
 
 
 @dataclass
@@ -44,6 +55,10 @@ class FileLoadReport:
     rows_loaded: int = 0
     rows_rejected: int = 0
     warnings: list[str] = field(default_factory=list)  # e.g. damaged gzip files, partly loaded
+
+
+class FileChangedWhileRead(Exception):  # noqa: N818 -- an event, not a failure: the load retries
+    """The file's content differs from the version being loaded: it changed while it was read."""
 
 
 class FileSourceError(Exception):
@@ -64,6 +79,7 @@ class FileVersion:
     size: int
     batch_id: str
     loaded_at: datetime
+    path: Path | None = None  # the file hashed; `commit_version` checks it still has `digest`
 
 
 def load_files(
@@ -97,43 +113,24 @@ def load_files(
             [source],
         ).fetchall()
     }
-    for rel in sorted(quarantined.keys() - {rel for rel, _ in files}):
+    for rel in sorted(quarantined.keys() - {rel for rel, _, _ in files}):
         _lift_quarantine(con, source, rel)  # removed: no file left to fix
-    for rel, path in files:
-        try:
-            version = new_version(con, source, path, rel, now)
-        except OSError as exc:  # cannot even be hashed: no read permission, gone since listed
-            reason = (
-                f"cannot be opened ({exc.strerror or exc}); give the user running the pipeline "
-                "read access to it"
-            )
-            unread = FileVersion(
-                source, rel, "", 0, f"{source}-unopened-{uuid.uuid4().hex[:8]}", _when(now)
-            )
-            _quarantine(con, unread, reason)
-            report.files_quarantined[rel] = reason
-            continue
-        if version is None:
-            if rel in quarantined:  # back to the content loaded last: no longer quarantined
-                _lift_quarantine(con, source, rel)
-            report.files_skipped.append(rel)
-            continue
-        batch_id, reason = quarantined.get(rel, ("", ""))
-        if batch_id.startswith(_batch_prefix(source, version.digest)):
-            report.files_quarantined[rel] = reason
-            continue
-        try:
-            loaded, rejected, warning = load_one(path, version)
-        except error as exc:
-            reason = str(exc).removeprefix(f"{rel}: ")
-            _quarantine(con, version, reason)
-            report.files_quarantined[rel] = reason
-            continue
-        report.files_loaded.append(rel)
-        report.rows_loaded += loaded
-        report.rows_rejected += rejected
-        if warning:
-            report.warnings.append(warning)
+    root = folder.resolve()
+    for rel, path, refusal in files:
+        _load_path(
+            con,
+            source,
+            rel,
+            path,
+            refusal,
+            root,
+            description,
+            quarantined,
+            load_one,
+            error,
+            now,
+            report,
+        )
     if strict and report.files_quarantined:
         listing = "\n".join(f"- {rel}: {why}" for rel, why in report.files_quarantined.items())
         raise error(
@@ -145,11 +142,114 @@ def load_files(
     return report
 
 
+def _load_path(
+    con: duckdb.DuckDBPyConnection,
+    source: str,
+    rel: str,
+    path: Path,
+    refusal: str | None,
+    root: Path,
+    description: str,
+    quarantined: dict[str, tuple[str, str]],
+    load_one: Callable[[Path, FileVersion], tuple[int, int, str | None]],
+    error: type[FileSourceError],
+    now: datetime | None,
+    report: FileLoadReport,
+) -> None:
+    """Load, skip or quarantine one listed file, starting over when it changed while read."""
+    for _ in range(READ_ATTEMPTS):
+        # Checked again at each attempt: the file may have been replaced by a link since listed.
+        refusal = refusal or _outside(path, root, description)
+        if refusal:
+            if quarantined.get(rel, ("", ""))[1] != refusal:  # an unchanged row stays as it is
+                _quarantine(con, _unread(source, rel, "link", now), refusal)
+            report.files_quarantined[rel] = refusal
+            return
+        try:
+            version = new_version(con, source, path, rel, now)
+        except OSError as exc:  # cannot even be hashed: no read permission, gone since listed
+            reason = (
+                f"cannot be opened ({exc.strerror or exc}); give the user running the pipeline "
+                "read access to it"
+            )
+            _quarantine(con, _unread(source, rel, "unopened", now), reason)
+            report.files_quarantined[rel] = reason
+            return
+        if version is None:
+            if rel in quarantined:  # back to the content loaded last: no longer quarantined
+                _lift_quarantine(con, source, rel)
+            report.files_skipped.append(rel)
+            return
+        batch_id, reason = quarantined.get(rel, ("", ""))
+        if batch_id.startswith(_batch_prefix(source, version.digest)):
+            report.files_quarantined[rel] = reason
+            return
+        try:
+            loaded, rejected, warning = load_one(path, version)
+        except FileChangedWhileRead:
+            continue
+        except error as exc:
+            if not _unchanged(version):  # judged on bytes that are no longer the file
+                continue
+            reason = str(exc).removeprefix(f"{rel}: ")
+            _quarantine(con, version, reason)
+            report.files_quarantined[rel] = reason
+            return
+        report.files_loaded.append(rel)
+        report.rows_loaded += loaded
+        report.rows_rejected += rejected
+        if warning:
+            report.warnings.append(warning)
+        return
+    reason = (
+        f"kept changing while it was read ({READ_ATTEMPTS} attempts), so no version of it could "
+        "be loaded whole; write the file elsewhere and move it into the folder once complete "
+        "(a rename is atomic), then run again"
+    )
+    # No content hash in the batch id: once the file settles, whatever its content, it loads.
+    _quarantine(con, _unread(source, rel, "changing", now), reason)
+    report.files_quarantined[rel] = reason
+
+
+def _unread(source: str, rel: str, why: str, now: datetime | None) -> FileVersion:
+    """The version of a file quarantined without a hash of its content."""
+    return FileVersion(source, rel, "", 0, f"{source}-{why}-{uuid.uuid4().hex[:8]}", _when(now))
+
+
+def _outside(path: Path, root: Path, description: str) -> str | None:
+    """Why `path` is not read when its real path (links followed) lies outside `root`, the
+    folder's real path; None when it is inside. Nothing is opened to tell."""
+    try:
+        real = path.resolve()
+    except (OSError, RuntimeError):  # a link loop
+        real = None
+    if real is not None and real.is_relative_to(root):
+        return None
+    what = "folder" if path.is_dir() else "file"
+    return (
+        f"is a symbolic link to a {what} outside the {description}, which the pipeline does not "
+        f"read; copy the {what} into the folder instead of linking to it"
+    )
+
+
+def _unchanged(version: FileVersion) -> bool:
+    """Whether the file still has the content of `version` (hashed again)."""
+    if version.path is None:
+        return True
+    try:
+        return sha256(version.path)[0] == version.digest
+    except OSError:  # gone or unreadable since: not the version that was read
+        return False
+
+
 def _list_folder(
     folder: Path, wanted: Callable[[Path], bool], error: type[FileSourceError], description: str
-) -> list[tuple[str, Path]] | None:
-    """The wanted files under `folder` (recursively) by relative path, sorted; None when the
-    folder does not exist, which means no files for that source."""
+) -> list[tuple[str, Path, str | None]] | None:
+    """The wanted files under `folder` (recursively) by relative path, sorted, each with why it
+    is refused unread (None: it may be read); None when the folder does not exist, which means
+    no files for that source. Links to folders are not followed: one that points outside the
+    folder is listed, refused, under its own name; one inside adds nothing that is not found at
+    its real place. A file whose real path is outside the folder is refused."""
     try:
         if not folder.exists():
             return None
@@ -158,12 +258,23 @@ def _list_folder(
                 f"the {description} {folder} is a file, not a folder; move the file away (the "
                 "folder may be absent, which means no files) or point OKR_DATA_DIR elsewhere"
             )
-        next(folder.iterdir(), None)  # an unreadable folder fails here, not silently in rglob
-        return sorted(
-            (path.relative_to(folder).as_posix(), path)
-            for path in folder.rglob("*")
-            if wanted(path) and path.is_file()
-        )
+        next(folder.iterdir(), None)  # an unreadable folder fails here, not silently in the walk
+        root = folder.resolve()
+        listed: list[tuple[str, Path, str | None]] = []
+        for dirpath, dirnames, filenames in os.walk(folder, followlinks=False):
+            base = Path(dirpath)
+            for name in dirnames:  # links to folders are listed here but not walked into
+                path = base / name
+                if path.is_symlink() and (refusal := _outside(path, root, description)):
+                    listed.append((path.relative_to(folder).as_posix(), path, refusal))
+            for name in filenames:
+                path = base / name
+                if not wanted(path):
+                    continue
+                refusal = _outside(path, root, description)
+                if refusal or path.is_file():  # not a FIFO, a socket or a broken link inside
+                    listed.append((path.relative_to(folder).as_posix(), path, refusal))
+        return sorted(listed)
     except OSError as exc:
         raise error(
             f"the {description} {folder} cannot be read ({exc.strerror or exc}); give the user "
@@ -214,7 +325,7 @@ def new_version(
     if previous and previous[0][0] == digest:
         return None
     batch_id = f"{_batch_prefix(source, digest)}{uuid.uuid4().hex[:8]}"
-    return FileVersion(source, rel, digest, size, batch_id, _when(now))
+    return FileVersion(source, rel, digest, size, batch_id, _when(now), path)
 
 
 def _when(now: datetime | None) -> datetime:
@@ -234,7 +345,11 @@ def commit_version(
 ) -> tuple[int, int]:
     """Replace everything the file loaded before (rows, rejects, registry row) with the parsed
     `rows_table` (`line_no`, `raw_record`, `field`, `reason` and the values), in one
-    transaction. Rows with a `reason` are rejects. Returns (loaded, rejected)."""
+    transaction. Rows with a `reason` are rejects. Returns (loaded, rejected). Raises
+    `FileChangedWhileRead`, committing nothing, when the file no longer has the version's hash:
+    the rows parsed may not be that version's."""
+    if not _unchanged(version):
+        raise FileChangedWhileRead(version.rel)
     [(loaded, rejected)] = con.execute(
         f"SELECT count(*) FILTER (WHERE reason IS NULL), "
         f"count(*) FILTER (WHERE reason IS NOT NULL) FROM {rows_table}"
@@ -284,6 +399,34 @@ def sha256(path: Path) -> tuple[str, int]:
             digest.update(chunk)
             size += len(chunk)
     return digest.hexdigest(), size
+
+
+def excerpt(text: str, limit: int = EXCERPT_CHARS) -> str:
+    """`text` quoted for a message: at most `limit` characters, control and other unprintable
+    characters escaped as `repr` does, `...` after the quote when it was cut."""
+    return repr(text[:limit]) + ("..." if len(text) > limit else "")
+
+
+def clip(text: str, limit: int = EXCERPT_CHARS) -> str:
+    """`text` without quotes when short and printable, else `excerpt` without its quotes."""
+    if len(text) <= limit and text.isprintable():
+        return text
+    return repr(text[:limit])[1:-1] + ("..." if len(text) > limit else "")
+
+
+def sql_excerpt(expr: str, limit: int = EXCERPT_CHARS) -> str:
+    """SQL: the text `expr` as a reason may quote it -- as is when short and printable, else its
+    first `limit` characters escaped as in JSON (other unprintable characters become `?`) and
+    `...` when it was cut. The caller puts the quotes around it."""
+    escaped = (
+        f"regexp_replace(regexp_replace(to_json(left({expr}, {limit}))::VARCHAR, "
+        "'^\"|\"$', '', 'g'), '\\p{C}', '?', 'g')"
+    )
+    return (
+        f"CASE WHEN length({expr}) <= {limit} AND NOT regexp_matches({expr}, '\\p{{C}}') "
+        f"THEN {expr} ELSE {escaped} || CASE WHEN length({expr}) > {limit} THEN '...' ELSE '' END "
+        "END"
+    )
 
 
 def trim(expr: str) -> str:
