@@ -14,7 +14,10 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
+import signal
+import socket
 import sys
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import date
@@ -27,7 +30,7 @@ from connectors.crm_simulator import CrmSimulator
 from pipelines.assets.staging import HISTORY_TAG
 from pipelines.build import build_definitions
 from pipelines.partitions import partition_key
-from pipelines.resources import WarehouseLockedError, open_when_free
+from pipelines.resources import WAREHOUSE_POOL, WarehouseLockedError, open_when_free
 from pipelines.settings import (
     DEFAULT_DAGSTER_HOME,
     EXAMPLE_AS_OF,
@@ -40,6 +43,9 @@ from transforms.config import ConfigError, load_config
 from transforms.schema import MARTS_OBJECTIVE_ATTAINMENT
 from transforms.scorecard import scorecard_text
 from transforms.warehouse import table_exists
+
+PID_TAG, HOST_TAG = "okr/pid", "okr/host"
+"""Run tags: the process running an `okr` run, so a later `okr` can tell that it died."""
 
 
 class UsageError(Exception):
@@ -131,15 +137,71 @@ def backfill(
         last,
         to_running,
     )
+    instance = instance or _instance()
+    wait_for_the_warehouse_pool(instance)
     return job.execute_in_process(
-        instance=instance or _instance(),
+        instance=instance,
         run_config={"loggers": {"console": {"config": {"log_level": "INFO"}}}},
         tags={
             "dagster/asset_partition_range_start": start,
             "dagster/asset_partition_range_end": end,
+            PID_TAG: str(os.getpid()),
+            HOST_TAG: socket.gethostname(),
         },
         raise_on_error=False,
     )
+
+
+def wait_for_the_warehouse_pool(instance: dg.DagsterInstance, poll: float = 1.0) -> None:
+    """Before a run starts: release the warehouse slots of runs that can no longer free them
+    (finished, or an `okr` run whose process is gone: SIGKILL, OOM killer), marking such runs
+    failed, and wait (interruptibly, saying for what) while a live run holds one. Without this a
+    dead run's slot makes the next run wait forever."""
+    storage = instance.event_log_storage
+    said: set[str] = set()
+    while True:
+        pool = storage.get_concurrency_info(WAREHOUSE_POOL)
+        live = []
+        for run_id in sorted(pool.active_run_ids | {step.run_id for step in pool.pending_steps}):
+            run = instance.get_run_by_id(run_id)
+            pid = run.tags.get(PID_TAG) if run else None
+            if run is None or run.is_finished:
+                storage.free_concurrency_slots_for_run(run_id)
+            elif pid and run.tags.get(HOST_TAG) == socket.gethostname() and not _alive(int(pid)):
+                instance.report_run_failed(
+                    run, f"its process {pid} ended without finishing the run (killed?)"
+                )
+                storage.free_concurrency_slots_for_run(run_id)
+                print(
+                    f"okr: run {run_id} (PID {pid}) died without finishing: marked it failed "
+                    "and released its hold on the warehouse",
+                    file=sys.stderr,
+                )
+            elif run_id in pool.active_run_ids:
+                live.append(run_id)
+        if not live:
+            return
+        for run_id in set(live) - said:
+            print(
+                f"okr: waiting for run {run_id} to finish with the warehouse (Ctrl-C to stop)",
+                file=sys.stderr,
+            )
+        said |= set(live)
+        time.sleep(poll)
+
+
+def _alive(pid: int) -> bool:
+    """Whether process `pid` still runs (a zombie, dead but not yet reaped, does not)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's process
+        return True
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[0] != "Z"
+    except OSError:  # no /proc (macOS): a signal reached it, so it runs
+        return True
 
 
 def _today(settings: Settings, config) -> date:
@@ -206,6 +268,15 @@ def main(argv: list[str] | None = None) -> int:
     card.add_argument("quarters", nargs="*", help="quarter labels (default: all)")
     commands.add_parser("demo", help="run the shipped example end to end")
     args = parser.parse_args(argv)
+    previous = signal.signal(signal.SIGTERM, _interrupt)  # `kill`, `timeout`: as on Ctrl-C
+    try:
+        return _command(args)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _command(args: argparse.Namespace) -> int:
+    """One command; every way it can stop short is one line (or the config's problems)."""
     try:
         if args.command == "demo":
             return _demo()
@@ -221,6 +292,13 @@ def main(argv: list[str] | None = None) -> int:
         if args.first:
             return _run(settings, args.first, args.last)
         return _run(settings, args.start, args.end, to_running=True)
+    except KeyboardInterrupt:
+        print(
+            "okr: stopped; every table is as it was before the step that was running (each "
+            "write is one transaction): run the same command again to finish",
+            file=sys.stderr,
+        )
+        return 130
     except UsageError as exc:
         print(f"okr: {exc}", file=sys.stderr)
     except ConfigError as exc:
@@ -230,8 +308,23 @@ def main(argv: list[str] | None = None) -> int:
     return 2
 
 
+def _interrupted(result: dg.ExecuteInProcessResult) -> bool:
+    """Whether Dagster stopped the run on Ctrl-C or SIGTERM (it turns them into this error)."""
+    return any(
+        event.is_step_failure
+        and event.step_failure_data.error.cls_name == "DagsterExecutionInterruptedError"
+        for event in result.all_events
+    )
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
 def _run(settings: Settings, first: str | None, last: str | None, to_running: bool = False) -> int:
     result = backfill(settings, first, last, to_running=to_running)
+    if _interrupted(result):
+        raise KeyboardInterrupt
     if not result.success:
         print("okr: the run failed; see the errors above", file=sys.stderr)
         return 1
