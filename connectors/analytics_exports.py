@@ -39,11 +39,12 @@ Rejected lines go to `raw.rejected_rows` (location `relpath:line`, `field`, `rea
 JSON; JSON but not an object; `event` missing, not a string or empty; `timestamp` missing, not a
 string, not ISO-8601 **with a UTC offset** (`Z`, `+02:00`, `-0500`, `+05`) -- a timestamp without
 offset is rejected, since the contract promises an offset and guessing a zone would shift
-dates -- or not a real instant; `user_id` / `anonymous_id` an object, array or boolean (numbers
+dates -- or not a real instant, or with an offset beyond +-14:00 (`+25:00`), or an instant outside
+1900-01-01 .. 2199-12-31 UTC (the bounds of `connectors.csv_drop`); `user_id` / `anonymous_id` an object, array or boolean (numbers
 are kept as text; empty strings count as absent); neither id present; `properties` present but
 not an object (absent or null becomes `{}`). Report lines are rejected for bad quoting, a field
-count different from the header's, an empty or invalid date; a non-numeric cell is rejected on
-its own (field = its display name) while the rest of the line loads.
+count different from the header's, an empty, invalid or out-of-range date; a non-numeric cell
+(or one beyond +-1e15 or underflowing to 0, as in the CSV source) is rejected on its own (field = its display name) while the rest of the line loads.
 
 Idempotency as in the CSV source: `raw.loaded_files` (source 'analytics') keeps each file's
 SHA-256; an unchanged file is skipped, a changed one replaces its rows, rejects and registry row
@@ -66,6 +67,17 @@ from pathlib import Path
 import duckdb
 import pyarrow as pa
 
+from connectors.csv_drop import (
+    FIRST_DATE,
+    LAST_DATE,
+    VALID_OFFSET,
+    beyond_bound,
+    bound_reason,
+    date_out_of_range,
+    date_range_reason,
+    underflow_reason,
+    underflows,
+)
 from connectors.files import (
     NO_SPLIT,
     FileLoadReport,
@@ -371,6 +383,14 @@ def _fast_id(j: str) -> str:
     )
 
 
+def _ts_in_range(ts: str) -> str:
+    """SQL: the TIMESTAMPTZ `ts` lies in FIRST_DATE .. LAST_DATE, in UTC."""
+    return (
+        f"({ts} >= TIMESTAMPTZ '{FIRST_DATE} 00:00:00+00' "
+        f"AND {ts} < TIMESTAMPTZ '{LAST_DATE} 00:00:00+00' + INTERVAL 1 DAY)"
+    )
+
+
 def _events_sql() -> str:
     """One row per non-blank line. A line is parsed once (`_EVENT_STRUCT`) and a common good
     line is recognised from that (`ok`); only the other lines run the ordered exact checks,
@@ -432,6 +452,18 @@ def _events_sql() -> str:
             "timestamp",
             f"'timestamp ''' || {sql_excerpt(ts_s)} || ''' is not a valid timestamp; {_TS_HINT}'",
         ),
+        (
+            f"NOT regexp_matches(trim({ts_s}), '{VALID_OFFSET}')",
+            "timestamp",
+            f"'timestamp ''' || {sql_excerpt(ts_s)} || ''' has an invalid UTC offset; offsets "
+            f"lie between -14:00 and +14:00 with minutes 00-59; {_TS_HINT}'",
+        ),
+        (
+            f"NOT {_ts_in_range(f'TRY_CAST(trim({ts_s}) AS TIMESTAMPTZ)')}",
+            "timestamp",
+            f"'timestamp ''' || {sql_excerpt(ts_s)} || ''' is outside the plausible range "
+            f"{FIRST_DATE} .. {LAST_DATE} (UTC); correct it at the source'",
+        ),
         bad_id("user_id"),
         bad_id("anonymous_id"),
         (
@@ -447,11 +479,11 @@ def _events_sql() -> str:
     ]
     # Implies that every check passes: a valid line starting with `{` is an object; a key set to
     # null is NULL in the struct and counts as missing in the checks too; a timestamp text that
-    # matches the pattern came from a string (no number, boolean, object or array reads like
+    # matches the pattern (and has a valid offset) came from a string (no number, boolean, object or array reads like
     # one) and has no spaces to trim.
     ok = (
         f"valid AND starts_with(text, '{{') AND event IS NOT NULL AND {_nonblank('event')} "
-        "AND ts IS NOT NULL "
+        f"AND ts IS NOT NULL AND {_ts_in_range('ts')} "
         "AND (user_id_j IS NULL OR user_id IS NOT NULL) "
         "AND (anonymous_id_j IS NULL OR anonymous_id IS NOT NULL) "
         f"AND ({_nonblank('user_id')} OR {_nonblank('anonymous_id')}) "
@@ -472,6 +504,7 @@ def _events_sql() -> str:
             SELECT line_no, text, valid, user_id_j, anonymous_id_j, properties,
                    {_plain_string("event_j")} AS event,
                    CASE WHEN regexp_full_match(ts_text, '{_ISO_WITH_OFFSET}')
+                             AND regexp_matches(ts_text, '{VALID_OFFSET}')
                         THEN TRY_CAST(ts_text AS TIMESTAMPTZ) END AS ts,
                    {_fast_id("user_id_j")} AS user_id,
                    {_fast_id("anonymous_id_j")} AS anonymous_id
@@ -581,9 +614,15 @@ def _report_sql(con: duckdb.DuckDBPyConnection, rel: str, damage: _Damage | None
                 f"{quote_literal(clip(date_name) + ' ')} || '''' || "
                 f"{sql_excerpt('date_txt')} || ''' is not a valid date; {_DATE_HINT}'",
             ),
+            (
+                date_out_of_range("date_value"),
+                date_name,
+                date_range_reason(quote_literal(clip(date_name)), "date_txt"),
+            ),
         ]
     )
     totals = ", ".join(quote_literal(label) for label in TOTAL_LABELS)
+    in_column = f"' in column ''' || {sql_excerpt('display_name')} || ''''"
     number = (
         r"CASE WHEN regexp_full_match(cell, '[+-]?\d{1,3}(,\d{3})+(\.\d*)?') "
         "THEN replace(cell, ',', '') ELSE cell END"
@@ -618,12 +657,18 @@ def _report_sql(con: duckdb.DuckDBPyConnection, rel: str, damage: _Damage | None
                NULL::DOUBLE AS value
         FROM checked WHERE reason IS NOT NULL
         UNION ALL
-        SELECT line_no,
-               CASE WHEN {bad_number("num_txt")} THEN raw_record END,
-               CASE WHEN {bad_number("num_txt")} THEN display_name END,
-               CASE WHEN {bad_number("num_txt")} THEN 'value ''' || {sql_excerpt("num_txt")}
+        SELECT line_no, CASE WHEN failed IS NOT NULL THEN raw_record END,
+               CASE WHEN failed IS NOT NULL THEN display_name END,
+               CASE failed WHEN 1 THEN 'value ''' || {sql_excerpt("num_txt")}
                     || ''' in column ''' || {sql_excerpt("display_name")}
-                    || ''' is not a number; {_NUMBER_HINT}' END,
-               date_value, column_name, TRY_CAST(num_txt AS DOUBLE)
-        FROM cells
+                    || ''' is not a number; {_NUMBER_HINT}'
+                    WHEN 2 THEN {bound_reason("'value'", "num_txt", in_column)}
+                    WHEN 3 THEN {underflow_reason("'value'", "num_txt", in_column)} END,
+               date_value, column_name, value
+        FROM (
+            SELECT *, CASE WHEN {bad_number("num_txt")} THEN 1
+                           WHEN {beyond_bound("value")} THEN 2
+                           WHEN {underflows("num_txt", "value")} THEN 3 END AS failed
+            FROM (SELECT *, TRY_CAST(num_txt AS DOUBLE) AS value FROM cells)
+        )
     """

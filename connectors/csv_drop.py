@@ -22,7 +22,11 @@ How a file is read (all in DuckDB, no Python loop over rows):
   header's (ragged row).
 - Blank or whitespace-only lines are skipped: they are neither rows nor rejections.
 - Rows are then classified with `TRY_CAST` and regular expressions; the first failing check of
-  a line (quoting, field count, date, metric_id, value) becomes its `raw.rejected_rows` row. In
+  a line (quoting, field count, date, date range, metric_id, value, value bound) becomes its
+  `raw.rejected_rows` row. Bounds (docs/sources.md): dates lie in `FIRST_DATE` .. `LAST_DATE`;
+  a value is finite with |value| <= `MAX_ABS_VALUE` (1e15; `1e308` is rejected), and a nonzero
+  literal must not underflow (`1e-400` would load as 0); `inf`, `nan` and literals that
+  overflow to infinity (`1e309`) are not numbers. In
   wide files each bad cell is rejected on its own (field = its column), the rest of the line
   loads; a header that is not a valid metric id rejects every non-empty cell of its column.
 
@@ -78,6 +82,17 @@ _ROWS = "_csv_drop_rows"
 _DATE_HINT = "expected an ISO date YYYY-MM-DD"
 _NUMBER_HINT = "expected a plain decimal number such as 12, -3.5 or 1e6"
 _ID_HINT = f"ids match {METRIC_ID_PATTERN}"
+MAX_ABS_VALUE = 1e15
+"""Largest magnitude a loaded number may have (docs/sources.md): far above any business metric,
+small enough that whole numbers up to it are exact in a DOUBLE (2^53 ~ 9.007e15) and that no
+sum of fewer than 1e293 of them can overflow to inf."""
+MIN_NORMAL = 2.2250738585072014e-308
+"""Smallest positive normal DOUBLE: a nonzero literal below it in magnitude (1e-400, 1e-310)
+rounds to 0 or to a subnormal that has lost precision, so it is rejected, not loaded as 0."""
+FIRST_DATE, LAST_DATE = "1900-01-01", "2199-12-31"
+"""The plausible range of a date (and of a timestamp's instant, in UTC) (docs/sources.md)."""
+VALID_OFFSET = r"(Z|[+-]((0\d|1[0-3])(:?[0-5]\d)?|14(:?00)?))$"
+"""How a timestamp with a real UTC offset ends: Z, or -14:00 .. +14:00 with minutes 00-59."""
 _RESERVED_DIMENSIONS = frozenset(
     STAGING_CSV_OBSERVATIONS.column_names + RAW_CSV_OBSERVATIONS.column_names
 ) - {"date", "metric_id", "value"}
@@ -255,9 +270,54 @@ def _unless_clean(check: str) -> str:
 
 
 def _bad_number(text: str, number: str) -> str:
-    """`files.bad_number` for a cell whose TRY_CAST to DOUBLE is already `number`."""
+    """`files.bad_number` for a cell whose TRY_CAST to DOUBLE is already `number`: a literal that
+    overflows to infinity (1e309) is not a number either."""
     shape = _unless_clean(f"NOT regexp_full_match({text}, {quote_literal(NUMBER_PATTERN)})")
     return f"NOT coalesce(isfinite({number}), false) OR {shape}"
+
+
+def beyond_bound(number: str) -> str:
+    """SQL: the finite DOUBLE `number` is beyond +-MAX_ABS_VALUE."""
+    return f"abs({number}) > {MAX_ABS_VALUE!r}"
+
+
+def underflows(text: str, number: str) -> str:
+    """SQL: the literal `text` is nonzero (a nonzero digit before any exponent) but its DOUBLE
+    `number` is below MIN_NORMAL in magnitude: it rounded to 0 or lost precision."""
+    return (
+        f"CASE WHEN abs({number}) < {MIN_NORMAL!r} "
+        f"THEN regexp_matches(regexp_replace({text}, '[eE].*', ''), '[1-9]') ELSE false END"
+    )
+
+
+def bound_reason(what: str, text: str, where: str = "''") -> str:
+    """SQL reason for `beyond_bound`; `what` and `where` are SQL for the text naming the cell
+    before and after its value."""
+    return (
+        f"{what} || ' ''' || {sql_excerpt(text)} || '''' || {where} || ' is beyond the bound of "
+        "+-1e15: not a plausible metric value, and it could overflow a sum'"
+    )
+
+
+def underflow_reason(what: str, text: str, where: str = "''") -> str:
+    """SQL reason for `underflows`."""
+    return (
+        f"{what} || ' ''' || {sql_excerpt(text)} || '''' || {where} || ' is too small to represent: a nonzero "
+        "number below 2.2e-308 in magnitude would load as 0 or lose precision'"
+    )
+
+
+def date_out_of_range(day: str) -> str:
+    """SQL: the DATE `day` lies outside FIRST_DATE .. LAST_DATE."""
+    return f"{day} NOT BETWEEN DATE '{FIRST_DATE}' AND DATE '{LAST_DATE}'"
+
+
+def date_range_reason(what: str, text: str) -> str:
+    """SQL reason for `date_out_of_range`."""
+    return (
+        f"{what} || ' ''' || {sql_excerpt(text)} || ''' is outside the plausible range "
+        f"{FIRST_DATE} .. {LAST_DATE}; correct the date at the source'"
+    )
 
 
 def _cases(checks: list[tuple[str, str | None, str]]) -> tuple[str, str, str]:
@@ -295,6 +355,11 @@ def _line_checks(header: _Header, date_col: str) -> list[tuple[str, str | None, 
             f"{quote_literal(date_col + ' ')} || '''' || {sql_excerpt('date_txt')} || ''' is not a valid "
             f"date; {_DATE_HINT}'",
         ),
+        (
+            date_out_of_range("date"),
+            date_col,
+            date_range_reason(quote_literal(date_col), "date_txt"),
+        ),
     ]
 
 
@@ -329,6 +394,16 @@ def _long_sql(header: _Header) -> str:
                 value_col,
                 f"{quote_literal(value_col + ' ')} || '''' || {sql_excerpt('value_txt')} "
                 f"|| ''' is not a number; {_NUMBER_HINT}'",
+            ),
+            (
+                beyond_bound("value"),
+                value_col,
+                bound_reason(quote_literal(value_col), "value_txt"),
+            ),
+            (
+                underflows("value_txt", "value"),
+                value_col,
+                underflow_reason(quote_literal(value_col), "value_txt"),
             ),
         ]
     )
@@ -366,6 +441,7 @@ def _wide_sql(header: _Header) -> str:
     shapes = {i: f"(?:{NUMBER_PATTERN})?" for i in range(1, len(header.names) + 1)}
     shapes[d] = _DATE_PATTERN
     bad = _bad_number("cell", "value")
+    in_column = f"' in column ''' || {sql_excerpt('metric')} || ''''"
     return f"""
         WITH lines AS ({_parsed_lines(header, shapes)}),
         dated AS (SELECT *, {_cell(d)} AS date_txt FROM lines),
@@ -382,18 +458,26 @@ def _wide_sql(header: _Header) -> str:
             WHERE reason IS NULL
         ),
         numbers AS (SELECT *, TRY_CAST(cell AS DOUBLE) AS value FROM cells WHERE cell <> ''),
-        judged AS (SELECT *, NOT valid_id OR {bad} AS rejected FROM numbers)
+        judged AS (
+            SELECT *, failed IS NOT NULL AS rejected
+            FROM (SELECT *, CASE WHEN NOT valid_id THEN 1 WHEN {bad} THEN 2
+                                 WHEN {beyond_bound("value")} THEN 3
+                                 WHEN {underflows("cell", "value")} THEN 4 END AS failed
+                  FROM numbers)
+        )
         SELECT line_no, raw_record, field, reason, NULL::DATE AS date, NULL AS metric_id,
                NULL::DOUBLE AS value, NULL AS dimensions
         FROM checked WHERE reason IS NOT NULL
         UNION ALL
         SELECT line_no, CASE WHEN rejected THEN raw_record END,
                CASE WHEN rejected THEN metric END AS field,
-               CASE WHEN NOT valid_id THEN 'column ''' || {sql_excerpt("metric")}
+               CASE failed WHEN 1 THEN 'column ''' || {sql_excerpt("metric")}
                          || ''' is not a valid metric id ({_ID_HINT}), so its value '''
                          || {sql_excerpt("cell")} || ''' was not loaded'
-                    WHEN rejected THEN 'value ''' || {sql_excerpt("cell")} || ''' in column '''
+                    WHEN 2 THEN 'value ''' || {sql_excerpt("cell")} || ''' in column '''
                          || {sql_excerpt("metric")} || ''' is not a number; {_NUMBER_HINT}'
+                    WHEN 3 THEN {bound_reason("'value'", "cell", in_column)}
+                    WHEN 4 THEN {underflow_reason("'value'", "cell", in_column)}
                END AS reason,
                date, metric, value, '{{}}'
         FROM judged

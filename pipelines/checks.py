@@ -12,7 +12,13 @@ Generated from the table definitions (`transforms.schema.Table`, one source of t
 | `freshness` | every raw source asset (CSV, analytics, CRM when configured) | WARN |
 | `no_future_observations` | every staging asset | ERROR, blocking |
 | `progress_in_range` | marts/key_result_attainment, marts/key_result_progress_daily | ERROR, blocking |
+| `finite_values` | every marts table with a DOUBLE column (metric_daily, success_metric_summary, key_result_attainment, ...) | ERROR, blocking |
 | `every_kr_metric_has_data` | marts/key_result_attainment | WARN |
+
+`finite_values` fails when any DOUBLE column of the mart holds `inf`, `-inf` or `NaN`, naming
+the column(s) and example rows: the sources reject non-finite and out-of-range numbers
+(docs/sources.md), so one here means a computation overflowed or divided by zero; it is never
+published.
 
 `no_future_observations` fails on rows dated after the real date (today by the clock in
 settings.timezone); rows after `OKR_AS_OF` but not after the real date are beyond the as-of day,
@@ -68,6 +74,8 @@ SOURCE_MAX_AGE_ENV = "OKR_SOURCE_MAX_AGE_DAYS"
 SOURCE_FAMILIES = ("csv", "analytics", "crm")
 EXAMPLES = 5
 """Offending rows shown in a failed check's metadata."""
+FLOAT_TYPES = ("DOUBLE", "FLOAT", "REAL")
+"""Column types `finite_values` checks for inf and NaN."""
 
 ERROR, WARN = dg.AssetCheckSeverity.ERROR, dg.AssetCheckSeverity.WARN
 
@@ -354,6 +362,50 @@ def progress_in_range(table: Table, inputs: CheckInputs) -> Outcome:
     return Outcome(True, "progress is null or in [0, 1]; expected_progress in [0, 1]", metadata)
 
 
+def double_columns(table: Table) -> list[str]:
+    """The table's floating-point columns, which `finite_values` checks."""
+    return [c.name for c in table.columns if c.type.upper() in FLOAT_TYPES]
+
+
+def finite_values(table: Table, inputs: CheckInputs) -> Outcome:
+    """Rows whose DOUBLE columns hold inf, -inf or NaN (NULL is fine: no value)."""
+    columns = double_columns(table)
+    bad = {c: f"NOT isfinite({quote_ident(c)})" for c in columns}  # NULL for NULL: passes
+    counts = _fetch(
+        inputs.con,
+        "SELECT "
+        + ", ".join(f"count(*) FILTER (WHERE {condition})" for condition in bad.values())
+        + f" FROM {table.fqn}",
+    )[0]
+    per_column = dict(zip(columns, counts, strict=True))
+    any_bad = " OR ".join(f"coalesce({condition}, false)" for condition in bad.values())
+    [(rows,)] = _fetch(inputs.con, f"SELECT count(*) FROM {table.fqn} WHERE {any_bad}")
+    metadata: dict[str, Any] = {
+        "double_columns": ", ".join(columns),
+        "rows_with_non_finite_values": rows,
+        **{f"non_finite/{c}": n for c, n in per_column.items()},
+    }
+    if not rows:
+        return Outcome(True, f"no inf or NaN in {', '.join(columns)}", metadata)
+    named = [c for c, n in per_column.items() if n]
+    shown = [*table.primary_key, *(c for c in named if c not in table.primary_key)]
+    order = ", ".join(map(quote_ident, table.primary_key)) or "1"
+    examples = _fetch(
+        inputs.con,
+        f"SELECT {', '.join(map(quote_ident, shown))} FROM {table.fqn} WHERE {any_bad} "
+        f"ORDER BY {order} LIMIT {EXAMPLES}",
+    )
+    metadata["examples"] = dg.MetadataValue.md(_markdown(shown, examples))
+    example = ", ".join(f"{name}={value}" for name, value in zip(shown, examples[0], strict=True))
+    listing = ", ".join(f"{c} ({per_column[c]})" for c in named)
+    return Outcome(
+        False,
+        f"{rows} rows of {table.fqn} hold inf or NaN in {listing}; e.g. {example}. A "
+        "computation overflowed or divided by zero: the mart is not published",
+        metadata,
+    )
+
+
 def every_kr_metric_has_data(inputs: CheckInputs) -> Outcome:
     """KRs whose metric has no data on or before today in the staging tables it reads."""
     metrics = {kr.metric.id: kr.metric for kr in inputs.config.key_results.values()}
@@ -618,6 +670,20 @@ def quality_checks(crm_enabled: bool, settings: ChecksSettings | None = None) ->
                 lambda inputs, t=table: progress_in_range(t, inputs),
             )
         )
+    for table in MART_TABLES:
+        if double_columns(table):
+            checks.append(
+                QualityCheck(
+                    "finite_values",
+                    table,
+                    f"No inf, -inf or NaN in the DOUBLE columns ({', '.join(double_columns(table))}). "
+                    "Blocking: a mart with an overflowed or undefined number is not published.",
+                    ERROR,
+                    True,
+                    lambda inputs, t=table: finite_values(t, inputs),
+                    {"double_columns": ", ".join(double_columns(table))},
+                )
+            )
     checks.append(
         QualityCheck(
             "every_kr_metric_has_data",
