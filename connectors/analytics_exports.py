@@ -79,7 +79,11 @@ from connectors.csv_drop import (
     underflows,
 )
 from connectors.files import (
+    MAX_COLUMNS,
+    MAX_LINE_BYTES,
+    MAX_LINE_CHARS,
     NO_SPLIT,
+    RECORD_CHARS,
     FileLoadReport,
     FileSourceError,
     FileVersion,
@@ -104,7 +108,6 @@ SOURCE = "analytics"
 EVENT_SUFFIXES = (".jsonl", ".ndjson", ".json")
 REPORT_SUFFIXES = (".csv",)
 CHUNK_BYTES = 8 << 20  # decompressed bytes per chunk in the Python gzip fallback
-MAX_LINE_BYTES = 64 << 20
 TOTAL_LABELS = ("total", "totals", "grand total")
 _LINES = "_analytics_lines"
 _ROWS = "_analytics_rows"
@@ -408,6 +411,12 @@ def _events_sql() -> str:
 
     ts_s = _string("timestamp")
     checks = [
+        (
+            f"chars > {MAX_LINE_CHARS}",
+            None,
+            f"'line has ' || chars || ' characters; lines longer than {MAX_LINE_CHARS:,} are not "
+            "read (raw_record keeps its start)'",
+        ),
         ("NOT valid", None, "'line is not valid JSON'"),
         (
             "json_type(text) <> 'OBJECT'",
@@ -491,17 +500,22 @@ def _events_sql() -> str:
     )
     return f"""
         WITH parsed AS (
-            SELECT line_no, text, valid, f.event::VARCHAR AS event_j, f.timestamp AS ts_text,
+            SELECT line_no, text, chars, valid, f.event::VARCHAR AS event_j, f.timestamp AS ts_text,
                    f.user_id::VARCHAR AS user_id_j, f.anonymous_id::VARCHAR AS anonymous_id_j,
                    f.properties
             FROM (
                 SELECT *, CASE WHEN valid THEN json_transform(text, '{_EVENT_STRUCT}') END AS f
-                FROM (SELECT rowid + 1 AS line_no, text, json_valid(text) AS valid FROM {_LINES})
+                FROM (
+                    SELECT rowid + 1 AS line_no, text, length(text) AS chars,
+                           CASE WHEN length(text) > {MAX_LINE_CHARS} THEN false
+                                ELSE json_valid(text) END AS valid
+                    FROM {_LINES}
+                )
                 WHERE CASE WHEN valid THEN true ELSE {_NOT_BLANK} END
             )
         ),
         fast AS (
-            SELECT line_no, text, valid, user_id_j, anonymous_id_j, properties,
+            SELECT line_no, text, chars, valid, user_id_j, anonymous_id_j, properties,
                    {_plain_string("event_j")} AS event,
                    CASE WHEN regexp_full_match(ts_text, '{_ISO_WITH_OFFSET}')
                              AND regexp_matches(ts_text, '{VALID_OFFSET}')
@@ -511,7 +525,9 @@ def _events_sql() -> str:
             FROM parsed
         ),
         checked AS (SELECT *, {_first_failure(checks, ok)} AS failed FROM fast)
-        SELECT line_no, CASE WHEN failed > 0 THEN rtrim(text, chr(13)) END AS raw_record,
+        SELECT line_no,
+               CASE WHEN failed = 1 THEN left(text, {RECORD_CHARS}) || '...'
+                    WHEN failed > 0 THEN rtrim(text, chr(13)) END AS raw_record,
                {_failure_columns(checks, "failed")},
                CASE WHEN failed = 0 THEN event WHEN failed IS NULL THEN {_string("event")} END
                    AS event,
@@ -554,6 +570,11 @@ def _report_sql(con: duckdb.DuckDBPyConnection, rel: str, damage: _Damage | None
         raise AnalyticsSourceError(
             f"{rel}: the header on line {header_line} has malformed quoting: {excerpt(text)}"
         )
+    if len(header_fields) > MAX_COLUMNS:
+        raise AnalyticsSourceError(
+            f"{rel}: the header on line {header_line} has {len(header_fields):,} columns; at most "
+            f"{MAX_COLUMNS:,} are read: export fewer columns per report"
+        )
     names = [name.strip() for name in header_fields]
     snakes = [snake_case(name) for name in names]
     for i, (name, snake) in enumerate(zip(names, snakes, strict=True), 1):
@@ -593,6 +614,12 @@ def _report_sql(con: duckdb.DuckDBPyConnection, rel: str, damage: _Damage | None
     line_checks = _cases(
         [
             (
+                f"chars > {MAX_LINE_CHARS}",
+                None,
+                f"'line has ' || chars || ' characters; lines longer than {MAX_LINE_CHARS:,} are "
+                "not read (raw_record keeps its start)'",
+            ),
+            (
                 "NOT well_quoted",
                 None,
                 "'line has malformed quoting: a quoted field must be wrapped in double quotes, with "
@@ -629,8 +656,13 @@ def _report_sql(con: duckdb.DuckDBPyConnection, rel: str, damage: _Damage | None
     )
     return f"""
         WITH data AS (
-            SELECT line_no, text AS raw_record, {well_quoted(delim)} AS well_quoted,
-                   {fields(delim)} AS fields
+            SELECT line_no, length(text) AS chars,
+                   CASE WHEN length(text) > {MAX_LINE_CHARS} THEN left(text, {RECORD_CHARS}) || '...'
+                        ELSE text END AS raw_record,
+                   CASE WHEN length(text) > {MAX_LINE_CHARS} THEN false
+                        ELSE {well_quoted(delim)} END AS well_quoted,
+                   CASE WHEN length(text) > {MAX_LINE_CHARS} THEN []::VARCHAR[]
+                        ELSE {fields(delim)} END AS fields
             FROM ({content}) WHERE line_no > {header_line}
         ),
         kept AS (

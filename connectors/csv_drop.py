@@ -51,8 +51,12 @@ from pathlib import Path
 import duckdb
 
 from connectors.files import (
+    MAX_COLUMNS,
+    MAX_LINE_BYTES,
+    MAX_LINE_CHARS,
     NO_SPLIT,
     NUMBER_PATTERN,
+    RECORD_CHARS,
     FileLoadReport,
     FileSourceError,
     FileVersion,
@@ -166,7 +170,7 @@ def _parse(con: duckdb.DuckDBPyConnection, path: Path, rel: str) -> None:
             con.execute(
                 f"CREATE OR REPLACE TEMP TABLE {_LINES} AS SELECT line AS text FROM read_csv(?, "
                 f"header = false, columns = {{'line': 'VARCHAR'}}, delim = '{NO_SPLIT}', "
-                "quote = '', escape = '', auto_detect = false)",
+                f"quote = '', escape = '', auto_detect = false, max_line_size = {MAX_LINE_BYTES})",
                 [str(path)],
             )
     except duckdb.Error as exc:
@@ -175,6 +179,11 @@ def _parse(con: duckdb.DuckDBPyConnection, path: Path, rel: str) -> None:
         where = f" (line {line[1]})" if line else ""
         if "unicode" in message.lower() or "utf-8" in message.lower():
             raise CsvSourceError(f"{rel}: not UTF-8 text{where}; save it as UTF-8") from exc
+        if "maximum line size" in message.lower():
+            raise CsvSourceError(
+                f"{rel}: a line{where} is longer than {MAX_LINE_BYTES >> 20} MiB, the most read "
+                "as one line; is it a CSV file?"
+            ) from exc
         first = message.splitlines()[0] if message else type(exc).__name__
         raise CsvSourceError(f"{rel}: cannot be read{where}: {clip(first, 200)}") from exc
     header = _read_header(con, rel)
@@ -201,6 +210,11 @@ def _read_header(con: duckdb.DuckDBPyConnection, rel: str) -> _Header:
     ).fetchall()
     if not quoting_ok:
         raise CsvSourceError(f"{rel}: the header on line 1 has malformed quoting: {excerpt(text)}")
+    if len(names) > MAX_COLUMNS:
+        raise CsvSourceError(
+            f"{rel}: the header has {len(names):,} columns; at most {MAX_COLUMNS:,} are read: "
+            "split the file into files with fewer columns"
+        )
     header = _Header(delim, [name.strip() for name in names])
     lowered = [name.lower() for name in header.names]
     for i, name in enumerate(header.names, 1):
@@ -248,12 +262,17 @@ def _parsed_lines(header: _Header, shapes: dict[int, str]) -> str:
     expression twice."""
     d = header.delim
     return f"""
-        SELECT line_no, raw_record, clean,
-               CASE WHEN clean THEN true ELSE {well_quoted(d)} END AS well_quoted,
-               CASE WHEN clean THEN string_split(text, '{d}') ELSE {fields(d)} END AS fields
+        SELECT line_no, raw_record, clean, chars,
+               CASE WHEN clean OR chars > {MAX_LINE_CHARS} THEN true
+                    ELSE {well_quoted(d)} END AS well_quoted,
+               CASE WHEN chars > {MAX_LINE_CHARS} THEN []::VARCHAR[]
+                    WHEN clean THEN string_split(text, '{d}') ELSE {fields(d)} END AS fields
         FROM (
-            SELECT rowid + 1 AS line_no, text, text AS raw_record,
-                   regexp_full_match(text, {quote_literal(_clean_pattern(header, shapes))}) AS clean
+            SELECT rowid + 1 AS line_no, text, length(text) AS chars,
+                   CASE WHEN length(text) > {MAX_LINE_CHARS}
+                        THEN left(text, {RECORD_CHARS}) || '...' ELSE text END AS raw_record,
+                   CASE WHEN length(text) > {MAX_LINE_CHARS} THEN false ELSE regexp_full_match(
+                       text, {quote_literal(_clean_pattern(header, shapes))}) END AS clean
             FROM {_LINES} WHERE rowid > 0 AND regexp_matches(text, '[^ \\t\\r]')
         )
     """
@@ -338,6 +357,12 @@ def _line_checks(header: _Header, date_col: str) -> list[tuple[str, str | None, 
     date_shape = _unless_clean(f"NOT regexp_full_match(date_txt, {quote_literal(_DATE_PATTERN)})")
     return [
         (
+            f"chars > {MAX_LINE_CHARS}",
+            None,
+            f"'line has ' || chars || ' characters; lines longer than {MAX_LINE_CHARS:,} are not "
+            "read (raw_record keeps its start)'",
+        ),
+        (
             "NOT well_quoted",
             None,
             "'line has malformed quoting: a quoted field must be wrapped in double quotes, with "
@@ -412,7 +437,7 @@ def _long_sql(header: _Header) -> str:
     return f"""
         WITH lines AS ({_parsed_lines(header, shapes)}),
         cells AS (
-            SELECT line_no, raw_record, clean, well_quoted, fields,
+            SELECT line_no, raw_record, clean, chars, well_quoted, fields,
                    {_cell(d)} AS date_txt, {_cell(m)} AS metric_txt,
                    {_cell(v)} AS value_txt{dim_cells}
             FROM lines

@@ -39,6 +39,10 @@ NO_SPLIT = "\x1e\x1f\x1e\x1f"
 STRICT_FILES_ENV = "OKR_STRICT_FILES"
 READ_ATTEMPTS = 3  # loads of a file that changes while it is read, before it is quarantined
 EXCERPT_CHARS = 80  # the most characters of file text a reason or message quotes
+MAX_COLUMNS = 1_000  # header columns a file may have; a wider file is quarantined
+MAX_LINE_CHARS = 1 << 20  # characters a line may have; a longer line is rejected on its own
+MAX_LINE_BYTES = 64 << 20  # bytes DuckDB reads as one line; a file with a longer one is quarantined
+RECORD_CHARS = 1_000  # characters of a too-long line kept in raw.rejected_rows.raw_record
 
 
 @dataclass
