@@ -679,7 +679,7 @@ class MetricReader:
                 f"""
                 WITH matched AS (
                     SELECT {day} AS date, CAST({key_expr} AS VARCHAR) AS key,
-                        count(*) AS rows, count({value}) AS vals, sum({value})::DOUBLE AS s,
+                        count(*) AS rows, count({value}) AS vals, {_exact_sum(value)} AS s,
                         min({value})::DOUBLE AS mn, max({value})::DOUBLE AS mx
                     FROM {source.table}
                     WHERE CAST({key_expr} AS VARCHAR) IN (SELECT unnest(?::VARCHAR[]))
@@ -688,7 +688,7 @@ class MetricReader:
                 ), per_metric AS (
                     SELECT w.pkey, m.date,
                         sum(CASE WHEN w.counts_rows THEN m.rows ELSE m.vals END)::DOUBLE AS n,
-                        sum(m.s) AS s, min(m.mn) AS mn, max(m.mx) AS mx
+                        sum(m.s ORDER BY m.key) AS s, min(m.mn) AS mn, max(m.mx) AS mx
                     FROM matched AS m JOIN _okr_wanted AS w USING (key)
                     GROUP BY ALL
                 ), days AS (
@@ -748,7 +748,7 @@ class MetricReader:
             )
             SELECT {day} AS date, {key_text} AS key,
                 count(*)::DOUBLE AS rows, count({value})::DOUBLE AS vals,
-                sum({value})::DOUBLE AS s, min({value})::DOUBLE AS mn, max({value})::DOUBLE AS mx
+                {_exact_sum(value)} AS s, min({value})::DOUBLE AS mn, max({value})::DOUBLE AS mx
             {before}
                 AND ({key_text}, {day}) IN (
                     SELECT (key, row_day) FROM last_days
@@ -767,7 +767,7 @@ class MetricReader:
         sql = f"""
             SELECT ?::UINTEGER AS pkey, date,
                 {counted} FILTER (WHERE matches)::DOUBLE AS n,
-                {"sum(value) FILTER (WHERE matches)" if numeric else "NULL"}::DOUBLE AS s,
+                {_exact_sum("value", "matches") if numeric else "NULL::DOUBLE"} AS s,
                 {"min(value) FILTER (WHERE matches)" if numeric else "NULL"}::DOUBLE AS mn,
                 {"max(value) FILTER (WHERE matches)" if numeric else "NULL"}::DOUBLE AS mx,
                 count(*)::DOUBLE AS source_n
@@ -843,6 +843,17 @@ def _bound(day: str, since: date | None) -> str:
     return f" AND {day} >= DATE '{since.isoformat()}'" if since else ""
 
 
+def _exact_sum(value: str, where: str = "") -> str:
+    """DuckDB's sum of `value` (of the rows `where` holds) as DOUBLE, the same bits whatever the
+    order of the rows and the threads reading them: a plain sum adds rows in the order they
+    arrive, and floating-point addition is not associative. Sorted by value, rows are added in
+    one order (equal values are interchangeable), at the cost of sorting each group's rows."""
+    if value == "NULL":  # metrics counting rows read no value
+        return "NULL::DOUBLE"
+    where = f" FILTER (WHERE {where})" if where else ""
+    return f"sum({value} ORDER BY {value}){where}::DOUBLE"
+
+
 def _per_metric(matched: pl.DataFrame, wanted_by: pl.DataFrame) -> pl.DataFrame:
     """Per-key daily aggregates summed into each metric's (the keys its filter lists): rows for
     counts, values for the others."""
@@ -851,7 +862,7 @@ def _per_metric(matched: pl.DataFrame, wanted_by: pl.DataFrame) -> pl.DataFrame:
         .group_by("pkey", "date")
         .agg(
             n=pl.when(pl.col("counts_rows")).then(pl.col("rows")).otherwise(pl.col("vals")).sum(),
-            s=pl.col("s").sum(),
+            s=pl.col("s").sort_by("key").sum(),  # keys in one order, whatever the join's
             mn=pl.col("mn").min(),
             mx=pl.col("mx").max(),
         )
@@ -896,11 +907,14 @@ def _windowed(days: pl.DataFrame, aggregation: str, trailing: int | None) -> pl.
         return values.filter(pl.col("date") >= pl.col("first")).drop("first")
     if trailing is None:
         days = days.filter(pl.col("date") >= pl.col("period_start"))
+    else:  # counts add up exactly in any order; sums of decimals only in a fixed one
+        days = days.with_columns(_s=_trailing_sums(days, "s", trailing))
 
     def window(column: str) -> pl.Expr:
         return _window_sums(trailing)(column).over("id")
 
-    n, s, source_n = window("n"), window("s"), window("source_n")
+    n, source_n = window("n"), window("source_n")
+    s = window("s") if trailing is None else pl.col("_s")
     if aggregation in ("min", "max"):
         extreme = pl.col("mn" if aggregation == "min" else "mx")
         if trailing is None:
@@ -929,6 +943,36 @@ def _window_sums(trailing: int | None):
         return pl.col(column).rolling_sum(trailing, min_samples=1)
 
     return window
+
+
+def _trailing_sums(days: pl.DataFrame, column: str, trailing: int) -> pl.Series:
+    """For each row of `days` (days in order per `id`), the sum of `column` over its day and the
+    `trailing - 1` days before it in its series (days before the series' first count 0).
+
+    Each sum is added up in one order fixed relative to its own day, so it depends on its
+    window's values only. (`rolling_sum` adds the entering day and subtracts the leaving one,
+    carrying rounding from every earlier day of the frame: a series read from another first day
+    got other bits.) Sums of 1, 2, 4, ... days ending at each day are built by doubling; a
+    window adds those of the binary digits of its length: about log2(trailing) passes."""
+    frame = days.select(
+        blocks=pl.col(column).cast(pl.Float64),  # sums of `width` days ending at each day
+        total=pl.lit(0.0, pl.Float64),
+        position=pl.int_range(pl.len()).over(pl.col("id").rle_id()),
+    )
+
+    def back(name: str, count: int) -> pl.Expr:
+        """`name` of the day `count` days before (0 before the series' first day)."""
+        return pl.when(pl.col("position") >= count).then(pl.col(name).shift(count)).otherwise(0.0)
+
+    width, offset = 1, 0
+    while width <= trailing:
+        if trailing & width:
+            frame = frame.with_columns(total=pl.col("total") + back("blocks", offset))
+            offset += width
+        if width * 2 <= trailing:
+            frame = frame.with_columns(blocks=pl.col("blocks") + back("blocks", width))
+        width *= 2
+    return frame["total"]
 
 
 def _calendar(first: date, last: date) -> pl.DataFrame:

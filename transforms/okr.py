@@ -323,11 +323,17 @@ def objective_parameters(config: OkrConfig) -> pl.DataFrame:
     return pl.DataFrame(rows, schema=OBJECTIVE_PARAMETERS_SCHEMA)
 
 
+def _sum(values: pl.Expr) -> pl.Expr:
+    """The sum of a group's `values` added in sorted order: the same bits whatever order the
+    group's rows come in (floating-point addition is not associative)."""
+    return values.sort().sum()
+
+
 def _weighted_mean(value: str, weight: str = "weight") -> pl.Expr:
     """sum(w*x)/sum(w) over rows where x is not null; null when none are left."""
     has = pl.col(value).is_not_null()
-    total = pl.col(weight).filter(has).sum()
-    return pl.when(total > 0).then((pl.col(value) * pl.col(weight)).filter(has).sum() / total)
+    total = _sum(pl.col(weight).filter(has))
+    return pl.when(total > 0).then(_sum((pl.col(value) * pl.col(weight)).filter(has)) / total)
 
 
 def objective_attainment(
@@ -342,9 +348,9 @@ def objective_attainment(
     keys = ["objective_id", "quarter_start"]
     scored = pl.col("progress").is_not_null()
     own = kr_attainment.group_by(keys).agg(
-        own_weighted_sum=(pl.col("progress") * pl.col("weight")).filter(scored).sum(),
-        own_weight=pl.col("weight").filter(scored).sum(),
-        own_expected_sum=(pl.col("expected_progress") * pl.col("weight")).filter(scored).sum(),
+        own_weighted_sum=_sum((pl.col("progress") * pl.col("weight")).filter(scored)),
+        own_weight=_sum(pl.col("weight").filter(scored)),
+        own_expected_sum=_sum((pl.col("expected_progress") * pl.col("weight")).filter(scored)),
         kr_count=pl.len(),
         **{f"kr_{s}": (pl.col("status") == s).sum() for s in STATUSES},
     )
@@ -429,11 +435,11 @@ def _roll_up(rows: pl.DataFrame) -> pl.DataFrame:
             level.filter(pl.col("parent_id").is_not_null())
             .group_by(pl.col("parent_id").alias("objective_id"), "quarter_start")
             .agg(
-                child_weighted_sum=(pl.col("weight") * pl.col("rollup_score")).filter(scored).sum(),
-                child_weight=pl.col("weight").filter(scored).sum(),
-                child_expected_sum=(pl.col("weight") * pl.col("rollup_expected_progress"))
-                .filter(scored)
-                .sum(),
+                child_weighted_sum=_sum((pl.col("weight") * pl.col("rollup_score")).filter(scored)),
+                child_weight=_sum(pl.col("weight").filter(scored)),
+                child_expected_sum=_sum(
+                    (pl.col("weight") * pl.col("rollup_expected_progress")).filter(scored)
+                ),
             )
         )
     return pl.concat(done, how="diagonal_relaxed").drop(
@@ -469,7 +475,7 @@ def team_attainment(objective_rows: pl.DataFrame) -> pl.DataFrame:
         top.group_by("team", "quarter", "quarter_start")
         .agg(
             score_weighted=_weighted_mean("rollup_score"),
-            score_unweighted=pl.col("rollup_score").mean(),
+            score_unweighted=pl.col("rollup_score").sort().mean(),
             expected_progress=_weighted_mean("rollup_expected_progress"),
             objective_count=pl.len().cast(pl.Int64),
             scored_objective_count=pl.col("rollup_score").is_not_null().sum().cast(pl.Int64),
