@@ -67,18 +67,9 @@ from pathlib import Path
 import duckdb
 import pyarrow as pa
 
-from connectors.csv_drop import (
+from connectors.files import (
     FIRST_DATE,
     LAST_DATE,
-    VALID_OFFSET,
-    beyond_bound,
-    bound_reason,
-    date_out_of_range,
-    date_range_reason,
-    underflow_reason,
-    underflows,
-)
-from connectors.files import (
     MAX_COLUMNS,
     MAX_LINE_BYTES,
     MAX_LINE_CHARS,
@@ -88,12 +79,18 @@ from connectors.files import (
     FileSourceError,
     FileVersion,
     bad_number,
+    beyond_bound,
+    bound_reason,
     clip,
     commit_version,
+    date_out_of_range,
+    date_range_reason,
     excerpt,
     fields,
     load_files,
     sql_excerpt,
+    underflow_reason,
+    underflows,
     well_quoted,
 )
 from transforms.schema import RAW_LOADED_FILES, RAW_REJECTED_ROWS, Table, quote_literal
@@ -105,6 +102,8 @@ from transforms.staging_analytics import (
 from transforms.warehouse import insertion_order
 
 SOURCE = "analytics"
+VALID_OFFSET = r"(Z|[+-]((0\d|1[0-3])(:?[0-5]\d)?|14(:?00)?))$"
+"""How a timestamp with a real UTC offset ends: Z, or -14:00 .. +14:00 with minutes 00-59."""
 EVENT_SUFFIXES = (".jsonl", ".ndjson", ".json")
 REPORT_SUFFIXES = (".csv",)
 CHUNK_BYTES = 8 << 20  # decompressed bytes per chunk in the Python gzip fallback

@@ -23,7 +23,7 @@ How a file is read (all in DuckDB, no Python loop over rows):
 - Blank or whitespace-only lines are skipped: they are neither rows nor rejections.
 - Rows are then classified with `TRY_CAST` and regular expressions; the first failing check of
   a line (quoting, field count, date, date range, metric_id, value, value bound) becomes its
-  `raw.rejected_rows` row. Bounds (docs/sources.md): dates lie in `FIRST_DATE` .. `LAST_DATE`;
+  `raw.rejected_rows` row. Bounds (`connectors.files`, docs/sources.md): dates lie in `FIRST_DATE` .. `LAST_DATE`;
   a value is finite with |value| <= `MAX_ABS_VALUE` (1e15; `1e308` is rejected), and a nonzero
   literal must not underflow (`1e-400` would load as 0); `inf`, `nan` and literals that
   overflow to infinity (`1e309`) are not numbers. In
@@ -60,13 +60,19 @@ from connectors.files import (
     FileLoadReport,
     FileSourceError,
     FileVersion,
+    beyond_bound,
+    bound_reason,
     clip,
     commit_version,
+    date_out_of_range,
+    date_range_reason,
     excerpt,
     fields,
     load_files,
     sql_excerpt,
     trim,
+    underflow_reason,
+    underflows,
     well_quoted,
 )
 from transforms.schema import (
@@ -86,17 +92,6 @@ _ROWS = "_csv_drop_rows"
 _DATE_HINT = "expected an ISO date YYYY-MM-DD"
 _NUMBER_HINT = "expected a plain decimal number such as 12, -3.5 or 1e6"
 _ID_HINT = f"ids match {METRIC_ID_PATTERN}"
-MAX_ABS_VALUE = 1e15
-"""Largest magnitude a loaded number may have (docs/sources.md): far above any business metric,
-small enough that whole numbers up to it are exact in a DOUBLE (2^53 ~ 9.007e15) and that no
-sum of fewer than 1e293 of them can overflow to inf."""
-MIN_NORMAL = 2.2250738585072014e-308
-"""Smallest positive normal DOUBLE: a nonzero literal below it in magnitude (1e-400, 1e-310)
-rounds to 0 or to a subnormal that has lost precision, so it is rejected, not loaded as 0."""
-FIRST_DATE, LAST_DATE = "1900-01-01", "2199-12-31"
-"""The plausible range of a date (and of a timestamp's instant, in UTC) (docs/sources.md)."""
-VALID_OFFSET = r"(Z|[+-]((0\d|1[0-3])(:?[0-5]\d)?|14(:?00)?))$"
-"""How a timestamp with a real UTC offset ends: Z, or -14:00 .. +14:00 with minutes 00-59."""
 _RESERVED_DIMENSIONS = frozenset(
     STAGING_CSV_OBSERVATIONS.column_names + RAW_CSV_OBSERVATIONS.column_names
 ) - {"date", "metric_id", "value"}
@@ -293,50 +288,6 @@ def _bad_number(text: str, number: str) -> str:
     overflows to infinity (1e309) is not a number either."""
     shape = _unless_clean(f"NOT regexp_full_match({text}, {quote_literal(NUMBER_PATTERN)})")
     return f"NOT coalesce(isfinite({number}), false) OR {shape}"
-
-
-def beyond_bound(number: str) -> str:
-    """SQL: the finite DOUBLE `number` is beyond +-MAX_ABS_VALUE."""
-    return f"abs({number}) > {MAX_ABS_VALUE!r}"
-
-
-def underflows(text: str, number: str) -> str:
-    """SQL: the literal `text` is nonzero (a nonzero digit before any exponent) but its DOUBLE
-    `number` is below MIN_NORMAL in magnitude: it rounded to 0 or lost precision."""
-    return (
-        f"CASE WHEN abs({number}) < {MIN_NORMAL!r} "
-        f"THEN regexp_matches(regexp_replace({text}, '[eE].*', ''), '[1-9]') ELSE false END"
-    )
-
-
-def bound_reason(what: str, text: str, where: str = "''") -> str:
-    """SQL reason for `beyond_bound`; `what` and `where` are SQL for the text naming the cell
-    before and after its value."""
-    return (
-        f"{what} || ' ''' || {sql_excerpt(text)} || '''' || {where} || ' is beyond the bound of "
-        "+-1e15: not a plausible metric value, and it could overflow a sum'"
-    )
-
-
-def underflow_reason(what: str, text: str, where: str = "''") -> str:
-    """SQL reason for `underflows`."""
-    return (
-        f"{what} || ' ''' || {sql_excerpt(text)} || '''' || {where} || ' is too small to represent: a nonzero "
-        "number below 2.2e-308 in magnitude would load as 0 or lose precision'"
-    )
-
-
-def date_out_of_range(day: str) -> str:
-    """SQL: the DATE `day` lies outside FIRST_DATE .. LAST_DATE."""
-    return f"{day} NOT BETWEEN DATE '{FIRST_DATE}' AND DATE '{LAST_DATE}'"
-
-
-def date_range_reason(what: str, text: str) -> str:
-    """SQL reason for `date_out_of_range`."""
-    return (
-        f"{what} || ' ''' || {sql_excerpt(text)} || ''' is outside the plausible range "
-        f"{FIRST_DATE} .. {LAST_DATE}; correct the date at the source'"
-    )
 
 
 def _cases(checks: list[tuple[str, str | None, str]]) -> tuple[str, str, str]:

@@ -44,6 +44,16 @@ MAX_LINE_CHARS = 1 << 20  # characters a line may have; a longer line is rejecte
 MAX_LINE_BYTES = 64 << 20  # bytes DuckDB reads as one line; a file with a longer one is quarantined
 RECORD_CHARS = 1_000  # characters of a too-long line kept in raw.rejected_rows.raw_record
 
+MAX_ABS_VALUE = 1e15
+"""Largest magnitude a loaded number may have (docs/sources.md): far above any business metric,
+small enough that whole numbers up to it are exact in a DOUBLE (2^53 ~ 9.007e15) and that no
+sum of fewer than 1e293 of them can overflow to inf."""
+MIN_NORMAL = 2.2250738585072014e-308
+"""Smallest positive normal DOUBLE: a nonzero literal below it in magnitude (1e-400, 1e-310)
+rounds to 0 or to a subnormal that has lost precision, so it is rejected, not loaded as 0."""
+FIRST_DATE, LAST_DATE = "1900-01-01", "2199-12-31"
+"""The plausible range of a date (and of a timestamp's instant, in UTC) (docs/sources.md)."""
+
 
 @dataclass
 class FileLoadReport:
@@ -458,4 +468,48 @@ def bad_number(expr: str) -> str:
     return (
         f"NOT coalesce(regexp_full_match({expr}, '{NUMBER_PATTERN}') "
         f"AND isfinite(TRY_CAST({expr} AS DOUBLE)), false)"
+    )
+
+
+def beyond_bound(number: str) -> str:
+    """SQL: the finite DOUBLE `number` is beyond +-MAX_ABS_VALUE."""
+    return f"abs({number}) > {MAX_ABS_VALUE!r}"
+
+
+def underflows(text: str, number: str) -> str:
+    """SQL: the literal `text` is nonzero (a nonzero digit before any exponent) but its DOUBLE
+    `number` is below MIN_NORMAL in magnitude: it rounded to 0 or lost precision."""
+    return (
+        f"CASE WHEN abs({number}) < {MIN_NORMAL!r} "
+        f"THEN regexp_matches(regexp_replace({text}, '[eE].*', ''), '[1-9]') ELSE false END"
+    )
+
+
+def bound_reason(what: str, text: str, where: str = "''") -> str:
+    """SQL reason for `beyond_bound`; `what` and `where` are SQL for the text naming the cell
+    before and after its value."""
+    return (
+        f"{what} || ' ''' || {sql_excerpt(text)} || '''' || {where} || ' is beyond the bound of "
+        "+-1e15: not a plausible metric value, and it could overflow a sum'"
+    )
+
+
+def underflow_reason(what: str, text: str, where: str = "''") -> str:
+    """SQL reason for `underflows`."""
+    return (
+        f"{what} || ' ''' || {sql_excerpt(text)} || '''' || {where} || ' is too small to represent: a nonzero "
+        "number below 2.2e-308 in magnitude would load as 0 or lose precision'"
+    )
+
+
+def date_out_of_range(day: str) -> str:
+    """SQL: the DATE `day` lies outside FIRST_DATE .. LAST_DATE."""
+    return f"{day} NOT BETWEEN DATE '{FIRST_DATE}' AND DATE '{LAST_DATE}'"
+
+
+def date_range_reason(what: str, text: str) -> str:
+    """SQL reason for `date_out_of_range`."""
+    return (
+        f"{what} || ' ''' || {sql_excerpt(text)} || ''' is outside the plausible range "
+        f"{FIRST_DATE} .. {LAST_DATE}; correct the date at the source'"
     )
