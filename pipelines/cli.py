@@ -308,11 +308,12 @@ def _command(args: argparse.Namespace) -> int:
     return 2
 
 
-def _interrupted(result: dg.ExecuteInProcessResult) -> bool:
-    """Whether Dagster stopped the run on Ctrl-C or SIGTERM (it turns them into this error)."""
+def interrupted(result: dg.ExecuteInProcessResult) -> bool:
+    """Whether Ctrl-C or SIGTERM stopped the run (a step failed on the interrupt itself)."""
     return any(
         event.is_step_failure
-        and event.step_failure_data.error.cls_name == "DagsterExecutionInterruptedError"
+        and event.step_failure_data.error.cls_name
+        in {"DagsterExecutionInterruptedError", "KeyboardInterrupt"}
         for event in result.all_events
     )
 
@@ -323,7 +324,7 @@ def _interrupt(signum: int, frame: object) -> None:
 
 def _run(settings: Settings, first: str | None, last: str | None, to_running: bool = False) -> int:
     result = backfill(settings, first, last, to_running=to_running)
-    if _interrupted(result):
+    if interrupted(result):
         raise KeyboardInterrupt
     if not result.success:
         print("okr: the run failed; see the errors above", file=sys.stderr)

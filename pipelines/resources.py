@@ -66,8 +66,17 @@ class WarehouseResource(dg.ConfigurableResource):
             con.execute("SET enable_external_access = false")
         try:
             yield con
+        except RuntimeError as exc:
+            if str(exc) != _QUERY_INTERRUPTED:
+                raise
+            # DuckDB turns Ctrl-C or SIGTERM during a query into this plain error, losing the
+            # interrupt; raised as one again, Dagster stops the run instead of going on.
+            raise KeyboardInterrupt from exc
         finally:
             con.close()
+
+
+_QUERY_INTERRUPTED = "Query interrupted"
 
 
 _LOCK_HOLDER = re.compile(r"Conflicting lock is held in (.+?) \(PID (\d+)\)")

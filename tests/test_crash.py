@@ -17,8 +17,8 @@ from pathlib import Path
 import dagster as dg
 import pytest
 
-from pipelines.cli import HOST_TAG, PID_TAG, wait_for_the_warehouse_pool
-from pipelines.resources import WAREHOUSE_POOL
+from pipelines.cli import HOST_TAG, PID_TAG, interrupted, wait_for_the_warehouse_pool
+from pipelines.resources import WAREHOUSE_POOL, WarehouseResource
 from pipelines.settings import EXAMPLE_AS_OF, EXAMPLE_DIR, INSTANCE_TEMPLATE, PROJECT_ROOT
 
 MID_STEP = "staging__csv_observations - staging.csv_observations"  # logged inside the step
@@ -124,3 +124,31 @@ def test_a_run_waits_for_a_live_holder_saying_so_and_goes_once_it_is_gone(tmp_pa
         f"okr: run {run.run_id} (PID {holder.pid}) died without finishing: marked it failed and "
         "released its hold on the warehouse",
     ]
+
+
+def test_an_interrupt_during_a_warehouse_query_stops_the_run_not_just_the_step(tmp_path):
+    """DuckDB reports Ctrl-C/SIGTERM mid-query as a plain error; the run must still stop, not
+    fail that step and go on with the next one (in-process, steps run in key order)."""
+    warehouse = WarehouseResource(path=str(tmp_path / "warehouse.duckdb"))
+
+    @dg.asset
+    def a_slow_query(warehouse: WarehouseResource) -> None:
+        threading.Timer(0.5, os.kill, (os.getpid(), signal.SIGINT)).start()
+        with warehouse.connect() as con:
+            con.execute("SELECT count(*) FROM range(10_000_000_000) t(x) WHERE x % 7 = 3")
+
+    @dg.asset
+    def b_independent_step() -> None:
+        pass
+
+    with dg.instance_for_test() as instance:
+        result = dg.materialize(
+            [a_slow_query, b_independent_step],
+            resources={"warehouse": warehouse},
+            instance=instance,
+            raise_on_error=False,
+        )
+        assert interrupted(result)
+        assert instance.get_latest_materialization_event(b_independent_step.key) is None
+        [run] = instance.get_runs()
+        assert run.status == dg.DagsterRunStatus.FAILURE
