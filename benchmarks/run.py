@@ -17,6 +17,10 @@ Scenarios (project vs baseline):
   Target 1.5x.
 - memory: `okr backfill` of everything on a fresh warehouse; peak RSS <= 2048 MB (the baseline
   column is DuckDB's bare load of the same CSV and event files).
+- config-memory: `okr backfill` of one quarter, run as users run it (its own process and
+  DAGSTER_HOME), with 10x the metrics and KRs vs the scale's config on as many rows, in
+  interleaved pairs; median peak RSS at most 1.5x (memory follows the data and the DuckDB
+  limit, not the size of the config).
 - incremental: refreshing the running quarter (a new day of data arrives, `okr backfill
   <running quarter>`) with N quarters of history vs with 1. Target 1.2x.
 - orchestration: `okr backfill` of every quarter on a fresh warehouse vs the one-quarter run of
@@ -44,8 +48,10 @@ from benchmarks.generate import Spec, generate, spec_for, write_quarter_data
 ROOT = Path(__file__).resolve().parent.parent
 BASELINE_SQL = Path(__file__).resolve().parent / "rollup_baseline.sql"
 RESULT_PREFIX = "BENCH_RESULT "
-SCENARIOS = ("ingest", "rollup", "memory", "incremental", "orchestration")
+SCENARIOS = ("ingest", "rollup", "memory", "config-memory", "incremental", "orchestration")
 MEMORY_TARGET_MB = 2048.0
+CONFIG_GROWTH = 10  # config-memory: the large config has this many times the metrics and KRs
+CONFIG_MEMORY_TARGET = 1.5  # ... and may peak at most this many times the small one
 DUCKDB_THREADS = 2  # WarehouseResource's default, used by the baselines too
 
 
@@ -54,6 +60,7 @@ class Scale:
     main: Spec
     incremental_history: int  # quarters of history in the long incremental run
     import_repeats: int = 3
+    pairs: int = 3  # interleaved pairs of the commands timed as users run them
 
 
 def _scales() -> dict[str, Scale]:
@@ -67,7 +74,7 @@ def _scales() -> dict[str, Scale]:
     smoke = spec_for(100_000, 2, csv_metrics=48, krs_per_quarter=20, users=5_000)
     smoke = replace(smoke, events_per_day=round(20_000 / smoke.data_days))
     return {
-        "smoke": Scale(smoke, incremental_history=3, import_repeats=1),
+        "smoke": Scale(smoke, incremental_history=3, import_repeats=1, pairs=1),
         "1m": Scale(main(1_000_000, 2_000_000), incremental_history=20),
         "10m": Scale(main(10_000_000, 5_000_000), incremental_history=20),
         "100m": Scale(main(100_000_000, 20_000_000), incremental_history=20),
@@ -579,6 +586,65 @@ class Runner:
                       f"{MEMORY_TARGET_MB:.0f} MB; baseline = DuckDB's bare load of the same "
                       "files"]))
 
+    def okr_command(self, args: dict, run: Path, *command: str) -> dict:
+        """`okr <command>` as users run it, in its own process and DAGSTER_HOME; wall time and
+        the process's peak RSS (from the kernel's accounting of the finished child)."""
+        self.fresh_dir(run)
+        env = {**os.environ, "OKR_DUCKDB_MEMORY_LIMIT": self.memory_limit,
+               "DAGSTER_HOME": str(run / "dagster_home"), "OKR_CACHE_DIR": str(run / "cache"),
+               "OKR_CONFIG_DIR": args["config_dir"], "OKR_DATA_DIR": args["data_dir"],
+               "OKR_WAREHOUSE": args["warehouse"], "OKR_BI_SNAPSHOT": args["snapshot"],
+               "OKR_AS_OF": args["as_of"]}
+        for name in ("CRM_API_BASE_URL", "CRM_API_TOKEN"):
+            env.pop(name, None)
+        log = self.logs / f"okr-{len(list(self.logs.glob('*.out'))):03d}.out"
+        self.log(f"okr {' '.join(command)} with {args['config_dir']}")
+        with log.open("w") as out:
+            started = time.perf_counter()
+            proc = subprocess.Popen([str(Path(sys.executable).parent / "okr"), *command],
+                                    cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
+            _, status, usage = os.wait4(proc.pid, 0)
+            seconds = time.perf_counter() - started
+        proc.returncode = os.waitstatus_to_exitcode(status)
+        if proc.returncode != 0:
+            tail = "\n".join(log.read_text().splitlines()[-25:])
+            raise RuntimeError(f"okr {' '.join(command)} failed (exit {proc.returncode}; {log}):"
+                               f"\n{tail}")
+        self.fresh_dir(run)
+        return {"seconds": seconds, "peak_mb": usage.ru_maxrss / 1024}
+
+    def config_memory(self) -> None:
+        """Peak memory as the config grows: one quarter of the same number of rows with the
+        scale's metrics and KRs (baseline) and with CONFIG_GROWTH times as many (project)."""
+        small = replace(self.scale.main, quarters=1)
+        large = replace(small, csv_metrics=small.csv_metrics * CONFIG_GROWTH,
+                        krs_per_quarter=small.krs_per_quarter * CONFIG_GROWTH)
+        sides = {}
+        for name, spec in (("small", small), ("large", large)):
+            folder = self.dataset(f"config-{name}", spec)
+            self.warm(folder / "data")
+            run = self.workdir / "runs" / f"config-{name}"
+            sides[name] = (self.meta(folder), self.pipeline_args(folder, run, spec.today.isoformat()))
+        results: dict[str, list[dict]] = {"small": [], "large": []}
+        for _ in range(self.scale.pairs):
+            for name, (_, args) in sides.items():
+                run = Path(args["warehouse"]).parent
+                results[name].append(self.okr_command(args, run, "backfill"))
+        peak = {k: [r["peak_mb"] for r in v] for k, v in results.items()}
+        seconds = {k: statistics.median(r["seconds"] for r in v) for k, v in results.items()}
+        median = {k: statistics.median(v) for k, v in peak.items()}
+        ratio = median["large"] / median["small"]
+        (meta_small, _), (meta_large, _) = sides["small"], sides["large"]
+        self.add(Row("config-memory", seconds["large"], seconds["small"], median["large"],
+                     median["small"], f"<= {CONFIG_MEMORY_TARGET:g}x peak", ratio,
+                     ratio <= CONFIG_MEMORY_TARGET,
+                     [f"okr backfill of one quarter ({meta_large['observations']:,} rows) with "
+                      f"{meta_large['metrics']:,} metrics and {meta_large['key_results']:,} KRs "
+                      f"vs {meta_small['metrics']:,} and {meta_small['key_results']:,}; "
+                      f"{self.scale.pairs} interleaved pair(s), peak MB min/median "
+                      f"{min(peak['large']):.0f}/{median['large']:.0f} vs "
+                      f"{min(peak['small']):.0f}/{median['small']:.0f}; seconds are medians"]))
+
     def incremental(self) -> None:
         """Build 1 and N quarters of history + the running quarter as of the day before (the two
         setups run side by side, untimed), then time the refresh of the running quarter after
@@ -679,7 +745,7 @@ class Runner:
         failed = 0
         for scenario in scenarios:
             try:
-                getattr(self, scenario)()
+                getattr(self, scenario.replace("-", "_"))()
             except Exception as exc:  # report and go on with the other scenarios
                 failed += 1
                 print(f"{scenario:<22}ERROR {exc}", flush=True)

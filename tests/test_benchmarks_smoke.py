@@ -20,7 +20,7 @@ ROW = re.compile(
     rf"^(?P<scenario>[a-z-]+)\s+{NUMBER}\s+{NUMBER}\s+(?P<ratio>{NUMBER})\s+\d+\s+\d+\s+"
     r"(?P<target>.+?)\s+(?P<verdict>PASS|FAIL)$"
 )
-LANES = (("incremental", "ingest"), ("rollup", "memory", "orchestration"))
+LANES = (("incremental", "ingest", "config-memory"), ("rollup", "memory", "orchestration"))
 
 
 def test_smoke_benchmarks_run_every_scenario(tmp_path: Path) -> None:

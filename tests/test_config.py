@@ -187,6 +187,22 @@ def test_quarter_labels_follow_the_fiscal_year(tmp_path, fiscal_start, label, st
     assert (config.key_results["kr-x"].start, config.key_results["kr-x"].end) == (start, end)
 
 
+def test_the_same_files_load_once_per_process_and_an_edit_loads_anew(tmp_path):
+    """Every step of a run loads the config: the second load of unchanged files is the config
+    already built; any change to a file's bytes, or another folder, builds it again."""
+    write(tmp_path)
+    first = load_config(tmp_path)
+    assert load_config(tmp_path) is first
+    okrs = tmp_path / "okrs.yaml"
+    okrs.write_text(okrs.read_text().replace("target: 40", "target: 41"))
+    edited = load_config(tmp_path)
+    assert edited is not first and edited.key_results["kr-x"].target == 41
+    (tmp_path / "other").mkdir()
+    assert load_config(write(tmp_path / "other")) is not edited
+    assert load_config(tmp_path) is not edited  # one config is kept: the folder loads anew
+    assert load_config(tmp_path).key_results["kr-x"].target == 41
+
+
 @pytest.mark.parametrize(
     ("text", "parsed"),
     [

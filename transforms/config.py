@@ -271,13 +271,45 @@ class OkrConfig:
         return 0 if parent is None else 1 + self.depth(parent)
 
 
+CONFIG_FILES = ("metrics.yaml", "okrs.yaml")
+
+
 def load_config(folder: Path | str) -> OkrConfig:
     """Read and validate `metrics.yaml` and `okrs.yaml`; raise ConfigError listing every problem,
-    each starting with the file and line it is about, so it reads on its own."""
+    each starting with the file and line it is about, so it reads on its own.
+
+    Loading the same files again in one process (every step of a run does) returns the config
+    already built: a config of ten thousand metrics takes seconds and hundreds of MB to build."""
     folder = Path(folder)
+    fingerprint = _fingerprint(folder)
+    if fingerprint is not None and fingerprint in _LOADED:
+        return _LOADED[fingerprint]
+    config = _build_config(folder)
+    if fingerprint is not None:
+        _LOADED.clear()  # one config per process: a long-lived code server must not pile them up
+        _LOADED[fingerprint] = config
+    return config
+
+
+_LOADED: dict[tuple[str, ...], OkrConfig] = {}
+
+
+def _fingerprint(folder: Path) -> tuple[str, ...] | None:
+    """The folder (as given and resolved) and the digest of each config file's bytes; None if
+    one is unreadable (the full load then reports why)."""
+    try:
+        return (
+            str(folder),
+            str(folder.resolve()),
+            *(hashlib.sha256((folder / name).read_bytes()).hexdigest() for name in CONFIG_FILES),
+        )
+    except OSError:
+        return None
+
+
+def _build_config(folder: Path) -> OkrConfig:
     problems: list[str] = []
-    metrics_file = _read_yaml(folder / "metrics.yaml", problems)
-    okrs_file = _read_yaml(folder / "okrs.yaml", problems)
+    metrics_file, okrs_file = (_read_yaml(folder / name, problems) for name in CONFIG_FILES)
     if problems:
         raise ConfigError(problems)
 

@@ -63,6 +63,7 @@ class MetricReader:
     """Days before it are not read, but for each metric's latest day with data before it (for
     `last` values and staleness). A hint: a metric asked about earlier days is read in full."""
     _partials: dict[str, pl.DataFrame] = field(default_factory=dict)
+    """By partial key: daily partials of a scan, rows of the key's metric where `pkey` is its code."""
     _codes: dict[str, int] = field(default_factory=dict)
     """A small integer per partial key: frames join on it, not on the key's JSON text."""
     _sightings: dict[str, str] = field(default_factory=dict)
@@ -627,14 +628,29 @@ class MetricReader:
         key = _partial_key(metric)
         if key not in self._partials:
             self.prefetch([metric])
-        return self._partials[key]
+        return self._partials[key].filter(pl.col("pkey") == self._code(metric))
 
     def _long(self, codes: pl.Series) -> pl.DataFrame:
-        """The daily partials of the given metrics (by partial key code) as one frame."""
+        """The daily partials of the given metrics (by partial key code) as one frame, metric
+        after metric in the order of `codes`, each by date."""
         keys = list(self._codes)
-        return pl.concat(
-            [pl.DataFrame(schema=PARTIALS_SCHEMA)]
-            + [self._partials[keys[code]] for code in codes.unique(maintain_order=True).to_list()]
+        order = codes.unique(maintain_order=True)
+        scans: dict[int, tuple[pl.DataFrame, list[int]]] = {}
+        for code in order.to_list():  # a metric read again in full is in its newest scan only
+            frame = self._partials[keys[code]]
+            scans.setdefault(id(frame), (frame, []))[1].append(code)
+        wanted = pl.DataFrame({"pkey": order, "order": pl.int_range(len(order), eager=True)})
+        return (
+            pl.concat(
+                [pl.DataFrame(schema=PARTIALS_SCHEMA)]
+                + [
+                    frame.filter(pl.col("pkey").is_in(pl.Series(in_frame, dtype=pl.UInt32).implode()))
+                    for frame, in_frame in scans.values()
+                ]
+            )
+            .join(wanted, on="pkey")
+            .sort("order", "date", maintain_order=True)
+            .drop("order")
         )
 
     def _code(self, metric: Metric) -> int:
@@ -709,9 +725,10 @@ class MetricReader:
         partials = pl.concat(
             [partials.cast(PARTIALS_SCHEMA), carried.select(list(PARTIALS_SCHEMA))]  # type: ignore[arg-type]
         ).sort("pkey", "date")
-        split = partials.partition_by("pkey", as_dict=True, maintain_order=True)
-        for key, metric, _ in members:
-            self._partials[key] = split.get((self._code(metric),), partials.clear())
+        # One frame for the whole scan, shared by its metrics (filtered by `pkey` when read):
+        # ten thousand small frames would cost more memory than their rows.
+        for key, _, _ in members:
+            self._partials[key] = partials
 
     def _carried_days(self, group: tuple, wanted: list[str], since: date | None) -> pl.DataFrame:
         """With `since`: per key, the aggregates of its latest day before `since` with rows and
