@@ -34,6 +34,8 @@ PARTIALS_SCHEMA = {
     "mx": pl.Float64,
     "source_n": pl.Float64,
 }
+WINDOW_DAYS_PER_SLICE = 1_000_000
+"""Days of windows summed at once (a few tens of MB of rows)."""
 _NUMERIC = ("sum", "avg", "min", "max", "last")
 """Aggregations of a value column; the others count rows (`count`) or ids (`count_distinct`)."""
 
@@ -411,22 +413,30 @@ class MetricReader:
 
     def _window_values(self, windows: pl.DataFrame, metrics: dict[str, Metric]) -> pl.DataFrame:
         """Period metrics over each window's own days, from the daily partials."""
-        partials = self._long(windows["pkey"])
         if (windows["start"] == windows["end"]).all():  # single days (metric_daily): no sums
             totals = windows.select("_i", "pkey", date="start").join(
-                partials, on=["pkey", "date"], how="inner"
+                self._long(windows["pkey"]), on=["pkey", "date"], how="inner"
             )
         else:
-            totals = (
-                windows.select("_i", "pkey", date=pl.date_ranges("start", "end"))
-                .explode("date")
-                .join(partials, on=["pkey", "date"], how="inner")
-                .group_by("_i")
-                .agg(  # summed in date order, whatever order the join left: the same bits always
-                    pl.col("n", "s", "source_n").sort_by("date").sum(),
-                    pl.col("mn").min(),
-                    pl.col("mx").max(),
-                )
+            # A window is one row per day while it is summed: in slices of about
+            # WINDOW_DAYS_PER_SLICE days, so memory stays flat however many metrics there are.
+            days = (pl.col("end") - pl.col("start")).dt.total_days() + 1
+            slices = windows.with_columns(
+                _slice=(days.cum_sum() // WINDOW_DAYS_PER_SLICE).cast(pl.UInt32)
+            ).partition_by("_slice", maintain_order=True)
+            totals = pl.concat(
+                [
+                    part.select("_i", "pkey", date=pl.date_ranges("start", "end"))
+                    .explode("date")
+                    .join(self._long(part["pkey"]), on=["pkey", "date"], how="inner")
+                    .group_by("_i")
+                    .agg(  # summed in date order, whatever order the join left: the same bits
+                        pl.col("n", "s", "source_n").sort_by("date").sum(),
+                        pl.col("mn").min(),
+                        pl.col("mx").max(),
+                    )
+                    for part in slices
+                ]
             )
         totals = totals.select("_i", "n", "s", "mn", "mx", "source_n")
         frame = windows.join(totals, on="_i", how="left").with_columns(
