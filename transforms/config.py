@@ -29,18 +29,15 @@ from pydantic import (
 
 from transforms import cache
 from transforms.calendar import quarter_from_label
+from transforms.kr_types import KR_TYPES, RELATIVE_TARGET, RelativeTarget, parse_target
 from transforms.sources import NUMERIC, SOURCES, TIME
 
 ID_PATTERN = r"^[a-z0-9][a-z0-9_.-]*$"
 Id = Annotated[str, Field(pattern=ID_PATTERN)]
 Aggregation = Literal["sum", "avg", "min", "max", "last", "count", "count_distinct", "ratio"]
-KrType = Literal[
-    "increase", "decrease", "maintain_above", "maintain_below", "within_range", "milestone"
-]
-MAINTAIN_TYPES = ("maintain_above", "maintain_below", "within_range")
+KrType = Literal[*KR_TYPES]  # type: ignore[valid-type]
 CUMULATIVE_AGGREGATIONS = ("sum", "count", "count_distinct")
 DAYS = re.compile(r"^([1-9][0-9]*)d$")
-RELATIVE_TARGET = re.compile(r"^([+-])(\d+(?:\.\d+)?)(%?)$")
 FilterValue = str | int | float | bool
 MAX_ALIAS_NODES = 100_000
 """How many nodes YAML aliases may add to a config file in all (each `*name` adds a copy of what
@@ -214,27 +211,6 @@ class Objective(_Strict):
     @property
     def success_level(self) -> float:
         return 1.0 if self.type == "committed" else 0.7
-
-
-@dataclass(frozen=True)
-class RelativeTarget:
-    """A target relative to the baseline: t = b + pct*|b| or t = b + delta."""
-
-    amount: float
-    percent: bool
-
-    def apply(self, baseline: float | None) -> float | None:
-        if baseline is None:
-            return None
-        return baseline + (self.amount / 100 * abs(baseline) if self.percent else self.amount)
-
-
-def parse_target(value: float | str | None) -> float | RelativeTarget | None:
-    if value is None or isinstance(value, float | int):
-        return value
-    match = RELATIVE_TARGET.match(value)
-    amount = float(match[2]) * (1 if match[1] == "+" else -1)
-    return RelativeTarget(amount, percent=match[3] == "%")
 
 
 @dataclass(frozen=True)
@@ -957,73 +933,7 @@ def _resolve_kr(
     window = objective_window
     if kr.period is not None:
         window = _resolve_period(kr.period, settings, entry, problems)
-    target = parse_target(kr.target)
-    if kr.type == "within_range":
-        if kr.range is None:
-            problem("range", "within_range needs range: [low, high]")
-        elif kr.range[0] >= kr.range[1]:
-            problem("range", f"low {kr.range[0]:g} must be below high {kr.range[1]:g}")
-        if kr.target is not None:
-            problem("target", "within_range uses range: [low, high], not target")
-    elif target is None:
-        problem("target", f"is required for type '{kr.type}'")
-    elif kr.range is not None:
-        problem("range", "only within_range takes a range")
-    if kr.type in ("increase", "decrease") and target is not None:
-        _check_direction(kr, target, problem)
-    if metric is not None and metric.is_cumulative:
-        if kr.type == "decrease":
-            problem(
-                "type",
-                f"metric '{metric.id}' accumulates over the KR window ({metric.aggregation} "
-                "with window: period), so it cannot decrease; use a trailing window or "
-                "maintain_below",
-            )
-        numeric = _numeric_target(kr, target)
-        if kr.type == "increase" and numeric is not None and numeric <= 0:
-            problem(
-                "target",
-                f"metric '{metric.id}' accumulates from zero over the KR window, so an increase "
-                f"target must be above 0, got {numeric:g}",
-            )
+    KR_TYPES[kr.type].check(kr, metric, problem)
     if metric is None or window is None:
         return None
-    return ResolvedKeyResult(kr, objective, metric, window[0], window[1], target)
-
-
-def _numeric_target(kr: KeyResult, target: float | RelativeTarget | None) -> float | None:
-    """The target as a number when the config alone fixes it."""
-    if isinstance(target, RelativeTarget):
-        return target.apply(kr.baseline) if kr.baseline != "auto" else None
-    return target
-
-
-def _check_direction(kr: KeyResult, target: float | RelativeTarget, problem) -> None:
-    goes_up = kr.type == "increase"
-    if isinstance(target, RelativeTarget):
-        if target.amount == 0:
-            problem("target", f"'{kr.target}' equals the baseline; the target must differ from it")
-            return
-        if (target.amount > 0) != goes_up:
-            problem(
-                "target",
-                f"'{kr.target}' moves the wrong way for a{'n' if goes_up else ''} {kr.type} KR; "
-                f"use '{'+' if goes_up else '-'}...'",
-            )
-            return
-    numeric = _numeric_target(kr, target)
-    if numeric is None or kr.baseline == "auto":
-        return
-    shown = f"{kr.target}" if isinstance(target, RelativeTarget) else f"{numeric:g}"
-    if numeric == kr.baseline:
-        problem(
-            "target",
-            f"target {shown} equals the baseline ({kr.baseline:g}); the target must differ from it",
-        )
-    elif (numeric > kr.baseline) != goes_up:
-        relation = "above" if goes_up else "below"
-        problem(
-            "target",
-            f"a{'n' if goes_up else ''} {kr.type} KR needs a target {relation} the baseline "
-            f"({kr.baseline:g}), got {shown}",
-        )
+    return ResolvedKeyResult(kr, objective, metric, window[0], window[1], parse_target(kr.target))

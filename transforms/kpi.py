@@ -34,8 +34,8 @@ import polars as pl
 
 from transforms.calendar import Quarter, quarter_of
 from transforms.config import OkrConfig, Settings
+from transforms.kr_types import rounded
 from transforms.measure import MetricReader
-from transforms.okr import ROUND
 from transforms.schema import Column, Table
 
 GRAINS = ("week", "month", "quarter")
@@ -212,10 +212,6 @@ MARTS_SUCCESS_METRIC_SUMMARY = Table(
     primary_key=("metric_id", "grain", "period_start"),
     partition_column="quarter_start",
 )
-
-
-def _rounded(expr: pl.Expr) -> pl.Expr:
-    return expr.round(ROUND)
 
 
 def _unique_quarters(quarters: list[Quarter]) -> list[Quarter]:
@@ -615,16 +611,16 @@ def _comparisons(history: pl.DataFrame) -> pl.DataFrame:
 
 def _relative_change(value: pl.Expr, reference: pl.Expr) -> pl.Expr:
     """(value - reference) / |reference|; null when the reference is 0 or null."""
-    return pl.when(_rounded(reference) != 0).then((value - reference) / reference.abs())
+    return pl.when(rounded(reference) != 0).then((value - reference) / reference.abs())
 
 
 def _health() -> pl.Expr:
     """green / yellow / red against health_target with the tolerance band (docs/computation.md)."""
-    a, t = _rounded(pl.col("value")), pl.col("health_target")
+    a, t = rounded(pl.col("value")), pl.col("health_target")
     band = pl.col("target_tolerance").fill_null(0.0) * t.abs()
     higher = pl.col("direction") == "higher_is_better"
-    met = pl.when(higher).then(a >= _rounded(t)).otherwise(a <= _rounded(t))
-    near = pl.when(higher).then(a >= _rounded(t - band)).otherwise(a <= _rounded(t + band))
+    met = pl.when(higher).then(a >= rounded(t)).otherwise(a <= rounded(t))
+    near = pl.when(higher).then(a >= rounded(t - band)).otherwise(a <= rounded(t + band))
     return (
         pl.when(t.is_null())
         .then(pl.lit("no_target"))

@@ -12,9 +12,16 @@ from datetime import date
 import polars as pl
 
 from transforms.calendar import Quarter
-from transforms.config import MAINTAIN_TYPES, OkrConfig, RelativeTarget, Settings
+from transforms.config import OkrConfig, Settings
+from transforms.kr_types import (
+    KrTerms,
+    RelativeTarget,
+    by_type,
+    clamp01,
+    first_reason,
+    rounded,
+)
 
-ROUND = 9
 STATUSES = (
     "not_started",
     "no_data",
@@ -82,108 +89,44 @@ def kr_parameters(config: OkrConfig, baselines: dict[str, float | None]) -> pl.D
     return pl.DataFrame(rows, schema=KR_PARAMETERS_SCHEMA)
 
 
-def _rounded(expr: pl.Expr) -> pl.Expr:
-    return expr.round(ROUND)
-
-
-def _clamp01(expr: pl.Expr) -> pl.Expr:
-    return expr.clip(0.0, 1.0)
-
-
 def key_result_daily(
     params: pl.DataFrame, series: pl.DataFrame, settings: Settings
 ) -> pl.DataFrame:
     """Progress, expected progress, status and grade of each KR on each day of `series`
-    (`kr_id`, `date`, `value`, `latest_date`; days from the KR's start, in order)."""
-    a = _rounded(pl.col("value"))
-    b, t = pl.col("baseline"), pl.col("target")
-    kr_type = pl.col("kr_type")
-    maintain = kr_type.is_in(MAINTAIN_TYPES)
-    day_number = (pl.col("date") - pl.col("period_start")).dt.total_days() + 1
-    window_days = (pl.col("period_end") - pl.col("period_start")).dt.total_days() + 1
-    over_kr = {"partition_by": "kr_id", "order_by": "date"}
-
-    reached = pl.when(pl.col("higher_is_better")).then(a >= _rounded(t)).otherwise(a <= _rounded(t))
-    met = (
-        pl.when(kr_type == "maintain_above")
-        .then(a >= _rounded(t))
-        .when(kr_type == "maintain_below")
-        .then(a <= _rounded(t))
-        .otherwise((a >= _rounded(pl.col("range_low"))) & (a <= _rounded(pl.col("range_high"))))
-        .fill_null(False)
-    )
-    days_with_value = pl.col("value").is_not_null().cum_sum().over(**over_kr)
-
+    (`kr_id`, `date`, `value`, `latest_date`; days from the KR's start, in order). What differs
+    between KR types comes from their definitions in transforms.kr_types."""
+    terms = KrTerms()
     # Why a KR with data still has no progress (also surfaced by marts.okr_lint).
-    unmeasurable = (
-        pl.when(kr_type.is_in(["increase", "decrease"]) & ~pl.col("cumulative") & b.is_null())
-        .then(pl.lit("baseline has no data"))
-        .when(kr_type.is_in(["increase", "decrease"]) & ~pl.col("cumulative") & (b == t))
-        .then(pl.lit("target equals baseline"))
-        # An auto baseline can land beyond an absolute target; (a - b) / (t - b) would then
-        # reward moving the wrong way, so there is no progress to report (load time rejects the
-        # same when both numbers are in the config).
-        .when((kr_type == "increase") & ~pl.col("cumulative") & (t < b))
-        .then(pl.lit("baseline is already above the target of an increase KR"))
-        .when((kr_type == "decrease") & (t > b))
-        .then(pl.lit("baseline is already below the target of a decrease KR"))
-        .when((kr_type != "within_range") & t.is_null())
-        .then(pl.lit("target depends on a baseline that has no data"))
-        .when((kr_type == "increase") & pl.col("cumulative") & (t <= 0))
-        .then(pl.lit("cumulative KR needs a target above zero"))
-    )
+    unmeasurable = first_reason(terms)
     raw = (
         pl.when(unmeasurable.is_not_null())
         .then(None)
-        .when(maintain)
-        .then(
-            pl.when(days_with_value > 0).then(
-                met.cast(pl.Float64).cum_sum().over(**over_kr) / day_number
-            )
-        )
-        .when(kr_type == "milestone")
-        .then(
-            pl.when(days_with_value > 0).then(
-                reached.fill_null(False).cast(pl.Float64).cum_max().over(**over_kr)
-            )
-        )
-        .when(pl.col("cumulative"))
-        .then(pl.col("value") / t)
-        .otherwise((pl.col("value") - b) / (t - b))
-    )
-    expected = (
-        pl.when(maintain)
-        .then(1.0)
-        .when(kr_type == "milestone")
-        .then(pl.when(pl.col("date") >= pl.col("period_end")).then(1.0).otherwise(0.0))
-        .otherwise(_clamp01(day_number / window_days))
+        .otherwise(by_type(lambda kr_type: kr_type.progress(terms)))
     )
     frame = (
         series.join(params, on="kr_id", how="inner")
         .sort("kr_id", "date")
-        .with_columns(raw_progress=raw, expected_progress=expected, note=unmeasurable)
-        .with_columns(progress=_clamp01(pl.col("raw_progress")))
+        .with_columns(
+            raw_progress=raw,
+            expected_progress=by_type(lambda kr_type: kr_type.expected(terms)),
+            note=unmeasurable,
+        )
+        .with_columns(progress=clamp01(pl.col("raw_progress")))
     )
     return frame.with_columns(
-        status=_kr_status(settings),
+        status=_kr_status(settings, terms),
         grade=grade(pl.col("progress")),
         note=pl.coalesce(
             "note",
-            pl.when(pl.col("value").is_null() & (days_with_value == 0)).then(
+            pl.when(pl.col("value").is_null() & (terms.days_with_value == 0)).then(
                 pl.lit("no data in the KR window yet")
             ),
         ),
     )
 
 
-def _kr_status(settings: Settings) -> pl.Expr:
-    p, d = _rounded(pl.col("progress")), pl.col("date")
-    maintain = pl.col("kr_type").is_in(MAINTAIN_TYPES)
-    achieved = (
-        pl.when(maintain)
-        .then((d >= pl.col("period_end")) & (p >= _rounded(pl.col("success_level"))))
-        .otherwise(_rounded(pl.col("raw_progress")) >= 1)
-    )
+def _kr_status(settings: Settings, terms: KrTerms) -> pl.Expr:
+    p, d = rounded(pl.col("progress")), pl.col("date")
     stale = pl.col("freshness_days").is_not_null() & (
         pl.col("latest_date").is_null()
         | ((d - pl.col("latest_date")).dt.total_days() > pl.col("freshness_days"))
@@ -193,7 +136,7 @@ def _kr_status(settings: Settings) -> pl.Expr:
         .then(pl.lit("not_started"))
         .when(p.is_null())
         .then(pl.lit("no_data"))
-        .when(achieved)
+        .when(by_type(lambda kr_type: kr_type.achieved(terms)))
         .then(pl.lit("achieved"))
         .when(d >= pl.col("period_end"))
         .then(pl.lit("missed"))
@@ -204,7 +147,7 @@ def _kr_status(settings: Settings) -> pl.Expr:
 
 
 def _gap_status(gap: pl.Expr, settings: Settings) -> pl.Expr:
-    gap = _rounded(gap)
+    gap = rounded(gap)
     return (
         pl.when(gap <= settings.on_track_gap)
         .then(pl.lit("on_track"))
@@ -216,7 +159,7 @@ def _gap_status(gap: pl.Expr, settings: Settings) -> pl.Expr:
 
 def grade(progress: pl.Expr) -> pl.Expr:
     """Google's scale: red below 0.4, yellow below 0.7, green from 0.7."""
-    p = _rounded(progress)
+    p = rounded(progress)
     return (
         pl.when(p < 0.4)
         .then(pl.lit("red"))
@@ -382,7 +325,7 @@ def objective_attainment(
         .then(pl.lit("no_data"))
         .when(pl.col("as_of_date") >= pl.col("period_end"))
         .then(
-            pl.when(_rounded(value) >= _rounded(level))
+            pl.when(rounded(value) >= rounded(level))
             .then(pl.lit("achieved"))
             .otherwise(pl.lit("missed"))
         )

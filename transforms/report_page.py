@@ -26,6 +26,7 @@ import polars as pl
 import vl_convert
 
 from transforms import cache
+from transforms.kr_types import KR_TYPES
 
 # Colours the charts draw with. None of them is used by the page's CSS, so a screenshot showing
 # them proves that Vega rendered (the page test relies on this).
@@ -199,9 +200,7 @@ def _bar(progress: float | None, expected: float | None, status: str | None) -> 
 
 
 def _target_text(kr: dict[str, Any]) -> str:
-    if kr["kr_type"] == "within_range":
-        return f"{_num(kr['range_low'])}..{_num(kr['range_high'])}"
-    return _num(kr["target"])
+    return KR_TYPES[kr["kr_type"]].target_text(kr, _num)
 
 
 # -- charts ---------------------------------------------------------------------------------------

@@ -6,6 +6,8 @@ from __future__ import annotations
 import duckdb
 import polars as pl
 
+from transforms.kr_types import KR_TYPES
+
 BAR = 20
 
 
@@ -65,11 +67,7 @@ def scorecard_text(con: duckdb.DuckDBPyConnection, quarters: list[str] | None = 
 def _kr_lines(krs: pl.DataFrame) -> list[str]:
     lines = []
     for k in krs.iter_rows(named=True):
-        target = (
-            f"{_num(k['range_low'])}..{_num(k['range_high'])}"
-            if k["kr_type"] == "within_range"
-            else _num(k["target"])
-        )
+        target = KR_TYPES[k["kr_type"]].target_text(k, _num)
         lines.append(
             f"  - {k['kr_title'][:42]:<42} {_bar(k['progress'], k['expected_progress'])} "
             f"{_pct(k['progress'])} exp {_pct(k['expected_progress'])}  {k['status']:<11}"
