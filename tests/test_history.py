@@ -9,8 +9,7 @@ from pathlib import Path
 import pytest
 from okr_fixtures import write_config
 
-from pipelines.assets.marts import lookback_quarters
-from transforms.history import first_reported_day, history_start
+from transforms.history import first_reported_day, history_start, lookback_quarters
 
 Q1 = ("2025-01-01", "2025-03-31")
 

@@ -15,7 +15,7 @@ from datetime import date, timedelta
 
 import duckdb
 
-from transforms.calendar import Quarter, quarter_of
+from transforms.calendar import Quarter, quarter_of, quarters_between
 from transforms.config import OkrConfig, ResolvedKeyResult
 from transforms.schema import META_STAGING_INPUTS, Table
 from transforms.warehouse import table_exists, transaction, written_partitions
@@ -54,6 +54,38 @@ def first_reported_day(config: OkrConfig) -> date | None:
     starts = [start for start, _ in config.objective_windows.values()]
     starts += [kr.start for kr in config.key_results.values()]
     return min(starts, default=None)
+
+
+def kpi_lookback_start(first_reported: date) -> date:
+    """A KPI summary measures from a year and a week before its first reported period: that
+    covers previous_value, rolling_avg_3 and yoy_value of every grain; only a red streak reaches
+    further, and only those metrics are measured further back (see kpi.success_metric_summary)."""
+    month = first_reported.replace(day=1)
+    return month.replace(year=month.year - 1) - timedelta(days=7)
+
+
+def kpi_first_day(config: OkrConfig, quarters: list[Quarter]) -> date | None:
+    """The first day of data both KPI marts of `quarters` read, unless a red streak reaches
+    further: the start of the fiscal quarter holding the lookback from the first reported week
+    (the longest period measured from there), less the longest trailing window."""
+    if not quarters or not config.metrics:
+        return None
+    first_week = min(q.start for q in quarters) - timedelta(days=6)
+    lookback = kpi_lookback_start(first_week)
+    first_period = quarter_of(lookback, config.settings.fiscal_year_start_month).start
+    longest = max(m.trailing_days or 1 for m in config.metrics.values())
+    return first_period - timedelta(days=longest)
+
+
+def lookback_quarters(config: OkrConfig) -> int:
+    """How many quarters before a mart quarter a KR's numbers can read (baselines, trailing
+    windows): how far back the marts' partitions depend on staging."""
+    fiscal_month = config.settings.fiscal_year_start_month
+    spans = [
+        len(quarters_between(history_start(kr), kr.end, fiscal_month)) - 1
+        for kr in config.key_results.values()
+    ]
+    return max(spans, default=0)
 
 
 # -- staging history ------------------------------------------------------------------------------

@@ -34,6 +34,7 @@ import polars as pl
 
 from transforms.calendar import Quarter, quarter_of
 from transforms.config import OkrConfig, Settings
+from transforms.history import kpi_lookback_start
 from transforms.kr_types import rounded
 from transforms.measure import MetricReader
 from transforms.schema import Column, Table
@@ -393,7 +394,7 @@ def success_metric_summary(
         metric_id: min(first_reported, reader.earliest_date(metric) or first_reported)
         for metric_id, metric in config.metrics.items()
     }
-    lookback = _lookback_start(first_reported)
+    lookback = kpi_lookback_start(first_reported)
     measured_from = {m: max(start, lookback) for m, start in history_start.items()}
     history = _measured_periods(reader, config, reported, today, measured_from)
     rows = _with_health(history)
@@ -413,26 +414,6 @@ def success_metric_summary(
         .select([pl.col(name).cast(dtype) for name, dtype in schema.items()])
         .sort("quarter_start", "metric_id", "grain", "period_start")
     )
-
-
-def _lookback_start(first_reported: date) -> date:
-    """A year and a week back covers previous_value, rolling_avg_3 and yoy_value of every grain;
-    only a red streak can reach further, and only those metrics are measured further back."""
-    return _year_earlier("month", first_reported.replace(day=1)) - timedelta(days=7)
-
-
-def kpi_first_day(config: OkrConfig, quarters: list[Quarter]) -> date | None:
-    """The first day of data both KPI marts of `quarters` read, unless a red streak reaches
-    further (see `success_metric_summary`): the start of the fiscal quarter holding the lookback
-    from the first reported week (the longest period measured from there), less the longest
-    trailing window."""
-    if not quarters or not config.metrics:
-        return None
-    first_week = min(q.start for q in quarters) - timedelta(days=6)
-    lookback = _lookback_start(first_week)
-    first_period = quarter_of(lookback, config.settings.fiscal_year_start_month).start
-    longest = max(m.trailing_days or 1 for m in config.metrics.values())
-    return first_period - timedelta(days=longest)
 
 
 def _with_health(history: pl.DataFrame) -> pl.DataFrame:

@@ -11,11 +11,10 @@ import polars as pl
 from transforms.attainment import compute_okr_results
 from transforms.calendar import Quarter
 from transforms.config import OkrConfig
-from transforms.history import earliest_needed
+from transforms.history import earliest_needed, kpi_first_day
 from transforms.kpi import (
     MARTS_METRIC_DAILY,
     MARTS_SUCCESS_METRIC_SUMMARY,
-    kpi_first_day,
     metric_daily,
     success_metric_summary,
 )
@@ -38,6 +37,12 @@ OKR_MARTS: dict[str, Table] = {
     "success_metric_summary": MARTS_SUCCESS_METRIC_SUMMARY,
     "okr_scorecard": MARTS_OKR_SCORECARD,
 }
+MART_INPUTS: dict[str, tuple[str, ...]] = {
+    "objective_attainment": ("key_result_attainment",),
+    "team_attainment": ("objective_attainment",),
+    "okr_scorecard": ("objective_attainment", "success_metric_summary"),
+}
+"""The marts each mart is computed from; a mart not named here reads the staging tables."""
 
 
 def okr_mart_frames(

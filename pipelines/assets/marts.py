@@ -8,12 +8,12 @@ from pipelines.assets.staging import STAGED_TABLES
 from pipelines.metadata import definition_metadata, table_metadata
 from pipelines.partitions import quarters_in_window
 from pipelines.resources import WAREHOUSE_POOL, OkrConfigResource, WarehouseResource
-from transforms.calendar import Quarter, quarters_between
+from transforms.calendar import Quarter
 from transforms.config import OkrConfig
 from transforms.dimensions import dim_key_results, dim_metrics, dim_objectives
-from transforms.history import history_start, unstaged_quarters
+from transforms.history import lookback_quarters, unstaged_quarters
 from transforms.lint import MARTS_OKR_LINT, LintInputs, latest_data_dates, okr_lint
-from transforms.marts import OKR_MARTS, okr_mart_frames
+from transforms.marts import MART_INPUTS, OKR_MARTS, okr_mart_frames
 from transforms.measure import MetricReader
 from transforms.schema import (
     MARTS_DIM_KEY_RESULTS,
@@ -50,16 +50,6 @@ def _status_counts(frame: pl.DataFrame) -> dict[str, int]:
     return {f"status/{status}": n for status, n in counts}
 
 
-def lookback_quarters(config: OkrConfig) -> int:
-    """How many quarters before a mart quarter its numbers can read (baselines, trailing windows)."""
-    fiscal_month = config.settings.fiscal_year_start_month
-    spans = [
-        len(quarters_between(history_start(kr), kr.end, fiscal_month)) - 1
-        for kr in config.key_results.values()
-    ]
-    return max(spans, default=0)
-
-
 def _check_history(con, config: OkrConfig, quarters: list[Quarter]) -> None:
     """Fail, naming the command that fixes it, rather than compute from missing history: the
     staging assets build it in the same run, so this fires only for marts run on their own."""
@@ -90,19 +80,13 @@ def build_mart_assets(
         for t in (staged.table for staged in STAGED_TABLES)
     ] + unpartitioned_staging
     specs = [
-        _spec(OKR_MARTS["key_result_progress_daily"], staging),
-        _spec(OKR_MARTS["key_result_attainment"], staging),
-        _spec(OKR_MARTS["objective_attainment"], [dg.AssetKey(["marts", "key_result_attainment"])]),
-        _spec(OKR_MARTS["team_attainment"], [dg.AssetKey(["marts", "objective_attainment"])]),
-        _spec(OKR_MARTS["metric_daily"], staging),
-        _spec(OKR_MARTS["success_metric_summary"], staging),
         _spec(
-            OKR_MARTS["okr_scorecard"],
-            [
-                dg.AssetKey(["marts", "objective_attainment"]),
-                dg.AssetKey(["marts", "success_metric_summary"]),
-            ],
-        ),
+            table,
+            [dg.AssetKey([OKR_MARTS[m].schema, OKR_MARTS[m].name]) for m in MART_INPUTS[name]]
+            if name in MART_INPUTS
+            else staging,
+        )
+        for name, table in OKR_MARTS.items()
     ]
 
     @dg.multi_asset(
