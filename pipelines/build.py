@@ -65,7 +65,9 @@ def build_definitions(settings: Settings) -> dg.Definitions:
             *mart_assets,
             *build_bi_assets([key for a in mart_assets for key in a.keys]),
         ],
-        asset_checks=build_asset_checks(config, crm_enabled=settings.crm_enabled),
+        asset_checks=build_asset_checks(
+            config, crm_enabled=settings.crm_enabled, settings=settings.checks
+        ),
         schedules=schedules,
         sensors=sensors,
         resources=resources,

@@ -4,7 +4,8 @@ fresh clone. Read once, when the Definitions load."""
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
 
@@ -17,6 +18,61 @@ INSTANCE_TEMPLATE = PROJECT_ROOT / "pipelines" / "dagster.yaml"
 `dagster dev` would warn that a dagster.yaml there is not the instance's)."""
 EXAMPLE_AS_OF = "2026-11-20"
 """The last day of the shipped example data: the demo measures as of this day."""
+MAX_REJECT_RATE_ENV = "OKR_MAX_REJECT_RATE"
+SOURCE_MAX_AGE_ENV = "OKR_SOURCE_MAX_AGE_DAYS"
+SOURCE_FAMILIES = ("csv", "analytics", "crm")
+
+
+@dataclass(frozen=True)
+class ChecksSettings:
+    """Thresholds of the checks; `from_env` reads them from the environment."""
+
+    max_reject_rate: float = 0.05
+    source_max_age_days: Mapping[str, int] = field(
+        default_factory=lambda: dict.fromkeys(SOURCE_FAMILIES, 2)
+    )
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> ChecksSettings:
+        environ = os.environ if environ is None else environ
+        defaults = cls()
+        rate_text = (environ.get(MAX_REJECT_RATE_ENV) or "").strip()
+        rate = defaults.max_reject_rate
+        if rate_text:
+            try:
+                rate = float(rate_text)
+            except ValueError:
+                rate = -1.0
+            if not 0 <= rate <= 1:
+                raise ValueError(
+                    f"{MAX_REJECT_RATE_ENV}={rate_text!r}: expected a fraction between 0 and 1, "
+                    "e.g. 0.05 for 5%"
+                )
+        ages = dict(defaults.source_max_age_days)
+        age_text = (environ.get(SOURCE_MAX_AGE_ENV) or "").strip()
+        if age_text:
+            ages |= _parse_ages(age_text)
+        return cls(max_reject_rate=rate, source_max_age_days=ages)
+
+    def max_age(self, family: str) -> int:
+        return self.source_max_age_days[family]
+
+
+def _parse_ages(text: str) -> dict[str, int]:
+    hint = (
+        f"{SOURCE_MAX_AGE_ENV}={text!r}: expected whole days, for every source ('2') or per "
+        f"source family ('csv=2,analytics=1,crm=7'; families: {', '.join(SOURCE_FAMILIES)})"
+    )
+    items = [item.strip() for item in text.split(",") if item.strip()]
+    if len(items) == 1 and "=" not in items[0]:
+        items = [f"{family}={items[0]}" for family in SOURCE_FAMILIES]
+    ages: dict[str, int] = {}
+    for item in items:
+        family, _, days = (part.strip() for part in item.partition("="))
+        if family not in SOURCE_FAMILIES or not days.isdigit():
+            raise ValueError(hint)
+        ages[family] = int(days)
+    return ages
 
 
 @dataclass(frozen=True)
@@ -36,6 +92,8 @@ class Settings:
     strict_files: bool = False
     """OKR_STRICT_FILES: a source file that cannot be read fails the raw step (after the others
     loaded) instead of only being quarantined."""
+    checks: ChecksSettings = field(default_factory=ChecksSettings)
+    """The data-quality checks' thresholds (OKR_MAX_REJECT_RATE, OKR_SOURCE_MAX_AGE_DAYS)."""
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -75,4 +133,5 @@ class Settings:
             crm_enabled=bool(os.environ.get("CRM_API_BASE_URL")),
             strict_files=flag("OKR_STRICT_FILES"),
             warehouse_lock_timeout=seconds("OKR_WAREHOUSE_LOCK_TIMEOUT", 180.0),
+            checks=ChecksSettings.from_env(os.environ),
         )

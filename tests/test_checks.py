@@ -513,7 +513,11 @@ def test_thresholds_come_from_the_environment(monkeypatch, built):
     monkeypatch.setenv(SOURCE_MAX_AGE_ENV, "5")
     specs = {
         (spec.asset_key.to_user_string(), spec.name): spec
-        for checks in build_asset_checks(load_config(settings.config_dir))
+        for checks in build_asset_checks(
+            load_config(settings.config_dir),
+            crm_enabled=False,
+            settings=Settings.from_env().checks,  # the thresholds are read with every setting
+        )
         for spec in checks.check_specs
     }
     assert specs[("raw/csv_observations", "reject_rate")].metadata["max_reject_rate"] == 0.25

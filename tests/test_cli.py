@@ -292,7 +292,17 @@ def test_a_config_error_prints_its_problems_with_file_and_line_and_no_traceback(
     assert runs() == []
 
 
-def test_a_bad_environment_setting_is_one_line(env: Settings, monkeypatch, capsys):
-    monkeypatch.setenv("OKR_AS_OF", "2025-02-30")
+@pytest.mark.parametrize(
+    "name, value, said",
+    [
+        ("OKR_AS_OF", "2025-02-30", "OKR_AS_OF='2025-02-30': expected a day YYYY-MM-DD"),
+        ("OKR_MAX_REJECT_RATE", "5%", "OKR_MAX_REJECT_RATE='5%': expected a fraction"),
+        ("OKR_SOURCE_MAX_AGE_DAYS", "web=2", "OKR_SOURCE_MAX_AGE_DAYS='web=2': expected whole"),
+    ],
+)
+def test_a_bad_environment_setting_is_one_line(
+    env: Settings, monkeypatch, capsys, name, value, said
+):
+    monkeypatch.setenv(name, value)
     assert main(["backfill"]) == 2
-    assert "OKR_AS_OF='2025-02-30': expected a day YYYY-MM-DD" in one_error_line(capsys)
+    assert said in one_error_line(capsys)

@@ -1,0 +1,146 @@
+"""Asset checks: the data-quality gates of the graph.
+
+Generated from the table definitions (`transforms.schema.Table`, one source of truth), one
+`multi_asset_check` step per checked asset (so a run adds one step per asset, not per check).
+One module per layer: `tables` (what every keyed table gets, and finite marts values),
+`sources` (raw and staging), `marts`; `core` is what a check is made of.
+
+| check | assets | on failure |
+| --- | --- | --- |
+| `unique_key` | every raw/staging/marts table with a `primary_key` | ERROR, blocking |
+| `non_null_ids` | the same tables: the key columns declared NOT NULL | as `unique_key` |
+| `reject_rate` | raw/csv_observations, raw/analytics_events, raw/analytics_report | ERROR, blocking |
+| `quarantined_files` | the same raw file assets | WARN |
+| `freshness` | every raw source asset (CSV, analytics, CRM when configured) | WARN |
+| `no_future_observations` | every staging asset | ERROR, blocking |
+| `progress_in_range` | marts/key_result_attainment, marts/key_result_progress_daily | ERROR, blocking |
+| `finite_values` | every marts table with a DOUBLE column (metric_daily, success_metric_summary, key_result_attainment, ...) | ERROR, blocking |
+| `every_kr_metric_has_data` | marts/key_result_attainment | WARN |
+
+`finite_values` fails when any DOUBLE column of the mart holds `inf`, `-inf` or `NaN`, naming
+the column(s) and example rows: the sources reject non-finite and out-of-range numbers
+(docs/sources.md), so one here means a computation overflowed or divided by zero; it is never
+published.
+
+`no_future_observations` fails on rows dated after the real date (today by the clock in
+settings.timezone); rows after `OKR_AS_OF` but not after the real date are beyond the as-of day,
+which the marts ignore, so a rerun as of a past date passes (they are counted in its metadata).
+
+A blocking check that fails stops the assets downstream of its asset in the same run: bad raw
+rows never reach staging, bad staging rows never reach the marts, and bad marts are never
+published: BI readers keep the last good snapshot. Checks read whole tables
+(partitioned ones too), so bad rows written by an earlier run keep failing until they are fixed.
+
+Thresholds, read with the other settings (`pipelines.settings.ChecksSettings`):
+- `OKR_MAX_REJECT_RATE` (default 0.05): `reject_rate` fails when a source file's latest loaded
+  version has rejected / (loaded + rejected) above it.
+- `OKR_SOURCE_MAX_AGE_DAYS` (default 2): `freshness` warns when today (`OKR_AS_OF`) minus the
+  date of a source's newest data exceeds it; one number for every source, or per source family,
+  e.g. `csv=2,analytics=1,crm=7`.
+"""
+
+from collections.abc import Iterable, Sequence
+
+import dagster as dg
+
+from pipelines.assets.marts import DIMENSIONS
+from pipelines.assets.staging import STAGED_TABLES
+from pipelines.checks.core import CheckInputs, QualityCheck, real_today
+from pipelines.checks.marts import kr_data_check, progress_checks
+from pipelines.checks.sources import FUTURE_COLUMNS, RAW_SOURCES, future_check, source_checks
+from pipelines.checks.tables import double_columns, finite_check, id_columns, key_checks
+from pipelines.resources import WAREHOUSE_POOL, OkrConfigResource, WarehouseResource
+from pipelines.settings import MAX_REJECT_RATE_ENV, SOURCE_MAX_AGE_ENV, ChecksSettings
+from transforms.config import OkrConfig
+from transforms.lint import MARTS_OKR_LINT
+from transforms.marts import OKR_MARTS
+from transforms.schema import RAW_CSV_OBSERVATIONS, Table
+from transforms.staging_analytics import RAW_ANALYTICS_EVENTS, RAW_ANALYTICS_REPORT
+from transforms.staging_crm import RAW_CRM_TABLES, STAGING_CRM_TABLES
+
+__all__ = [
+    "MAX_REJECT_RATE_ENV",
+    "SOURCE_MAX_AGE_ENV",
+    "CheckInputs",
+    "ChecksSettings",
+    "QualityCheck",
+    "build_asset_checks",
+    "checked_tables",
+    "id_columns",
+    "quality_checks",
+    "real_today",
+]
+
+RAW_SOURCE_TABLES = (RAW_CSV_OBSERVATIONS, RAW_ANALYTICS_EVENTS, RAW_ANALYTICS_REPORT)
+STAGING_TABLES = tuple(staged.table for staged in STAGED_TABLES)
+MART_TABLES = (
+    *OKR_MARTS.values(),
+    *(table for table, _ in DIMENSIONS.values()),
+    MARTS_OKR_LINT,
+)
+
+
+def checked_tables(crm_enabled: bool) -> dict[str, tuple[Table, ...]]:
+    """Per layer, the tables that are assets of the graph (CRM ones only with a CRM)."""
+    crm_raw = tuple(RAW_CRM_TABLES.values()) if crm_enabled else ()
+    crm_staging = tuple(STAGING_CRM_TABLES.values()) if crm_enabled else ()
+    return {
+        "raw": (*RAW_SOURCE_TABLES, *crm_raw),
+        "staging": (*STAGING_TABLES, *crm_staging),
+        "marts": MART_TABLES,
+    }
+
+
+def quality_checks(crm_enabled: bool, settings: ChecksSettings | None = None) -> list[QualityCheck]:
+    """Every check of the graph, in a stable order."""
+    settings = settings or ChecksSettings()
+    checks: list[QualityCheck] = []
+    for tables in checked_tables(crm_enabled).values():
+        for table in tables:
+            # Blocking everywhere: bad raw or staging rows stop at their layer, bad marts are
+            # not published (BI readers keep the last good snapshot).
+            checks += key_checks(table, gate=True)
+            if table.fqn in RAW_SOURCES:
+                checks += source_checks(table, RAW_SOURCES[table.fqn], settings)
+            if table.fqn in FUTURE_COLUMNS:
+                checks.append(future_check(table))
+    finite = [finite_check(table) for table in MART_TABLES if double_columns(table)]
+    return checks + progress_checks() + finite + [kr_data_check()]
+
+
+def build_asset_checks(
+    config: OkrConfig, *, crm_enabled: bool, settings: ChecksSettings
+) -> list[dg.AssetChecksDefinition]:
+    """One multi-asset check (one step) per checked asset."""
+    by_asset: dict[dg.AssetKey, list[QualityCheck]] = {}
+    for item in quality_checks(crm_enabled, settings):
+        by_asset.setdefault(item.asset_key, []).append(item)
+    return [_asset_checks(key, items) for key, items in by_asset.items()]
+
+
+def _asset_checks(key: dg.AssetKey, checks: Sequence[QualityCheck]) -> dg.AssetChecksDefinition:
+    @dg.multi_asset_check(
+        name=f"{'__'.join(key.path)}__checks",
+        specs=[item.spec() for item in checks],
+        can_subset=True,
+        pool=WAREHOUSE_POOL,
+    )
+    def _run(
+        context: dg.AssetCheckExecutionContext,
+        warehouse: WarehouseResource,
+        okr_config: OkrConfigResource,
+    ) -> Iterable[dg.AssetCheckResult]:
+        config = okr_config.load()
+        selected = context.selected_asset_check_keys
+        with warehouse.connect() as con:
+            inputs = CheckInputs(
+                con,
+                config,
+                okr_config.today(config),
+                real_today(config.settings.timezone),
+            )
+            for item in checks:
+                if item.key in selected:
+                    yield item.evaluate(inputs)
+
+    return _run
