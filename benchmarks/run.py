@@ -215,7 +215,7 @@ def child_rollup_project(args: dict) -> dict:
     them in one transaction."""
     from transforms.config import load_config
     from transforms.marts import OKR_MARTS, okr_mart_frames
-    from transforms.warehouse import replace_partitions
+    from warehouse.writes import replace_partitions
 
     quarters = _quarters(args["quarters"])
     today = date.fromisoformat(args["today"])

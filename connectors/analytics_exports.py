@@ -93,13 +93,15 @@ from connectors.files import (
     underflows,
     well_quoted,
 )
-from transforms.schema import RAW_LOADED_FILES, RAW_REJECTED_ROWS, Table, quote_literal
+from transforms.schema import RAW_LOADED_FILES, RAW_REJECTED_ROWS
 from transforms.staging_analytics import (
     RAW_ANALYTICS_EVENTS,
     RAW_ANALYTICS_REPORT,
     RESERVED_REPORT_COLUMNS,
 )
-from transforms.warehouse import insertion_order
+from warehouse.sql import quote_literal
+from warehouse.tables import Table
+from warehouse.writes import insertion_order
 
 SOURCE = "analytics"
 VALID_OFFSET = r"(Z|[+-]((0\d|1[0-3])(:?[0-5]\d)?|14(:?00)?))$"

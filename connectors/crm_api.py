@@ -65,7 +65,7 @@ from transforms.staging_crm import (
     parse_timestamp,
     to_epoch_ms,
 )
-from transforms.warehouse import transaction
+from warehouse.writes import transaction
 
 log = logging.getLogger(__name__)
 

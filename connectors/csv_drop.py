@@ -80,9 +80,9 @@ from transforms.schema import (
     RAW_LOADED_FILES,
     RAW_REJECTED_ROWS,
     STAGING_CSV_OBSERVATIONS,
-    quote_literal,
 )
-from transforms.warehouse import insertion_order
+from warehouse.sql import quote_literal
+from warehouse.writes import insertion_order
 
 SOURCE = "csv"
 METRIC_ID_PATTERN = "[a-z0-9][a-z0-9_.-]*"

@@ -1,6 +1,6 @@
 """Asset checks: the data-quality gates of the graph.
 
-Generated from the table definitions (`transforms.schema.Table`, one source of truth), one
+Generated from the table definitions (`warehouse.tables.Table`, one source of truth), one
 `multi_asset_check` step per checked asset (so a run adds one step per asset, not per check):
 
 | check | assets | on failure |
@@ -62,12 +62,12 @@ from transforms.schema import (
     RAW_CSV_OBSERVATIONS,
     RAW_LOADED_FILES,
     RAW_REJECTED_ROWS,
-    Table,
-    quote_ident,
 )
 from transforms.staging_analytics import RAW_ANALYTICS_EVENTS, RAW_ANALYTICS_REPORT
 from transforms.staging_crm import RAW_CRM_TABLES, STAGING_CRM_TABLES
-from transforms.warehouse import table_exists
+from warehouse.sql import quote_ident
+from warehouse.tables import Table
+from warehouse.writes import table_exists
 
 MAX_REJECT_RATE_ENV = "OKR_MAX_REJECT_RATE"
 SOURCE_MAX_AGE_ENV = "OKR_SOURCE_MAX_AGE_DAYS"

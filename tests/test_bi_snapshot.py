@@ -25,9 +25,9 @@ from transforms.schema import (
     MARTS_DIM_KEY_RESULTS,
     MARTS_DIM_OBJECTIVES,
     MARTS_KEY_RESULT_ATTAINMENT,
-    Table,
 )
-from transforms.warehouse import insert_frame, transaction
+from warehouse.tables import Table
+from warehouse.writes import insert_frame, transaction
 
 MART_TABLES = (MARTS_KEY_RESULT_ATTAINMENT, MARTS_DIM_KEY_RESULTS, MARTS_DIM_OBJECTIVES)
 CLI = Path(sys.executable).parent / "duckdb"

@@ -36,9 +36,9 @@ from transforms.schema import (
     MARTS_KEY_RESULT_PROGRESS_DAILY,
     MARTS_OBJECTIVE_ATTAINMENT,
     MARTS_TEAM_ATTAINMENT,
-    Table,
 )
-from transforms.warehouse import insert_frame
+from warehouse.tables import Table
+from warehouse.writes import insert_frame
 
 CHROMIUM = Path("/usr/bin/chromium")
 Q_START, Q_END = date(2025, 1, 1), date(2025, 3, 31)

@@ -4,18 +4,15 @@ that create the tables and their comments: `python -m transforms.dictionary > do
 from __future__ import annotations
 
 from transforms import kpi, lint, overview, schema, staging_analytics, staging_crm
-from transforms.schema import Table
+from warehouse.meta import META_TABLES
+from warehouse.tables import Table
 
 
 def all_tables() -> list[Table]:
     """Every table the pipeline writes, each defined once, in layer order."""
     modules = (schema, staging_analytics, staging_crm, kpi, overview, lint)
-    found = {
-        table.fqn: table
-        for module in modules
-        for table in vars(module).values()
-        if isinstance(table, Table)
-    }
+    defined = [t for module in modules for t in vars(module).values() if isinstance(t, Table)]
+    found = {table.fqn: table for table in (*defined, *META_TABLES)}
     layers = {"raw": 0, "staging": 1, "marts": 2, "meta": 3}
     return sorted(found.values(), key=lambda t: (layers.get(t.schema, 9), t.name))
 

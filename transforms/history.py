@@ -17,8 +17,9 @@ import duckdb
 
 from transforms.calendar import Quarter, quarter_of
 from transforms.config import OkrConfig, ResolvedKeyResult
-from transforms.schema import META_STAGING_INPUTS, Table
-from transforms.warehouse import table_exists, transaction, written_partitions
+from warehouse.meta import META_STAGING_INPUTS
+from warehouse.tables import Table
+from warehouse.writes import table_exists, transaction, written_partitions
 
 
 def history_start(kr: ResolvedKeyResult) -> date:

@@ -36,7 +36,7 @@ from transforms.calendar import Quarter, quarter_of
 from transforms.config import OkrConfig, Settings
 from transforms.measure import MetricReader
 from transforms.okr import ROUND
-from transforms.schema import Column, Table
+from warehouse.tables import Column, Table
 
 GRAINS = ("week", "month", "quarter")
 WEEKDAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")

@@ -26,8 +26,8 @@ from transforms.schema import (
     MARTS_KEY_RESULT_PROGRESS_DAILY,
     MARTS_OBJECTIVE_ATTAINMENT,
     MARTS_TEAM_ATTAINMENT,
-    Table,
 )
+from warehouse.tables import Table
 
 OKR_MARTS: dict[str, Table] = {
     "key_result_progress_daily": MARTS_KEY_RESULT_PROGRESS_DAILY,

@@ -21,8 +21,8 @@ import duckdb
 import polars as pl
 
 from transforms.config import Metric, OkrConfig
-from transforms.schema import quote_ident, quote_literal
 from transforms.sources import SOURCES, SourceSpec
+from warehouse.sql import quote_ident, quote_literal
 
 SERIES_SCHEMA = {"date": pl.Date, "value": pl.Float64, "latest_date": pl.Date}
 PARTIALS_SCHEMA = {

@@ -1,102 +1,10 @@
-"""Table definitions: the one place a warehouse table's shape is written down.
-
-Each `Table` produces its DDL, its `COMMENT ON` statements, an empty Polars frame of the right
-types and (in `pipelines/`) the Dagster column metadata, so the four can never disagree.
-"""
+"""Definitions of the raw tables every source shares, the CSV source's tables and the marts
+(each a `warehouse.tables.Table`)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-
-import duckdb
-import polars as pl
-
 from transforms.okr import STATUSES as KR_STATUSES
-
-
-@dataclass(frozen=True)
-class Column:
-    name: str
-    type: str
-    description: str
-    nullable: bool = True
-
-
-@dataclass(frozen=True)
-class Table:
-    schema: str
-    name: str
-    description: str
-    columns: tuple[Column, ...]
-    primary_key: tuple[str, ...] = ()
-    partition_column: str | None = field(default=None)
-
-    @property
-    def fqn(self) -> str:
-        return f"{self.schema}.{self.name}"
-
-    @property
-    def column_names(self) -> list[str]:
-        return [c.name for c in self.columns]
-
-    def ddl(self) -> str:
-        cols = ",\n  ".join(
-            f"{quote_ident(c.name)} {c.type}{'' if c.nullable else ' NOT NULL'}"
-            for c in self.columns
-        )
-        return f"CREATE TABLE IF NOT EXISTS {self.fqn} (\n  {cols}\n)"
-
-    def comment_statements(self) -> list[str]:
-        statements = [f"COMMENT ON TABLE {self.fqn} IS {quote_literal(self.description)}"]
-        statements += [
-            f"COMMENT ON COLUMN {self.fqn}.{quote_ident(c.name)} IS {quote_literal(c.description)}"
-            for c in self.columns
-        ]
-        return statements
-
-    def create(self, con: duckdb.DuckDBPyConnection) -> None:
-        """Create the schema and table if missing and (re)apply every comment."""
-        con.execute(f"CREATE SCHEMA IF NOT EXISTS {self.schema}")
-        con.execute(self.ddl())
-        for statement in self.comment_statements():
-            con.execute(statement)
-
-    def polars_schema(self) -> dict[str, pl.DataType]:
-        return {c.name: _POLARS_TYPES[c.type] for c in self.columns}
-
-    def frame(self, rows: list[dict]) -> pl.DataFrame:
-        """Rows (dicts) as a frame of exactly this table's columns and types."""
-        return pl.DataFrame(rows, schema=self.polars_schema())
-
-    def select_list(self) -> str:
-        """Column list casting a source relation to this table's types, in order."""
-        return ", ".join(
-            f"CAST({quote_ident(c.name)} AS {c.type}) AS {quote_ident(c.name)}"
-            for c in self.columns
-        )
-
-
-_POLARS_TYPES = {
-    "VARCHAR": pl.String,
-    "JSON": pl.String,
-    "DOUBLE": pl.Float64,
-    "BIGINT": pl.Int64,
-    "BOOLEAN": pl.Boolean,
-    "DATE": pl.Date,
-    "TIMESTAMPTZ": pl.Datetime("us", "UTC"),
-    "VARCHAR[]": pl.List(pl.String),
-}
-
-
-def quote_ident(name: str) -> str:
-    """An identifier for SQL text, whatever it contains."""
-    return '"' + name.replace('"', '""') + '"'
-
-
-def quote_literal(text: str) -> str:
-    """A string literal for SQL text where a bind parameter cannot go (DDL, comments, option
-    values): the one place text from config or data is quoted."""
-    return "'" + text.replace("'", "''") + "'"
+from warehouse.tables import Column, Table
 
 
 def lineage_columns() -> tuple[Column, ...]:
@@ -480,41 +388,4 @@ MARTS_DIM_KEY_RESULTS = Table(
         Column("owner", "VARCHAR", "KR owner, else the objective's."),
     ),
     primary_key=("kr_id",),
-)
-
-META_PARTITIONS = Table(
-    "meta",
-    "partitions",
-    "Which partition of which table was last written, and when: written in the same transaction "
-    "as the partition itself, so it never disagrees with the data.",
-    (
-        Column("table_name", "VARCHAR", "Schema-qualified table name.", False),
-        Column(
-            "partition_value", "VARCHAR", "Value of the table's partition column (ISO date).", False
-        ),
-        Column("row_count", "BIGINT", "Rows written to the partition.", False),
-        Column("written_at", "TIMESTAMPTZ", "When the partition was written.", False),
-    ),
-    primary_key=("table_name", "partition_value"),
-)
-
-META_STAGING_INPUTS = Table(
-    "meta",
-    "staging_inputs",
-    "What the raw layer held for each staging quarter when that quarter was built: a run rebuilds "
-    "the history quarters whose raw rows changed since, so its marts read staging that matches raw.",
-    (
-        Column("table_name", "VARCHAR", "Schema-qualified staging table name.", False),
-        Column("quarter_start", "DATE", "The staging partition (first day of the quarter).", False),
-        Column("raw_rows", "BIGINT", "Raw rows dated in the quarter when it was built.", False),
-        Column(
-            "raw_hash",
-            "UBIGINT",
-            "XOR of the hashes of those rows' lineage (file, line, batch): changes with any load, "
-            "replacement or removal.",
-            False,
-        ),
-        Column("recorded_at", "TIMESTAMPTZ", "When the quarter was built.", False),
-    ),
-    primary_key=("table_name", "quarter_start"),
 )

@@ -7,7 +7,7 @@ from datetime import date
 import duckdb
 
 from transforms.schema import RAW_CSV_OBSERVATIONS, STAGING_CSV_OBSERVATIONS
-from transforms.warehouse import ensure_tables, replace_partition_from_query
+from warehouse.writes import ensure_tables, replace_partition_from_query
 
 
 def one_row_per_key(rows: str, key: str, order: str) -> str:

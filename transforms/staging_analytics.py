@@ -22,9 +22,11 @@ from datetime import date, timedelta
 
 import duckdb
 
-from transforms.schema import Column, Table, lineage_columns, quote_ident, quote_literal
+from transforms.schema import lineage_columns
 from transforms.staging import one_row_per_key
-from transforms.warehouse import ensure_tables, replace_partition_from_query
+from warehouse.sql import quote_ident, quote_literal
+from warehouse.tables import Column, Table
+from warehouse.writes import ensure_tables, replace_partition_from_query
 
 RAW_ANALYTICS_EVENTS = Table(
     "raw",

@@ -20,9 +20,9 @@ from transforms.schema import (
     MARTS_DIM_METRICS,
     MARTS_DIM_OBJECTIVES,
     MARTS_KEY_RESULT_ATTAINMENT,
-    Table,
 )
-from transforms.warehouse import replace_partitions, replace_rows
+from warehouse.tables import Table
+from warehouse.writes import replace_partitions, replace_rows
 
 OWNERS = ["team:analytics"]
 DIMENSIONS = {

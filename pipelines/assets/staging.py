@@ -14,7 +14,7 @@ from pipelines.resources import WAREHOUSE_POOL, OkrConfigResource, WarehouseReso
 from transforms.calendar import Quarter
 from transforms.config import OkrConfig
 from transforms.history import RawInput, raw_fingerprints, record_fingerprints, stale_history
-from transforms.schema import RAW_CSV_OBSERVATIONS, STAGING_CSV_OBSERVATIONS, Table
+from transforms.schema import RAW_CSV_OBSERVATIONS, STAGING_CSV_OBSERVATIONS
 from transforms.staging import stage_csv_observations
 from transforms.staging_analytics import (
     RAW_ANALYTICS_EVENTS,
@@ -25,6 +25,7 @@ from transforms.staging_analytics import (
     stage_analytics_events,
     stage_analytics_report,
 )
+from warehouse.tables import Table
 
 OWNERS = ["team:data-platform"]
 HISTORY_TAG = "okr/history_quarters"
