@@ -56,15 +56,10 @@ from transforms.config import OkrConfig
 from transforms.lint import MARTS_OKR_LINT
 from transforms.marts import OKR_MARTS
 from transforms.measure import MetricReader
-from transforms.schema import (
-    MARTS_KEY_RESULT_ATTAINMENT,
-    MARTS_KEY_RESULT_PROGRESS_DAILY,
-    RAW_CSV_OBSERVATIONS,
-    RAW_LOADED_FILES,
-    RAW_REJECTED_ROWS,
-)
+from transforms.schema import RAW_CSV_OBSERVATIONS, RAW_LOADED_FILES, RAW_REJECTED_ROWS
 from transforms.staging_analytics import RAW_ANALYTICS_EVENTS, RAW_ANALYTICS_REPORT
 from transforms.staging_crm import RAW_CRM_TABLES, STAGING_CRM_TABLES
+from transforms.tables import MARTS_KEY_RESULT_ATTAINMENT, MARTS_KEY_RESULT_PROGRESS_DAILY
 from warehouse.sql import quote_ident
 from warehouse.tables import Table
 from warehouse.writes import table_exists

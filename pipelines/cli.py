@@ -40,8 +40,8 @@ from pipelines.settings import (
 )
 from transforms.calendar import normalize_label, quarter_of
 from transforms.config import ConfigError, load_config
-from transforms.schema import MARTS_OBJECTIVE_ATTAINMENT
 from transforms.scorecard import scorecard_text
+from transforms.tables import MARTS_OBJECTIVE_ATTAINMENT
 from warehouse.writes import table_exists
 
 PID_TAG, HOST_TAG = "okr/pid", "okr/host"

@@ -21,7 +21,7 @@ from sqlalchemy.pool import NullPool
 
 import transforms.publish as publish
 from transforms.publish import SNAPSHOT_INFO, publish_snapshot
-from transforms.schema import (
+from transforms.tables import (
     MARTS_DIM_KEY_RESULTS,
     MARTS_DIM_OBJECTIVES,
     MARTS_KEY_RESULT_ATTAINMENT,

@@ -31,7 +31,7 @@ from transforms.report_page import (
     render_scorecard_page,
     write_scorecard_page,
 )
-from transforms.schema import (
+from transforms.tables import (
     MARTS_KEY_RESULT_ATTAINMENT,
     MARTS_KEY_RESULT_PROGRESS_DAILY,
     MARTS_OBJECTIVE_ATTAINMENT,

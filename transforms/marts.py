@@ -21,7 +21,7 @@ from transforms.kpi import (
 )
 from transforms.measure import MetricReader
 from transforms.overview import MARTS_OKR_SCORECARD, okr_scorecard
-from transforms.schema import (
+from transforms.tables import (
     MARTS_KEY_RESULT_ATTAINMENT,
     MARTS_KEY_RESULT_PROGRESS_DAILY,
     MARTS_OBJECTIVE_ATTAINMENT,

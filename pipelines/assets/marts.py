@@ -15,7 +15,7 @@ from transforms.history import history_start, unstaged_quarters
 from transforms.lint import MARTS_OKR_LINT, LintInputs, latest_data_dates, okr_lint
 from transforms.marts import OKR_MARTS, okr_mart_frames
 from transforms.measure import MetricReader
-from transforms.schema import (
+from transforms.tables import (
     MARTS_DIM_KEY_RESULTS,
     MARTS_DIM_METRICS,
     MARTS_DIM_OBJECTIVES,
