@@ -93,7 +93,7 @@ from connectors.files import (
     underflows,
     well_quoted,
 )
-from transforms.schema import RAW_LOADED_FILES, RAW_REJECTED_ROWS
+from connectors.tables import RAW_LOADED_FILES, RAW_REJECTED_ROWS
 from transforms.staging_analytics import (
     RAW_ANALYTICS_EVENTS,
     RAW_ANALYTICS_REPORT,

@@ -75,12 +75,8 @@ from connectors.files import (
     underflows,
     well_quoted,
 )
-from transforms.schema import (
-    RAW_CSV_OBSERVATIONS,
-    RAW_LOADED_FILES,
-    RAW_REJECTED_ROWS,
-    STAGING_CSV_OBSERVATIONS,
-)
+from connectors.tables import RAW_LOADED_FILES, RAW_REJECTED_ROWS
+from transforms.schema import RAW_CSV_OBSERVATIONS, STAGING_CSV_OBSERVATIONS
 from warehouse.sql import quote_literal
 from warehouse.writes import insertion_order
 

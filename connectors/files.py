@@ -30,7 +30,7 @@ from pathlib import Path
 
 import duckdb
 
-from transforms.schema import RAW_LOADED_FILES, RAW_REJECTED_ROWS
+from connectors.tables import RAW_LOADED_FILES, RAW_REJECTED_ROWS
 from warehouse.tables import Table
 from warehouse.writes import insertion_order, transaction
 

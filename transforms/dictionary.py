@@ -3,6 +3,7 @@ that create the tables and their comments: `python -m transforms.dictionary > do
 
 from __future__ import annotations
 
+from connectors import tables as connector_tables
 from transforms import kpi, lint, overview, schema, staging_analytics, staging_crm, tables
 from warehouse.meta import META_TABLES
 from warehouse.tables import Table
@@ -10,7 +11,16 @@ from warehouse.tables import Table
 
 def all_tables() -> list[Table]:
     """Every table the pipeline writes, each defined once, in layer order."""
-    modules = (schema, tables, staging_analytics, staging_crm, kpi, overview, lint)
+    modules = (
+        connector_tables,
+        schema,
+        tables,
+        staging_analytics,
+        staging_crm,
+        kpi,
+        overview,
+        lint,
+    )
     defined = [t for module in modules for t in vars(module).values() if isinstance(t, Table)]
     found = {table.fqn: table for table in (*defined, *META_TABLES)}
     layers = {"raw": 0, "staging": 1, "marts": 2, "meta": 3}

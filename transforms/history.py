@@ -10,7 +10,6 @@ run. Quarters before the first raw data are never built: nothing can be read the
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import date, timedelta
 
 import duckdb
@@ -18,6 +17,7 @@ import duckdb
 from transforms.calendar import Quarter, quarter_of
 from transforms.config import OkrConfig, ResolvedKeyResult
 from warehouse.meta import META_STAGING_INPUTS
+from warehouse.staging import RawInput
 from warehouse.tables import Table
 from warehouse.writes import table_exists, transaction, written_partitions
 
@@ -58,16 +58,6 @@ def first_reported_day(config: OkrConfig) -> date | None:
 
 
 # -- staging history ------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class RawInput:
-    """The raw table a staging table is built from, and the SQL of a raw row's day (the day
-    staging files it under), with its parameters: the fingerprint groups raw rows by it."""
-
-    table: Table
-    day_sql: str
-    params: tuple = ()
 
 
 def raw_fingerprints(

@@ -22,9 +22,9 @@ from datetime import date, timedelta
 
 import duckdb
 
-from transforms.schema import lineage_columns
-from transforms.staging import one_row_per_key
+from connectors.tables import lineage_columns
 from warehouse.sql import quote_ident, quote_literal
+from warehouse.staging import one_row_per_key
 from warehouse.tables import Column, Table
 from warehouse.writes import ensure_tables, replace_partition_from_query
 

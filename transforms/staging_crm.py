@@ -31,7 +31,7 @@ from typing import Any
 import duckdb
 import pyarrow as pa
 
-from transforms.schema import lineage_columns
+from connectors.tables import lineage_columns
 from warehouse.tables import Column, Table
 
 CRM_OBJECTS = ("companies", "contacts", "deals")

@@ -13,7 +13,7 @@ from pipelines.partitions import quarters_in_window
 from pipelines.resources import WAREHOUSE_POOL, OkrConfigResource, WarehouseResource
 from transforms.calendar import Quarter
 from transforms.config import OkrConfig
-from transforms.history import RawInput, raw_fingerprints, record_fingerprints, stale_history
+from transforms.history import raw_fingerprints, record_fingerprints, stale_history
 from transforms.schema import RAW_CSV_OBSERVATIONS, STAGING_CSV_OBSERVATIONS
 from transforms.staging import stage_csv_observations
 from transforms.staging_analytics import (
@@ -25,6 +25,7 @@ from transforms.staging_analytics import (
     stage_analytics_events,
     stage_analytics_report,
 )
+from warehouse.staging import RawInput
 from warehouse.tables import Table
 
 OWNERS = ["team:data-platform"]
