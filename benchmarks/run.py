@@ -149,9 +149,9 @@ def _quarters(labels: list[str]):
 
 
 def child_ingest_project(args: dict) -> dict:
-    from connectors.csv_drop import load_csv_folder
-    from transforms.schema import STAGING_CSV_OBSERVATIONS
-    from transforms.staging import stage_csv_observations
+    from connectors.csv_drop.extract import load_csv_folder
+    from connectors.csv_drop.staging import stage_csv_observations
+    from connectors.csv_drop.tables import STAGING_CSV_OBSERVATIONS
 
     quarters = _quarters(args["quarters"])
     resource = _warehouse(args["warehouse"])
@@ -195,8 +195,8 @@ def child_ingest_baseline(args: dict) -> dict:
 def child_prepare_rollup(args: dict) -> dict:
     """Raw and staging of every quarter (CSV and events), as the assets build them (untimed)."""
     from connectors.analytics_exports import load_analytics_exports
-    from connectors.csv_drop import load_csv_folder
-    from transforms.staging import stage_csv_observations
+    from connectors.csv_drop.extract import load_csv_folder
+    from connectors.csv_drop.staging import stage_csv_observations
     from transforms.staging_analytics import stage_analytics_events
 
     start = time.perf_counter()

@@ -49,6 +49,7 @@ import dagster as dg
 import duckdb
 
 from connectors.analytics_exports import file_kind
+from connectors.csv_drop.tables import RAW_CSV_OBSERVATIONS
 from connectors.tables import RAW_LOADED_FILES, RAW_REJECTED_ROWS
 from pipelines.assets.marts import DIMENSIONS
 from pipelines.assets.staging import STAGED_TABLES
@@ -57,7 +58,6 @@ from transforms.config import OkrConfig
 from transforms.lint import MARTS_OKR_LINT
 from transforms.marts import OKR_MARTS
 from transforms.measure import MetricReader
-from transforms.schema import RAW_CSV_OBSERVATIONS
 from transforms.staging_analytics import RAW_ANALYTICS_EVENTS, RAW_ANALYTICS_REPORT
 from transforms.staging_crm import RAW_CRM_TABLES, STAGING_CRM_TABLES
 from transforms.tables import MARTS_KEY_RESULT_ATTAINMENT, MARTS_KEY_RESULT_PROGRESS_DAILY

@@ -17,9 +17,10 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from connectors import analytics_exports, csv_drop, files
+import connectors.csv_drop.extract as csv_drop
+from connectors import analytics_exports, files
 from connectors.analytics_exports import load_analytics_exports
-from connectors.csv_drop import load_csv_folder
+from connectors.csv_drop.extract import load_csv_folder
 
 SECRET = "s3cr3t-outside-the-folder"
 OUTSIDE_CSV = f"date,metric_id,value\n2025-01-01,{SECRET},1\n"

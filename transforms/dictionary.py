@@ -3,8 +3,9 @@ that create the tables and their comments: `python -m transforms.dictionary > do
 
 from __future__ import annotations
 
+import connectors.csv_drop.tables as csv_tables
 from connectors import tables as connector_tables
-from transforms import kpi, lint, overview, schema, staging_analytics, staging_crm, tables
+from transforms import kpi, lint, overview, staging_analytics, staging_crm, tables
 from warehouse.meta import META_TABLES
 from warehouse.tables import Table
 
@@ -13,7 +14,7 @@ def all_tables() -> list[Table]:
     """Every table the pipeline writes, each defined once, in layer order."""
     modules = (
         connector_tables,
-        schema,
+        csv_tables,
         tables,
         staging_analytics,
         staging_crm,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from connectors.csv_drop.tables import METRIC_SOURCE
 from connectors.spec import BOOL, NUMERIC, TEXT, TIME, SourceSpec
 
 _CRM_COMMON = {
@@ -14,14 +15,7 @@ _CRM_COMMON = {
 SOURCES: dict[str, SourceSpec] = {
     spec.name: spec
     for spec in (
-        SourceSpec(
-            "csv_observations",
-            "staging.csv_observations",
-            "date",
-            {"date": TIME, "metric_id": TEXT, "value": NUMERIC, "dimensions": TEXT},
-            open_prefixes=("dimensions.",),
-            bare_keys_of="dimensions",
-        ),
+        METRIC_SOURCE,
         SourceSpec(
             "analytics_events",
             "staging.analytics_events",

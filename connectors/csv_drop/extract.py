@@ -50,6 +50,7 @@ from pathlib import Path
 
 import duckdb
 
+from connectors.csv_drop.tables import RAW_CSV_OBSERVATIONS, STAGING_CSV_OBSERVATIONS
 from connectors.files import (
     MAX_COLUMNS,
     MAX_LINE_BYTES,
@@ -76,7 +77,6 @@ from connectors.files import (
     well_quoted,
 )
 from connectors.tables import RAW_LOADED_FILES, RAW_REJECTED_ROWS
-from transforms.schema import RAW_CSV_OBSERVATIONS, STAGING_CSV_OBSERVATIONS
 from warehouse.sql import quote_literal
 from warehouse.writes import insertion_order
 

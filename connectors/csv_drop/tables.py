@@ -1,7 +1,9 @@
-"""The CSV source's table definitions (each a `warehouse.tables.Table`)."""
+"""The CSV source's tables (each a `warehouse.tables.Table`) and how metrics read its staging
+table."""
 
 from __future__ import annotations
 
+from connectors.spec import NUMERIC, TEXT, TIME, SourceSpec
 from connectors.tables import lineage_columns
 from warehouse.tables import Column, Table
 
@@ -55,4 +57,13 @@ STAGING_CSV_OBSERVATIONS = Table(
     ),
     primary_key=("date", "metric_id", "dimensions"),
     partition_column="quarter_start",
+)
+
+METRIC_SOURCE = SourceSpec(
+    "csv_observations",
+    "staging.csv_observations",
+    "date",
+    {"date": TIME, "metric_id": TEXT, "value": NUMERIC, "dimensions": TEXT},
+    open_prefixes=("dimensions.",),
+    bare_keys_of="dimensions",
 )

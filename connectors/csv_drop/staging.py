@@ -1,4 +1,5 @@
-"""Staging: typed, deduplicated views of the raw layer, one quarter partition at a time."""
+"""CSV staging: `staging.csv_observations`, typed and deduplicated from the raw layer, one quarter
+partition at a time."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ from datetime import date
 
 import duckdb
 
-from transforms.schema import RAW_CSV_OBSERVATIONS, STAGING_CSV_OBSERVATIONS
+from connectors.csv_drop.tables import RAW_CSV_OBSERVATIONS, STAGING_CSV_OBSERVATIONS
 from warehouse.staging import one_row_per_key
 from warehouse.writes import ensure_tables, replace_partition_from_query
 
