@@ -194,10 +194,10 @@ def child_ingest_baseline(args: dict) -> dict:
 
 def child_prepare_rollup(args: dict) -> dict:
     """Raw and staging of every quarter (CSV and events), as the assets build them (untimed)."""
-    from connectors.analytics_exports import load_analytics_exports
+    from connectors.analytics.extract import load_analytics_exports
+    from connectors.analytics.staging import stage_analytics_events
     from connectors.csv_drop.extract import load_csv_folder
     from connectors.csv_drop.staging import stage_csv_observations
-    from transforms.staging_analytics import stage_analytics_events
 
     start = time.perf_counter()
     data = Path(args["data_dir"])

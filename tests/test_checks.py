@@ -17,7 +17,7 @@ import dagster as dg
 import duckdb
 import pytest
 
-from connectors.analytics_exports import load_analytics_exports
+from connectors.analytics.extract import load_analytics_exports
 from connectors.csv_drop.extract import load_csv_folder
 from pipelines import checks
 from pipelines.build import build_definitions

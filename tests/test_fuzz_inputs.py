@@ -18,7 +18,7 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from connectors.analytics_exports import load_analytics_exports
+from connectors.analytics.extract import load_analytics_exports
 from connectors.csv_drop.extract import load_csv_folder
 
 SEEDS = range(12)

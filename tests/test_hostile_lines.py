@@ -11,7 +11,7 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from connectors.analytics_exports import load_analytics_exports
+from connectors.analytics.extract import load_analytics_exports
 from connectors.csv_drop.extract import load_csv_folder
 from connectors.files import MAX_COLUMNS, MAX_LINE_CHARS, RECORD_CHARS
 

@@ -3,9 +3,10 @@ that create the tables and their comments: `python -m transforms.dictionary > do
 
 from __future__ import annotations
 
+import connectors.analytics.tables as analytics_tables
 import connectors.csv_drop.tables as csv_tables
 from connectors import tables as connector_tables
-from transforms import kpi, lint, overview, staging_analytics, staging_crm, tables
+from transforms import kpi, lint, overview, staging_crm, tables
 from warehouse.meta import META_TABLES
 from warehouse.tables import Table
 
@@ -16,7 +17,7 @@ def all_tables() -> list[Table]:
         connector_tables,
         csv_tables,
         tables,
-        staging_analytics,
+        analytics_tables,
         staging_crm,
         kpi,
         overview,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from connectors.analytics.tables import METRIC_SOURCES as ANALYTICS_METRIC_SOURCES
 from connectors.csv_drop.tables import METRIC_SOURCE
 from connectors.spec import BOOL, NUMERIC, TEXT, TIME, SourceSpec
 
@@ -16,28 +17,7 @@ SOURCES: dict[str, SourceSpec] = {
     spec.name: spec
     for spec in (
         METRIC_SOURCE,
-        SourceSpec(
-            "analytics_events",
-            "staging.analytics_events",
-            "timestamp",
-            {
-                "event": TEXT,
-                "timestamp": TIME,
-                "date": TIME,
-                "user_id": TEXT,
-                "anonymous_id": TEXT,
-                "properties": TEXT,
-            },
-            open_prefixes=("properties.",),
-            local_day_column="date",
-        ),
-        SourceSpec(
-            "analytics_report",
-            "staging.analytics_report",
-            "date",
-            {"date": TIME},
-            open_columns=True,
-        ),
+        *ANALYTICS_METRIC_SOURCES,
         SourceSpec(
             "crm_deals",
             "staging.crm_deals",

@@ -67,6 +67,11 @@ from pathlib import Path
 import duckdb
 import pyarrow as pa
 
+from connectors.analytics.tables import (
+    RAW_ANALYTICS_EVENTS,
+    RAW_ANALYTICS_REPORT,
+    RESERVED_REPORT_COLUMNS,
+)
 from connectors.files import (
     FIRST_DATE,
     LAST_DATE,
@@ -94,11 +99,6 @@ from connectors.files import (
     well_quoted,
 )
 from connectors.tables import RAW_LOADED_FILES, RAW_REJECTED_ROWS
-from transforms.staging_analytics import (
-    RAW_ANALYTICS_EVENTS,
-    RAW_ANALYTICS_REPORT,
-    RESERVED_REPORT_COLUMNS,
-)
 from warehouse.sql import quote_literal
 from warehouse.tables import Table
 from warehouse.writes import insertion_order
