@@ -148,9 +148,9 @@ def _quarters(labels: list[str]):
 
 
 def child_ingest_project(args: dict) -> dict:
-    from connectors.csv_drop import load_csv_folder
-    from transforms.schema import STAGING_CSV_OBSERVATIONS
-    from transforms.staging import stage_csv_observations
+    from connectors.csv_drop.extract import load_csv_folder
+    from connectors.csv_drop.staging import stage_csv_observations
+    from connectors.csv_drop.tables import STAGING_CSV_OBSERVATIONS
 
     quarters = _quarters(args["quarters"])
     resource = _warehouse(args["warehouse"])
@@ -193,10 +193,10 @@ def child_ingest_baseline(args: dict) -> dict:
 
 def child_prepare_rollup(args: dict) -> dict:
     """Raw and staging of every quarter (CSV and events), as the assets build them (untimed)."""
-    from connectors.analytics_exports import load_analytics_exports
-    from connectors.csv_drop import load_csv_folder
-    from transforms.staging import stage_csv_observations
-    from transforms.staging_analytics import stage_analytics_events
+    from connectors.analytics.extract import load_analytics_exports
+    from connectors.analytics.staging import stage_analytics_events
+    from connectors.csv_drop.extract import load_csv_folder
+    from connectors.csv_drop.staging import stage_csv_observations
 
     start = time.perf_counter()
     data = Path(args["data_dir"])
@@ -214,7 +214,7 @@ def child_rollup_project(args: dict) -> dict:
     them in one transaction."""
     from transforms.config import load_config
     from transforms.marts import OKR_MARTS, okr_mart_frames
-    from transforms.warehouse import replace_partitions
+    from warehouse.writes import replace_partitions
 
     quarters = _quarters(args["quarters"])
     today = date.fromisoformat(args["today"])

@@ -54,7 +54,7 @@ import requests
 from requests.adapters import HTTPAdapter
 from urllib3.util.retry import Retry
 
-from transforms.schema import RAW_REJECTED_ROWS
+from connectors.tables import RAW_REJECTED_ROWS
 from transforms.staging_crm import (
     CRM_OBJECTS,
     CRM_PROPERTY_TYPES,
@@ -65,7 +65,7 @@ from transforms.staging_crm import (
     parse_timestamp,
     to_epoch_ms,
 )
-from transforms.warehouse import transaction
+from warehouse.writes import transaction
 
 log = logging.getLogger(__name__)
 

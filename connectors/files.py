@@ -30,8 +30,9 @@ from pathlib import Path
 
 import duckdb
 
-from transforms.schema import RAW_LOADED_FILES, RAW_REJECTED_ROWS, Table
-from transforms.warehouse import insertion_order, transaction
+from connectors.tables import RAW_LOADED_FILES, RAW_REJECTED_ROWS
+from warehouse.tables import Table
+from warehouse.writes import insertion_order, transaction
 
 NUMBER_PATTERN = r"[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?"
 # A "delimiter" no text file contains, so read_csv yields each physical line as one column.

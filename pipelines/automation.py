@@ -44,7 +44,7 @@ from zoneinfo import ZoneInfo
 import dagster as dg
 import duckdb
 
-from connectors.analytics_exports import file_kind, snake_case
+from connectors.analytics.extract import file_kind, snake_case
 from connectors.files import NO_SPLIT, fields, sha256
 from pipelines.settings import Settings
 from transforms.calendar import quarter_start_months

@@ -40,9 +40,9 @@ from pipelines.settings import (
 )
 from transforms.calendar import normalize_label, quarter_of
 from transforms.config import ConfigError, load_config
-from transforms.schema import MARTS_OBJECTIVE_ATTAINMENT
 from transforms.scorecard import scorecard_text
-from transforms.warehouse import table_exists
+from transforms.tables import MARTS_OBJECTIVE_ATTAINMENT
+from warehouse.writes import table_exists
 
 PID_TAG, HOST_TAG = "okr/pid", "okr/host"
 """Run tags: the process running an `okr` run, so a later `okr` can tell that it died."""

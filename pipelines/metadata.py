@@ -9,7 +9,7 @@ import dagster as dg
 import duckdb
 import polars as pl
 
-from transforms.schema import Table
+from warehouse.tables import Table
 
 
 def column_schema(table: Table) -> dg.TableSchema:

@@ -27,7 +27,7 @@ read-write and then no other process may open it, so dagster.yaml limits the poo
 
 class WarehouseResource(dg.ConfigurableResource):
     """The pipeline's DuckDB file. One connection per step; writes go through
-    `transforms.warehouse`, each partition replaced in one transaction."""
+    `warehouse.writes`, each partition replaced in one transaction."""
 
     path: str = Field(description="DuckDB file of the warehouse (OKR_WAREHOUSE).")
     memory_limit: str = Field(

@@ -12,15 +12,15 @@ import duckdb
 import pytest
 from okr_fixtures import quarantined, raw_snapshot, rejects
 
-from connectors import analytics_exports, files
-from connectors.analytics_exports import AnalyticsSourceError, load_analytics_exports, snake_case
-from transforms.staging_analytics import (
-    STAGING_ANALYTICS_EVENTS,
-    STAGING_ANALYTICS_REPORT_LONG,
+import connectors.analytics.extract as analytics_extract
+from connectors import files
+from connectors.analytics.extract import AnalyticsSourceError, load_analytics_exports, snake_case
+from connectors.analytics.staging import (
     refresh_analytics_report_view,
     stage_analytics_events,
     stage_analytics_report,
 )
+from connectors.analytics.tables import STAGING_ANALYTICS_EVENTS, STAGING_ANALYTICS_REPORT_LONG
 
 T1 = datetime(2025, 7, 1, 8, 0, tzinfo=UTC)
 T2 = datetime(2025, 7, 2, 8, 0, tzinfo=UTC)
@@ -305,9 +305,9 @@ def test_the_quick_test_for_good_lines_agrees_with_the_exact_checks(
     write(folder, "tricky.jsonl", "\n".join(TRICKY_LINES) + "\n")
     report = load_analytics_exports(con, folder, now=T1)
     assert (report.rows_loaded, report.rows_rejected) == (16, 12)
-    first_failure = analytics_exports._first_failure
+    first_failure = analytics_extract._first_failure
     monkeypatch.setattr(
-        analytics_exports, "_first_failure", lambda checks, ok: first_failure(checks, "false")
+        analytics_extract, "_first_failure", lambda checks, ok: first_failure(checks, "false")
     )
     exact = duckdb.connect(str(tmp_path / "exact.duckdb"))
     load_analytics_exports(exact, folder, now=T1)
@@ -327,15 +327,15 @@ def truncated_gzip(complete_lines: list[str], partial: str) -> bytes:
 def test_a_truncated_gzip_loads_its_readable_lines_and_rejects_the_damage(con, folder, monkeypatch):
     """The complete lines before the damage load (read in many small chunks, numbered right);
     one rejected row at the next line names the gzip error and keeps the partial line."""
-    monkeypatch.setattr(analytics_exports, "CHUNK_BYTES", 100)  # ~1 line per chunk
+    monkeypatch.setattr(analytics_extract, "CHUNK_BYTES", 100)  # ~1 line per chunk
     chunks: list[int] = []
-    append = analytics_exports._append_lines
+    append = analytics_extract._append_lines
 
     def counting_append(con, data, rel, lines_done):
         chunks.append(lines_done)
         return append(con, data, rel, lines_done)
 
-    monkeypatch.setattr(analytics_exports, "_append_lines", counting_append)
+    monkeypatch.setattr(analytics_extract, "_append_lines", counting_append)
     lines = [
         event("tick", f"2025-04-01T00:{minute:02d}:00Z", user=f"u{minute}") for minute in range(40)
     ]

@@ -21,13 +21,13 @@ from sqlalchemy.pool import NullPool
 
 import transforms.publish as publish
 from transforms.publish import SNAPSHOT_INFO, publish_snapshot
-from transforms.schema import (
+from transforms.tables import (
     MARTS_DIM_KEY_RESULTS,
     MARTS_DIM_OBJECTIVES,
     MARTS_KEY_RESULT_ATTAINMENT,
-    Table,
 )
-from transforms.warehouse import insert_frame, transaction
+from warehouse.tables import Table
+from warehouse.writes import insert_frame, transaction
 
 MART_TABLES = (MARTS_KEY_RESULT_ATTAINMENT, MARTS_DIM_KEY_RESULTS, MARTS_DIM_OBJECTIVES)
 CLI = Path(sys.executable).parent / "duckdb"

@@ -17,8 +17,8 @@ import dagster as dg
 import duckdb
 import pytest
 
-from connectors.analytics_exports import load_analytics_exports
-from connectors.csv_drop import load_csv_folder
+from connectors.analytics.extract import load_analytics_exports
+from connectors.csv_drop.extract import load_csv_folder
 from pipelines import checks
 from pipelines.build import build_definitions
 from pipelines.checks import (

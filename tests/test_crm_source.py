@@ -29,7 +29,7 @@ from transforms.staging_crm import (
     parse_timestamp,
     stage_crm,
 )
-from transforms.warehouse import replace_rows
+from warehouse.writes import replace_rows
 
 TOKEN = "sim-secret-token-9f3c2e"
 FORBIDDEN = "forbidden-token-77ab01"

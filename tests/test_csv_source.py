@@ -10,8 +10,8 @@ import pytest
 from okr_fixtures import quarantined, raw_snapshot, rejects
 
 from connectors import files
-from connectors.csv_drop import CsvSourceError, load_csv_folder
-from transforms.staging import stage_csv_observations
+from connectors.csv_drop.extract import CsvSourceError, load_csv_folder
+from connectors.csv_drop.staging import stage_csv_observations
 
 T1 = datetime(2025, 4, 1, 8, 0, tzinfo=UTC)
 T2 = datetime(2025, 4, 2, 8, 0, tzinfo=UTC)

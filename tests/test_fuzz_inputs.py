@@ -18,8 +18,8 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from connectors.analytics_exports import load_analytics_exports
-from connectors.csv_drop import load_csv_folder
+from connectors.analytics.extract import load_analytics_exports
+from connectors.csv_drop.extract import load_csv_folder
 
 SEEDS = range(12)
 LINES = 40

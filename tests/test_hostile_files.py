@@ -17,9 +17,11 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from connectors import analytics_exports, csv_drop, files
-from connectors.analytics_exports import load_analytics_exports
-from connectors.csv_drop import load_csv_folder
+import connectors.analytics.extract as analytics_extract
+import connectors.csv_drop.extract as csv_drop
+from connectors import files
+from connectors.analytics.extract import load_analytics_exports
+from connectors.csv_drop.extract import load_csv_folder
 
 SECRET = "s3cr3t-outside-the-folder"
 OUTSIDE_CSV = f"date,metric_id,value\n2025-01-01,{SECRET},1\n"
@@ -236,7 +238,7 @@ def test_an_export_rewritten_while_loaded_keeps_the_version_whose_hash_is_record
     path = folder / "events.jsonl"
     path.write_text(events("old"))
     _rewrite_during(
-        monkeypatch, analytics_exports, "_read_lines", path, [events("new")], after=True
+        monkeypatch, analytics_extract, "_read_lines", path, [events("new")], after=True
     )
 
     report = load_analytics_exports(con, folder)

@@ -11,8 +11,8 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from connectors.analytics_exports import load_analytics_exports
-from connectors.csv_drop import load_csv_folder
+from connectors.analytics.extract import load_analytics_exports
+from connectors.csv_drop.extract import load_csv_folder
 from connectors.files import MAX_COLUMNS, MAX_LINE_CHARS, RECORD_CHARS
 
 LONG = "9" * (MAX_LINE_CHARS + 10)

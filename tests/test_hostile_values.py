@@ -14,15 +14,12 @@ import dagster as dg
 import duckdb
 import pytest
 
-from connectors.analytics_exports import load_analytics_exports
-from connectors.csv_drop import load_csv_folder
+from connectors.analytics.extract import load_analytics_exports
+from connectors.csv_drop.extract import load_csv_folder
 from pipelines.checks import CheckInputs, quality_checks
 from transforms.marts import OKR_MARTS
-from transforms.schema import (
-    MARTS_KEY_RESULT_ATTAINMENT,
-    MARTS_KEY_RESULT_PROGRESS_DAILY,
-    Table,
-)
+from transforms.tables import MARTS_KEY_RESULT_ATTAINMENT, MARTS_KEY_RESULT_PROGRESS_DAILY
+from warehouse.tables import Table
 
 ERROR = dg.AssetCheckSeverity.ERROR
 

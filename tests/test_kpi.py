@@ -33,7 +33,7 @@ from transforms.kpi import (
     success_metric_summary,
 )
 from transforms.measure import MetricReader
-from transforms.warehouse import insert_frame
+from warehouse.writes import insert_frame
 
 Q1 = quarter_from_label("2025-Q1")
 Q4_2024 = quarter_from_label("2024-Q4")

@@ -58,9 +58,8 @@ def test_a_run_that_fails_half_way_leaves_every_mart_as_it_was(tmp_path: Path, m
 
     # New data arrives, then the marts step dies after writing part of its tables.
     (settings.data_dir / "csv" / "late.csv").write_text("date,visits\n2025-02-01,1000\n")
-    from transforms import warehouse
+    from warehouse.writes import insert_frame as real_insert
 
-    real_insert = warehouse.insert_frame
     calls = {"n": 0}
 
     def failing_insert(con, table, frame):
@@ -70,7 +69,7 @@ def test_a_run_that_fails_half_way_leaves_every_mart_as_it_was(tmp_path: Path, m
                 raise RuntimeError("disk full (simulated)")
         return real_insert(con, table, frame)
 
-    monkeypatch.setattr(warehouse, "insert_frame", failing_insert)
+    monkeypatch.setattr("warehouse.writes.insert_frame", failing_insert)
     assert not backfill(settings, "2024-Q3", "2025-Q2", instance).success
     assert calls["n"] == 4  # three marts were written inside the transaction, then it failed
     assert dump(settings.warehouse) == before

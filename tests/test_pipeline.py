@@ -15,7 +15,7 @@ import pytest
 from pipelines.build import build_definitions
 from pipelines.cli import backfill
 from pipelines.settings import Settings
-from transforms.schema import (
+from transforms.tables import (
     MARTS_KEY_RESULT_ATTAINMENT,
     MARTS_OBJECTIVE_ATTAINMENT,
     MARTS_TEAM_ATTAINMENT,

@@ -164,7 +164,7 @@ def test_a_csv_path_that_is_a_file_fails_the_csv_step_with_one_clear_error(tmp_p
     [(step, message)] = failure_messages(result).items()
     assert step == "raw__csv_observations"
     assert message.startswith(
-        f"connectors.csv_drop.CsvSourceError: the CSV drop folder {settings.data_dir / 'csv'} is "
+        f"connectors.csv_drop.extract.CsvSourceError: the CSV drop folder {settings.data_dir / 'csv'} is "
         "a file, not a folder; move the file away (the folder may be absent, which means no "
         "files) or point OKR_DATA_DIR elsewhere"
     )

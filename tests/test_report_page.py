@@ -31,14 +31,14 @@ from transforms.report_page import (
     render_scorecard_page,
     write_scorecard_page,
 )
-from transforms.schema import (
+from transforms.tables import (
     MARTS_KEY_RESULT_ATTAINMENT,
     MARTS_KEY_RESULT_PROGRESS_DAILY,
     MARTS_OBJECTIVE_ATTAINMENT,
     MARTS_TEAM_ATTAINMENT,
-    Table,
 )
-from transforms.warehouse import insert_frame
+from warehouse.tables import Table
+from warehouse.writes import insert_frame
 
 CHROMIUM = Path("/usr/bin/chromium")
 Q_START, Q_END = date(2025, 1, 1), date(2025, 3, 31)

@@ -27,10 +27,11 @@ from pydantic import (
     model_validator,
 )
 
+from connectors.spec import NUMERIC, TIME
 from transforms import cache
 from transforms.calendar import quarter_from_label
 from transforms.kr_types import KR_TYPES, RELATIVE_TARGET, RelativeTarget, parse_target
-from transforms.sources import NUMERIC, SOURCES, TIME
+from transforms.sources import SOURCES
 
 ID_PATTERN = r"^[a-z0-9][a-z0-9_.-]*$"
 Id = Annotated[str, Field(pattern=ID_PATTERN)]

@@ -3,19 +3,28 @@ that create the tables and their comments: `python -m transforms.dictionary > do
 
 from __future__ import annotations
 
-from transforms import kpi, lint, overview, schema, staging_analytics, staging_crm
-from transforms.schema import Table
+import connectors.analytics.tables as analytics_tables
+import connectors.csv_drop.tables as csv_tables
+from connectors import tables as connector_tables
+from transforms import kpi, lint, overview, staging_crm, tables
+from warehouse.meta import META_TABLES
+from warehouse.tables import Table
 
 
 def all_tables() -> list[Table]:
     """Every table the pipeline writes, each defined once, in layer order."""
-    modules = (schema, staging_analytics, staging_crm, kpi, overview, lint)
-    found = {
-        table.fqn: table
-        for module in modules
-        for table in vars(module).values()
-        if isinstance(table, Table)
-    }
+    modules = (
+        connector_tables,
+        csv_tables,
+        tables,
+        analytics_tables,
+        staging_crm,
+        kpi,
+        overview,
+        lint,
+    )
+    defined = [t for module in modules for t in vars(module).values() if isinstance(t, Table)]
+    found = {table.fqn: table for table in (*defined, *META_TABLES)}
     layers = {"raw": 0, "staging": 1, "marts": 2, "meta": 3}
     return sorted(found.values(), key=lambda t: (layers.get(t.schema, 9), t.name))
 

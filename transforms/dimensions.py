@@ -7,7 +7,7 @@ import json
 import polars as pl
 
 from transforms.config import OkrConfig
-from transforms.schema import MARTS_DIM_KEY_RESULTS, MARTS_DIM_METRICS, MARTS_DIM_OBJECTIVES
+from transforms.tables import MARTS_DIM_KEY_RESULTS, MARTS_DIM_METRICS, MARTS_DIM_OBJECTIVES
 
 
 def dim_metrics(config: OkrConfig) -> pl.DataFrame:

@@ -10,15 +10,16 @@ run. Quarters before the first raw data are never built: nothing can be read the
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import date, timedelta
 
 import duckdb
 
 from transforms.calendar import Quarter, quarter_of, quarters_between
 from transforms.config import OkrConfig, ResolvedKeyResult
-from transforms.schema import META_STAGING_INPUTS, Table
-from transforms.warehouse import table_exists, transaction, written_partitions
+from warehouse.meta import META_STAGING_INPUTS
+from warehouse.staging import RawInput
+from warehouse.tables import Table
+from warehouse.writes import table_exists, transaction, written_partitions
 
 
 def history_start(kr: ResolvedKeyResult) -> date:
@@ -89,16 +90,6 @@ def lookback_quarters(config: OkrConfig) -> int:
 
 
 # -- staging history ------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class RawInput:
-    """The raw table a staging table is built from, and the SQL of a raw row's day (the day
-    staging files it under), with its parameters: the fingerprint groups raw rows by it."""
-
-    table: Table
-    day_sql: str
-    params: tuple = ()
 
 
 def raw_fingerprints(

@@ -37,7 +37,7 @@ from transforms.config import OkrConfig, Settings
 from transforms.history import kpi_lookback_start
 from transforms.kr_types import rounded
 from transforms.measure import MetricReader
-from transforms.schema import Column, Table
+from warehouse.tables import Column, Table
 
 GRAINS = ("week", "month", "quarter")
 WEEKDAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")

@@ -13,7 +13,7 @@ import polars as pl
 
 from transforms.config import OkrConfig
 from transforms.measure import MetricReader
-from transforms.schema import Column, Table
+from warehouse.tables import Column, Table
 
 MAX_KRS_PER_OBJECTIVE = 5
 

@@ -20,13 +20,13 @@ from transforms.kpi import (
 )
 from transforms.measure import MetricReader
 from transforms.overview import MARTS_OKR_SCORECARD, okr_scorecard
-from transforms.schema import (
+from transforms.tables import (
     MARTS_KEY_RESULT_ATTAINMENT,
     MARTS_KEY_RESULT_PROGRESS_DAILY,
     MARTS_OBJECTIVE_ATTAINMENT,
     MARTS_TEAM_ATTAINMENT,
-    Table,
 )
+from warehouse.tables import Table
 
 OKR_MARTS: dict[str, Table] = {
     "key_result_progress_daily": MARTS_KEY_RESULT_PROGRESS_DAILY,

@@ -20,9 +20,10 @@ from typing import Any
 import duckdb
 import polars as pl
 
+from connectors.spec import SourceSpec
 from transforms.config import Metric, OkrConfig
-from transforms.schema import quote_ident, quote_literal
-from transforms.sources import SOURCES, SourceSpec
+from transforms.sources import SOURCES
+from warehouse.sql import quote_ident, quote_literal
 
 SERIES_SCHEMA = {"date": pl.Date, "value": pl.Float64, "latest_date": pl.Date}
 PARTIALS_SCHEMA = {

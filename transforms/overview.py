@@ -6,7 +6,7 @@ from __future__ import annotations
 import polars as pl
 
 from transforms.config import OkrConfig
-from transforms.schema import Column, Table
+from warehouse.tables import Column, Table
 
 MARTS_OKR_SCORECARD = Table(
     "marts",

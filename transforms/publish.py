@@ -55,7 +55,8 @@ from pathlib import Path
 
 import duckdb
 
-from transforms.schema import Column, Table, quote_ident, quote_literal
+from warehouse.sql import quote_ident, quote_literal
+from warehouse.tables import Column, Table
 
 log = logging.getLogger(__name__)
 

@@ -31,7 +31,8 @@ from typing import Any
 import duckdb
 import pyarrow as pa
 
-from transforms.schema import Column, Table, lineage_columns
+from connectors.tables import lineage_columns
+from warehouse.tables import Column, Table
 
 CRM_OBJECTS = ("companies", "contacts", "deals")
 
@@ -291,19 +292,6 @@ STAGING_CRM_COMPANIES = STAGING_CRM_TABLES["companies"]
 STAGING_CRM_CONTACTS = STAGING_CRM_TABLES["contacts"]
 STAGING_CRM_DEALS = STAGING_CRM_TABLES["deals"]
 
-_ARROW_TYPES = {
-    "VARCHAR": pa.string(),
-    "DOUBLE": pa.float64(),
-    "TIMESTAMPTZ": pa.timestamp("us", tz="UTC"),
-    "BOOLEAN": pa.bool_(),
-}
-
-
-def arrow_schema(table: Table) -> pa.Schema:
-    return pa.schema(
-        [pa.field(c.name, _ARROW_TYPES[c.type], nullable=c.nullable) for c in table.columns]
-    )
-
 
 def stage_crm(con: duckdb.DuckDBPyConnection, crm_object: str) -> pa.Table:
     """`staging.crm_<object>`: every record of `raw.crm_<object>` (the current state), typed.
@@ -338,4 +326,4 @@ def stage_crm(con: duckdb.DuckDBPyConnection, crm_object: str) -> pa.Table:
         columns["archived"].append(bool(archived))
         columns["_source_ref"].append(source_ref)
         columns["_batch_id"].append(batch_id)
-    return pa.table(columns, schema=arrow_schema(staging))
+    return pa.table(columns, schema=staging.arrow_schema())

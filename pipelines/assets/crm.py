@@ -6,7 +6,7 @@ import dagster as dg
 from pipelines.metadata import definition_metadata, table_metadata
 from pipelines.resources import WAREHOUSE_POOL, CrmResource, WarehouseResource
 from transforms.staging_crm import CRM_OBJECTS, RAW_CRM_TABLES, STAGING_CRM_TABLES, stage_crm
-from transforms.warehouse import replace_rows
+from warehouse.writes import replace_rows
 
 OWNERS = ["team:data-platform"]
 

@@ -15,14 +15,14 @@ from transforms.history import lookback_quarters, unstaged_quarters
 from transforms.lint import MARTS_OKR_LINT, LintInputs, latest_data_dates, okr_lint
 from transforms.marts import MART_INPUTS, OKR_MARTS, okr_mart_frames
 from transforms.measure import MetricReader
-from transforms.schema import (
+from transforms.tables import (
     MARTS_DIM_KEY_RESULTS,
     MARTS_DIM_METRICS,
     MARTS_DIM_OBJECTIVES,
     MARTS_KEY_RESULT_ATTAINMENT,
-    Table,
 )
-from transforms.warehouse import replace_partitions, replace_rows
+from warehouse.tables import Table
+from warehouse.writes import replace_partitions, replace_rows
 
 OWNERS = ["team:analytics"]
 DIMENSIONS = {

@@ -5,13 +5,14 @@ from typing import Any
 
 import dagster as dg
 
-from connectors.analytics_exports import load_analytics_exports
-from connectors.csv_drop import load_csv_folder
+from connectors.analytics.extract import load_analytics_exports
+from connectors.analytics.tables import RAW_ANALYTICS_EVENTS, RAW_ANALYTICS_REPORT
+from connectors.csv_drop.extract import load_csv_folder
+from connectors.csv_drop.tables import RAW_CSV_OBSERVATIONS
 from connectors.files import FileLoadReport
+from connectors.tables import RAW_REJECTED_ROWS
 from pipelines.metadata import definition_metadata, table_metadata
 from pipelines.resources import WAREHOUSE_POOL, SourceFoldersResource, WarehouseResource
-from transforms.schema import RAW_CSV_OBSERVATIONS, RAW_REJECTED_ROWS
-from transforms.staging_analytics import RAW_ANALYTICS_EVENTS, RAW_ANALYTICS_REPORT
 
 OWNERS = ["team:data-platform"]
 QUARANTINE = (

@@ -8,23 +8,27 @@ from dataclasses import dataclass
 import dagster as dg
 import duckdb
 
+from connectors.analytics.staging import (
+    refresh_analytics_report_view,
+    stage_analytics_events,
+    stage_analytics_report,
+)
+from connectors.analytics.tables import (
+    RAW_ANALYTICS_EVENTS,
+    RAW_ANALYTICS_REPORT,
+    STAGING_ANALYTICS_EVENTS,
+    STAGING_ANALYTICS_REPORT_LONG,
+)
+from connectors.csv_drop.staging import stage_csv_observations
+from connectors.csv_drop.tables import RAW_CSV_OBSERVATIONS, STAGING_CSV_OBSERVATIONS
 from pipelines.metadata import definition_metadata, table_metadata
 from pipelines.partitions import quarters_in_window
 from pipelines.resources import WAREHOUSE_POOL, OkrConfigResource, WarehouseResource
 from transforms.calendar import Quarter
 from transforms.config import OkrConfig
-from transforms.history import RawInput, raw_fingerprints, record_fingerprints, stale_history
-from transforms.schema import RAW_CSV_OBSERVATIONS, STAGING_CSV_OBSERVATIONS, Table
-from transforms.staging import stage_csv_observations
-from transforms.staging_analytics import (
-    RAW_ANALYTICS_EVENTS,
-    RAW_ANALYTICS_REPORT,
-    STAGING_ANALYTICS_EVENTS,
-    STAGING_ANALYTICS_REPORT_LONG,
-    refresh_analytics_report_view,
-    stage_analytics_events,
-    stage_analytics_report,
-)
+from transforms.history import raw_fingerprints, record_fingerprints, stale_history
+from warehouse.staging import RawInput
+from warehouse.tables import Table
 
 OWNERS = ["team:data-platform"]
 HISTORY_TAG = "okr/history_quarters"

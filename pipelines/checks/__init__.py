@@ -1,6 +1,6 @@
 """Asset checks: the data-quality gates of the graph.
 
-Generated from the table definitions (`transforms.schema.Table`, one source of truth), one
+Generated from the table definitions (`warehouse.tables.Table`, one source of truth), one
 `multi_asset_check` step per checked asset (so a run adds one step per asset, not per check).
 One module per layer: `tables` (what every keyed table gets, and finite marts values),
 `sources` (raw and staging), `marts`; `core` is what a check is made of.
@@ -43,6 +43,8 @@ from collections.abc import Iterable, Sequence
 
 import dagster as dg
 
+from connectors.analytics.tables import RAW_ANALYTICS_EVENTS, RAW_ANALYTICS_REPORT
+from connectors.csv_drop.tables import RAW_CSV_OBSERVATIONS
 from pipelines.assets.marts import DIMENSIONS
 from pipelines.assets.staging import STAGED_TABLES
 from pipelines.checks.core import CheckInputs, QualityCheck, real_today
@@ -54,9 +56,8 @@ from pipelines.settings import MAX_REJECT_RATE_ENV, SOURCE_MAX_AGE_ENV, ChecksSe
 from transforms.config import OkrConfig
 from transforms.lint import MARTS_OKR_LINT
 from transforms.marts import OKR_MARTS
-from transforms.schema import RAW_CSV_OBSERVATIONS, Table
-from transforms.staging_analytics import RAW_ANALYTICS_EVENTS, RAW_ANALYTICS_REPORT
 from transforms.staging_crm import RAW_CRM_TABLES, STAGING_CRM_TABLES
+from warehouse.tables import Table
 
 __all__ = [
     "MAX_REJECT_RATE_ENV",

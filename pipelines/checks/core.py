@@ -11,8 +11,9 @@ import dagster as dg
 import duckdb
 
 from transforms.config import OkrConfig
-from transforms.schema import Table, quote_ident
-from transforms.warehouse import table_exists
+from warehouse.sql import quote_ident
+from warehouse.tables import Table
+from warehouse.writes import table_exists
 
 EXAMPLES = 5
 """Offending rows shown in a failed check's metadata."""

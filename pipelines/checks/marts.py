@@ -17,12 +17,9 @@ from pipelines.checks.core import (
     row_count,
 )
 from transforms.measure import MetricReader
-from transforms.schema import (
-    MARTS_KEY_RESULT_ATTAINMENT,
-    MARTS_KEY_RESULT_PROGRESS_DAILY,
-    Table,
-    quote_ident,
-)
+from transforms.tables import MARTS_KEY_RESULT_ATTAINMENT, MARTS_KEY_RESULT_PROGRESS_DAILY
+from warehouse.sql import quote_ident
+from warehouse.tables import Table
 
 
 def progress_in_range(table: Table, inputs: CheckInputs) -> Outcome:

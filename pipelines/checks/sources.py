@@ -10,7 +10,10 @@ from zoneinfo import ZoneInfo
 
 import dagster as dg
 
-from connectors.analytics_exports import file_kind
+from connectors.analytics.extract import file_kind
+from connectors.analytics.tables import RAW_ANALYTICS_EVENTS, RAW_ANALYTICS_REPORT
+from connectors.csv_drop.tables import RAW_CSV_OBSERVATIONS
+from connectors.tables import RAW_LOADED_FILES, RAW_REJECTED_ROWS
 from pipelines.checks.core import (
     ERROR,
     EXAMPLES,
@@ -25,16 +28,10 @@ from pipelines.checks.core import (
     rejected_share,
 )
 from pipelines.settings import MAX_REJECT_RATE_ENV, SOURCE_MAX_AGE_ENV, ChecksSettings
-from transforms.schema import (
-    RAW_CSV_OBSERVATIONS,
-    RAW_LOADED_FILES,
-    RAW_REJECTED_ROWS,
-    Table,
-    quote_ident,
-)
-from transforms.staging_analytics import RAW_ANALYTICS_EVENTS, RAW_ANALYTICS_REPORT
 from transforms.staging_crm import RAW_CRM_TABLES, STAGING_CRM_TABLES
-from transforms.warehouse import table_exists
+from warehouse.sql import quote_ident
+from warehouse.tables import Table
+from warehouse.writes import table_exists
 
 
 @dataclass(frozen=True)

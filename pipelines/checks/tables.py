@@ -17,7 +17,8 @@ from pipelines.checks.core import (
     offending_rows,
     row_count,
 )
-from transforms.schema import Table, quote_ident
+from warehouse.sql import quote_ident
+from warehouse.tables import Table
 
 FLOAT_TYPES = ("DOUBLE", "FLOAT", "REAL")
 """Column types `finite_values` checks for inf and NaN."""

@@ -40,7 +40,7 @@ JSON; JSON but not an object; `event` missing, not a string or empty; `timestamp
 string, not ISO-8601 **with a UTC offset** (`Z`, `+02:00`, `-0500`, `+05`) -- a timestamp without
 offset is rejected, since the contract promises an offset and guessing a zone would shift
 dates -- or not a real instant, or with an offset beyond +-14:00 (`+25:00`), or an instant outside
-1900-01-01 .. 2199-12-31 UTC (the bounds of `connectors.csv_drop`); `user_id` / `anonymous_id` an object, array or boolean (numbers
+1900-01-01 .. 2199-12-31 UTC (the bounds of `connectors.files`); `user_id` / `anonymous_id` an object, array or boolean (numbers
 are kept as text; empty strings count as absent); neither id present; `properties` present but
 not an object (absent or null becomes `{}`). Report lines are rejected for bad quoting, a field
 count different from the header's, an empty, invalid or out-of-range date; a non-numeric cell
@@ -67,6 +67,11 @@ from pathlib import Path
 import duckdb
 import pyarrow as pa
 
+from connectors.analytics.tables import (
+    RAW_ANALYTICS_EVENTS,
+    RAW_ANALYTICS_REPORT,
+    RESERVED_REPORT_COLUMNS,
+)
 from connectors.files import (
     FIRST_DATE,
     LAST_DATE,
@@ -93,13 +98,10 @@ from connectors.files import (
     underflows,
     well_quoted,
 )
-from transforms.schema import RAW_LOADED_FILES, RAW_REJECTED_ROWS, Table, quote_literal
-from transforms.staging_analytics import (
-    RAW_ANALYTICS_EVENTS,
-    RAW_ANALYTICS_REPORT,
-    RESERVED_REPORT_COLUMNS,
-)
-from transforms.warehouse import insertion_order
+from connectors.tables import RAW_LOADED_FILES, RAW_REJECTED_ROWS
+from warehouse.sql import quote_literal
+from warehouse.tables import Table
+from warehouse.writes import insertion_order
 
 SOURCE = "analytics"
 VALID_OFFSET = r"(Z|[+-]((0\d|1[0-3])(:?[0-5]\d)?|14(:?00)?))$"

@@ -1,4 +1,5 @@
-"""Analytics exports: raw and staging table specs, and the staging transforms (docs/sources.md).
+"""Analytics exports: the staging transforms (docs/sources.md); the tables are in
+`connectors.analytics.tables`.
 
 Events: `raw.analytics_events` -> `staging.analytics_events`, one quarter partition at a time.
 A quarter holds the events whose timestamp, converted to `settings.timezone`, falls on one of
@@ -22,107 +23,17 @@ from datetime import date, timedelta
 
 import duckdb
 
-from transforms.schema import Column, Table, lineage_columns, quote_ident, quote_literal
-from transforms.staging import one_row_per_key
-from transforms.warehouse import ensure_tables, replace_partition_from_query
-
-RAW_ANALYTICS_EVENTS = Table(
-    "raw",
-    "analytics_events",
-    "Events from newline-delimited JSON exports (.jsonl/.ndjson/.json, plain or .gz), as landed: "
-    "one row per valid line.",
-    (
-        Column("event", "VARCHAR", "Event name.", False),
-        Column(
-            "timestamp", "TIMESTAMPTZ", "When the event happened (ISO-8601 with offset).", False
-        ),
-        Column("user_id", "VARCHAR", "User id (numbers become text); null when absent or empty."),
-        Column("anonymous_id", "VARCHAR", "Anonymous id; null when absent or empty."),
-        Column(
-            "properties",
-            "JSON",
-            "Event properties as a JSON object (minified; '{}' when absent or null).",
-            False,
-        ),
-        *lineage_columns(),
-    ),
+from connectors.analytics.tables import (
+    ANALYTICS_REPORT_VIEW,
+    RAW_ANALYTICS_EVENTS,
+    RAW_ANALYTICS_REPORT,
+    RESERVED_REPORT_COLUMNS,
+    STAGING_ANALYTICS_EVENTS,
+    STAGING_ANALYTICS_REPORT_LONG,
 )
-
-RAW_ANALYTICS_REPORT = Table(
-    "raw",
-    "analytics_report",
-    "Report CSV cells in long form: one row per date and report column with a numeric value "
-    "(empty cells and totals rows are not loaded).",
-    (
-        Column("date", "DATE", "Report date (YYYYMMDD in the file).", False),
-        Column("report", "VARCHAR", "Report name: the file name without .csv / .csv.gz.", False),
-        Column(
-            "column_name",
-            "VARCHAR",
-            "snake_case of the column's display name ('Active users' -> 'active_users').",
-            False,
-        ),
-        Column("value", "DOUBLE", "The cell's number (thousands separators removed).", False),
-        *lineage_columns(),
-    ),
-)
-
-_STAGING_LINEAGE = (
-    Column("_source_ref", "VARCHAR", "File the row came from.", False),
-    Column("_source_row", "BIGINT", "Line of the row in that file."),
-    Column("_batch_id", "VARCHAR", "Batch that loaded the row.", False),
-)
-
-_QUARTER_START = Column(
-    "quarter_start",
-    "DATE",
-    "First day of the fiscal quarter holding `date` (partition key).",
-    False,
-)
-
-STAGING_ANALYTICS_EVENTS = Table(
-    "staging",
-    "analytics_events",
-    "Typed analytics events, exact duplicates removed; `date` is the event's day in the "
-    "configured timezone. Partitioned by quarter of that day.",
-    (
-        Column("event", "VARCHAR", "Event name.", False),
-        Column("timestamp", "TIMESTAMPTZ", "When the event happened.", False),
-        Column("date", "DATE", "Local date of `timestamp` in settings.timezone.", False),
-        Column("user_id", "VARCHAR", "User id, when known."),
-        Column("anonymous_id", "VARCHAR", "Anonymous id, when known."),
-        Column(
-            "properties",
-            "JSON",
-            "Event properties (JSON object); metrics read keys as properties.<key>.",
-            False,
-        ),
-        _QUARTER_START,
-        *_STAGING_LINEAGE,
-    ),
-    partition_column="quarter_start",
-)
-
-STAGING_ANALYTICS_REPORT_LONG = Table(
-    "staging",
-    "analytics_report_long",
-    "Report values, one row per (date, column_name): the most recently loaded file wins. "
-    "Partitioned by quarter; staging.analytics_report is the same data pivoted to columns.",
-    (
-        Column("date", "DATE", "Report date.", False),
-        Column("column_name", "VARCHAR", "snake_case report column.", False),
-        Column("value", "DOUBLE", "The value.", False),
-        Column("report", "VARCHAR", "Report (file stem) the winning value came from.", False),
-        _QUARTER_START,
-        *_STAGING_LINEAGE,
-    ),
-    primary_key=("date", "column_name"),
-    partition_column="quarter_start",
-)
-
-ANALYTICS_REPORT_VIEW = "staging.analytics_report"
-RESERVED_REPORT_COLUMNS = frozenset({"date", "quarter_start"})
-
+from warehouse.sql import quote_ident, quote_literal
+from warehouse.staging import one_row_per_key
+from warehouse.writes import ensure_tables, replace_partition_from_query
 
 # Any UTC offset is at most 14 hours, so events of local days [start, end] lie in this range.
 _MARGIN = timedelta(days=2)

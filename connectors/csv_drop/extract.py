@@ -50,6 +50,7 @@ from pathlib import Path
 
 import duckdb
 
+from connectors.csv_drop.tables import RAW_CSV_OBSERVATIONS, STAGING_CSV_OBSERVATIONS
 from connectors.files import (
     MAX_COLUMNS,
     MAX_LINE_BYTES,
@@ -75,14 +76,9 @@ from connectors.files import (
     underflows,
     well_quoted,
 )
-from transforms.schema import (
-    RAW_CSV_OBSERVATIONS,
-    RAW_LOADED_FILES,
-    RAW_REJECTED_ROWS,
-    STAGING_CSV_OBSERVATIONS,
-    quote_literal,
-)
-from transforms.warehouse import insertion_order
+from connectors.tables import RAW_LOADED_FILES, RAW_REJECTED_ROWS
+from warehouse.sql import quote_literal
+from warehouse.writes import insertion_order
 
 SOURCE = "csv"
 METRIC_ID_PATTERN = "[a-z0-9][a-z0-9_.-]*"

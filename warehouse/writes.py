@@ -12,7 +12,9 @@ import duckdb
 import polars as pl
 import pyarrow as pa
 
-from transforms.schema import META_PARTITIONS, Table, quote_ident
+from warehouse.meta import META_PARTITIONS
+from warehouse.sql import quote_ident
+from warehouse.tables import Table
 
 
 @contextmanager

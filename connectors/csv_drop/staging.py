@@ -1,4 +1,5 @@
-"""Staging: typed, deduplicated views of the raw layer, one quarter partition at a time."""
+"""CSV staging: `staging.csv_observations`, typed and deduplicated from the raw layer, one quarter
+partition at a time."""
 
 from __future__ import annotations
 
@@ -6,31 +7,9 @@ from datetime import date
 
 import duckdb
 
-from transforms.schema import RAW_CSV_OBSERVATIONS, STAGING_CSV_OBSERVATIONS
-from transforms.warehouse import ensure_tables, replace_partition_from_query
-
-
-def one_row_per_key(rows: str, key: str, order: str) -> str:
-    """SQL for the rows of query `rows` keeping, per `key`, the first by `order`.
-
-    Keys are nearly always unique, so only the rows of repeated keys are ranked (ranking every
-    row costs about three times as much). Repeated keys are found by grouping on a 64-bit hash
-    of the key, far cheaper than grouping on the key itself; a collision only sends unique rows
-    through the ranking, which partitions by the key. NULLs in the key compare equal, as in
-    PARTITION BY. The result has an extra `key_hash` column.
-    """
-    return f"""
-        WITH keyed AS NOT MATERIALIZED (SELECT *, hash({key}) AS key_hash FROM ({rows})),
-        repeated AS MATERIALIZED (
-            SELECT key_hash FROM keyed GROUP BY key_hash HAVING count(*) > 1
-        )
-        SELECT * FROM keyed ANTI JOIN repeated USING (key_hash)
-        UNION ALL
-        SELECT * FROM (
-            SELECT * FROM keyed SEMI JOIN repeated USING (key_hash)
-            QUALIFY row_number() OVER (PARTITION BY {key} ORDER BY {order}) = 1
-        )
-    """
+from connectors.csv_drop.tables import RAW_CSV_OBSERVATIONS, STAGING_CSV_OBSERVATIONS
+from warehouse.staging import one_row_per_key
+from warehouse.writes import ensure_tables, replace_partition_from_query
 
 
 def stage_csv_observations(

@@ -1,0 +1,45 @@
+"""The warehouse's own bookkeeping tables (schema `meta`): which partitions were written, and what
+the raw layer held when each staging quarter was built."""
+
+from __future__ import annotations
+
+from warehouse.tables import Column, Table
+
+META_PARTITIONS = Table(
+    "meta",
+    "partitions",
+    "Which partition of which table was last written, and when: written in the same transaction "
+    "as the partition itself, so it never disagrees with the data.",
+    (
+        Column("table_name", "VARCHAR", "Schema-qualified table name.", False),
+        Column(
+            "partition_value", "VARCHAR", "Value of the table's partition column (ISO date).", False
+        ),
+        Column("row_count", "BIGINT", "Rows written to the partition.", False),
+        Column("written_at", "TIMESTAMPTZ", "When the partition was written.", False),
+    ),
+    primary_key=("table_name", "partition_value"),
+)
+
+META_STAGING_INPUTS = Table(
+    "meta",
+    "staging_inputs",
+    "What the raw layer held for each staging quarter when that quarter was built: a run rebuilds "
+    "the history quarters whose raw rows changed since, so its marts read staging that matches raw.",
+    (
+        Column("table_name", "VARCHAR", "Schema-qualified staging table name.", False),
+        Column("quarter_start", "DATE", "The staging partition (first day of the quarter).", False),
+        Column("raw_rows", "BIGINT", "Raw rows dated in the quarter when it was built.", False),
+        Column(
+            "raw_hash",
+            "UBIGINT",
+            "XOR of the hashes of those rows' lineage (file, line, batch): changes with any load, "
+            "replacement or removal.",
+            False,
+        ),
+        Column("recorded_at", "TIMESTAMPTZ", "When the quarter was built.", False),
+    ),
+    primary_key=("table_name", "quarter_start"),
+)
+
+META_TABLES = (META_PARTITIONS, META_STAGING_INPUTS)

@@ -1,0 +1,102 @@
+"""Table definitions: the one place a warehouse table's shape is written down.
+
+Each `Table` produces its DDL, its `COMMENT ON` statements, an empty Polars frame (and an Arrow
+schema) of the right types and (in `pipelines/`) the Dagster column metadata, so they can never
+disagree.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import duckdb
+import polars as pl
+import pyarrow as pa
+
+from warehouse.sql import quote_ident, quote_literal
+
+
+@dataclass(frozen=True)
+class Column:
+    name: str
+    type: str
+    description: str
+    nullable: bool = True
+
+
+@dataclass(frozen=True)
+class Table:
+    schema: str
+    name: str
+    description: str
+    columns: tuple[Column, ...]
+    primary_key: tuple[str, ...] = ()
+    partition_column: str | None = field(default=None)
+
+    @property
+    def fqn(self) -> str:
+        return f"{self.schema}.{self.name}"
+
+    @property
+    def column_names(self) -> list[str]:
+        return [c.name for c in self.columns]
+
+    def ddl(self) -> str:
+        cols = ",\n  ".join(
+            f"{quote_ident(c.name)} {c.type}{'' if c.nullable else ' NOT NULL'}"
+            for c in self.columns
+        )
+        return f"CREATE TABLE IF NOT EXISTS {self.fqn} (\n  {cols}\n)"
+
+    def comment_statements(self) -> list[str]:
+        statements = [f"COMMENT ON TABLE {self.fqn} IS {quote_literal(self.description)}"]
+        statements += [
+            f"COMMENT ON COLUMN {self.fqn}.{quote_ident(c.name)} IS {quote_literal(c.description)}"
+            for c in self.columns
+        ]
+        return statements
+
+    def create(self, con: duckdb.DuckDBPyConnection) -> None:
+        """Create the schema and table if missing and (re)apply every comment."""
+        con.execute(f"CREATE SCHEMA IF NOT EXISTS {self.schema}")
+        con.execute(self.ddl())
+        for statement in self.comment_statements():
+            con.execute(statement)
+
+    def polars_schema(self) -> dict[str, pl.DataType]:
+        return {c.name: _POLARS_TYPES[c.type] for c in self.columns}
+
+    def arrow_schema(self) -> pa.Schema:
+        return pa.schema(
+            [pa.field(c.name, _ARROW_TYPES[c.type], nullable=c.nullable) for c in self.columns]
+        )
+
+    def frame(self, rows: list[dict]) -> pl.DataFrame:
+        """Rows (dicts) as a frame of exactly this table's columns and types."""
+        return pl.DataFrame(rows, schema=self.polars_schema())
+
+    def select_list(self) -> str:
+        """Column list casting a source relation to this table's types, in order."""
+        return ", ".join(
+            f"CAST({quote_ident(c.name)} AS {c.type}) AS {quote_ident(c.name)}"
+            for c in self.columns
+        )
+
+
+_POLARS_TYPES = {
+    "VARCHAR": pl.String,
+    "JSON": pl.String,
+    "DOUBLE": pl.Float64,
+    "BIGINT": pl.Int64,
+    "BOOLEAN": pl.Boolean,
+    "DATE": pl.Date,
+    "TIMESTAMPTZ": pl.Datetime("us", "UTC"),
+    "VARCHAR[]": pl.List(pl.String),
+}
+
+_ARROW_TYPES = {
+    "VARCHAR": pa.string(),
+    "DOUBLE": pa.float64(),
+    "TIMESTAMPTZ": pa.timestamp("us", tz="UTC"),
+    "BOOLEAN": pa.bool_(),
+}
