@@ -35,7 +35,7 @@ import csv
 import gzip
 import json
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 from pathlib import Path
@@ -44,18 +44,15 @@ from zoneinfo import ZoneInfo
 import dagster as dg
 import duckdb
 
-from connectors.analytics.extract import file_kind, snake_case
+from connectors.analytics.extract import snake_case
 from connectors.files import NO_SPLIT, fields, sha256
+from connectors.registry import FILE_SOURCES
+from connectors.source import FileSource
 from pipelines.settings import Settings
 from transforms.calendar import quarter_start_months
 
 REFRESH_JOB = "okr_refresh_quarter"
 SOURCE_FILES_JOB = "okr_source_files"
-FILE_ASSETS = [
-    dg.AssetKey(["raw", "csv_observations"]),
-    dg.AssetKey(["raw", "analytics_events"]),
-    dg.AssetKey(["raw", "analytics_report"]),
-]
 RANGE_START = "dagster/asset_partition_range_start"
 RANGE_END = "dagster/asset_partition_range_end"
 SENSOR_INTERVAL_SECONDS = 30
@@ -67,7 +64,10 @@ CURSOR_VERSION = 1
 
 
 def build_automation(
-    partitions: dg.TimeWindowPartitionsDefinition, settings: Settings, fiscal_month: int
+    partitions: dg.TimeWindowPartitionsDefinition,
+    settings: Settings,
+    fiscal_month: int,
+    sources: Sequence[FileSource] = FILE_SOURCES,
 ) -> tuple[list[dg.ScheduleDefinition], list[dg.SensorDefinition]]:
     refresh_job = dg.define_asset_job(
         REFRESH_JOB,
@@ -76,7 +76,9 @@ def build_automation(
     )
     files_job = dg.define_asset_job(
         SOURCE_FILES_JOB,
-        selection=dg.AssetSelection.assets(*FILE_ASSETS).downstream(),
+        selection=dg.AssetSelection.assets(
+            *(dg.AssetKey([raw.table.schema, raw.table.name]) for s in sources for raw in s.raw)
+        ).downstream(),
         description=(
             "The CSV drop folder and analytics exports, and everything downstream of them, for "
             "a range of quarters."
@@ -86,7 +88,7 @@ def build_automation(
         _refresh_running_quarter(refresh_job, partitions),
         _finalize_closed_quarter(refresh_job, partitions, fiscal_month),
     ]
-    return schedules, [_source_files_sensor(files_job, partitions, settings)]
+    return schedules, [_source_files_sensor(files_job, partitions, settings, sources)]
 
 
 # -- partitions ---------------------------------------------------------------------------------
@@ -181,18 +183,17 @@ class SourceFile:
     """'csv' (drop folder), 'events' or 'report' (analytics exports)."""
 
 
-def source_files(data_dir: Path) -> Iterator[SourceFile]:
+def source_files(
+    data_dir: Path, sources: Sequence[FileSource] = FILE_SOURCES
+) -> Iterator[SourceFile]:
     """The files the raw assets load, in a stable order."""
-    found = []
-    csv_dir, analytics_dir = data_dir / "csv", data_dir / "analytics"
-    if csv_dir.is_dir():
-        found += [(path, "csv") for path in csv_dir.rglob("*.csv") if path.is_file()]
-    if analytics_dir.is_dir():
-        found += [
-            (path, kind)
-            for path in analytics_dir.rglob("*")
-            if path.is_file() and (kind := file_kind(path))
-        ]
+    found = [
+        (path, kind)
+        for source in sources
+        if (data_dir / source.folder).is_dir()
+        for path in (data_dir / source.folder).rglob("*")
+        if path.is_file() and (kind := source.file_kind(path))
+    ]
     for path, kind in sorted(found):
         yield SourceFile(path.relative_to(data_dir).as_posix(), path, kind)
 
@@ -201,17 +202,18 @@ def _source_files_sensor(
     job: dg.UnresolvedAssetJobDefinition,
     partitions: dg.TimeWindowPartitionsDefinition,
     settings: Settings,
+    sources: Sequence[FileSource],
 ) -> dg.SensorDefinition:
     data_dir = Path(settings.data_dir)
+    folders = " and ".join(f"$OKR_DATA_DIR/{source.folder}" for source in sources)
 
     @dg.sensor(
         name="source_files_sensor",
         job=job,
         minimum_interval_seconds=SENSOR_INTERVAL_SECONDS,
         description=(
-            "One run per new or changed file version in $OKR_DATA_DIR/csv and "
-            "$OKR_DATA_DIR/analytics (run key `relpath@sha256`), for the quarters its dates "
-            "touch up to the running one."
+            f"One run per new or changed file version in {folders} (run key "
+            "`relpath@sha256`), for the quarters its dates touch up to the running one."
         ),
     )
     def source_files_sensor(context: dg.SensorEvaluationContext):
@@ -223,7 +225,7 @@ def _source_files_sensor(
         first_key = partitions.get_first_partition_key()
         files, seen, requests = known.copy(), set(), []
         started, hashed = time.monotonic(), 0
-        for source in source_files(data_dir):
+        for source in source_files(data_dir, sources):
             seen.add(source.rel)
             if hashed and time.monotonic() - started > TICK_BUDGET_SECONDS:
                 continue  # looked at next tick; already-known files keep their entry

@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import warnings
+from collections.abc import Sequence
 
 import dagster as dg
 
+from connectors.registry import FILE_SOURCES
+from connectors.source import FileSource
 from pipelines.assets.bi import build_bi_assets
 from pipelines.assets.crm import CRM_STAGING_KEYS, raw_crm, staging_crm
 from pipelines.assets.marts import build_mart_assets
-from pipelines.assets.raw import raw_analytics_exports, raw_csv_observations
-from pipelines.assets.staging import build_staging_assets
+from pipelines.assets.raw import build_raw_assets
+from pipelines.assets.staging import build_staging_assets, staged_tables
 from pipelines.automation import build_automation
 from pipelines.checks import build_asset_checks
 from pipelines.partitions import quarterly_partitions
@@ -27,9 +30,12 @@ from pipelines.settings import Settings
 warnings.filterwarnings("ignore", message="Parameter `backfill_policy`", category=dg.BetaWarning)
 
 
-def build_definitions(settings: Settings) -> dg.Definitions:
-    """Everything is built from `settings`, so tests point a whole graph at a temporary folder.
-    The CRM assets exist only when a CRM is configured (CRM_API_BASE_URL)."""
+def build_definitions(
+    settings: Settings, sources: Sequence[FileSource] = FILE_SOURCES
+) -> dg.Definitions:
+    """Everything is built from `settings`, so tests point a whole graph at a temporary folder,
+    and from the file sources' descriptors (`connectors.registry`). The CRM assets exist only
+    when a CRM is configured (CRM_API_BASE_URL)."""
     okr_config = OkrConfigResource(config_dir=str(settings.config_dir), as_of=settings.as_of)
     config = okr_config.load()
     partitions = quarterly_partitions(config, okr_config.today(config), bool(settings.as_of))
@@ -52,21 +58,22 @@ def build_definitions(settings: Settings) -> dg.Definitions:
         resources["crm"] = CrmResource(
             base_url=dg.EnvVar("CRM_API_BASE_URL"), token=dg.EnvVar("CRM_API_TOKEN")
         )
-    mart_assets = build_mart_assets(partitions, config, CRM_STAGING_KEYS if crm_assets else [])
+    mart_assets = build_mart_assets(
+        partitions, config, CRM_STAGING_KEYS if crm_assets else [], staged_tables(sources)
+    )
     schedules, sensors = build_automation(
-        partitions, settings, config.settings.fiscal_year_start_month
+        partitions, settings, config.settings.fiscal_year_start_month, sources
     )
     return dg.Definitions(
         assets=[
-            raw_csv_observations,
-            raw_analytics_exports,
+            *build_raw_assets(sources),
             *crm_assets,
-            *build_staging_assets(partitions),
+            *build_staging_assets(partitions, sources),
             *mart_assets,
             *build_bi_assets([key for a in mart_assets for key in a.keys]),
         ],
         asset_checks=build_asset_checks(
-            config, crm_enabled=settings.crm_enabled, settings=settings.checks
+            config, crm_enabled=settings.crm_enabled, settings=settings.checks, sources=sources
         ),
         schedules=schedules,
         sensors=sensors,

@@ -142,13 +142,9 @@ class SourceFoldersResource(dg.ConfigurableResource):
         "loaded, instead of only being quarantined (OKR_STRICT_FILES).",
     )
 
-    @property
-    def csv_dir(self) -> Path:
-        return Path(self.data_dir) / "csv"
-
-    @property
-    def analytics_dir(self) -> Path:
-        return Path(self.data_dir) / "analytics"
+    def folder(self, name: str) -> Path:
+        """A file source's folder under the data root."""
+        return Path(self.data_dir) / name
 
 
 class BiOutputsResource(dg.ConfigurableResource):

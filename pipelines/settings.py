@@ -55,7 +55,8 @@ class ChecksSettings:
         return cls(max_reject_rate=rate, source_max_age_days=ages)
 
     def max_age(self, family: str) -> int:
-        return self.source_max_age_days[family]
+        """A family not named (a source added since) keeps the default of 2 days."""
+        return self.source_max_age_days.get(family, 2)
 
 
 def _parse_ages(text: str) -> dict[str, int]:

@@ -4,7 +4,7 @@ they are one multi-asset; each is still its own asset with its own metadata."""
 import dagster as dg
 import polars as pl
 
-from pipelines.assets.staging import STAGED_TABLES
+from connectors.source import StagedTable
 from pipelines.metadata import definition_metadata, table_metadata
 from pipelines.partitions import quarters_in_window
 from pipelines.resources import WAREHOUSE_POOL, OkrConfigResource, WarehouseResource
@@ -50,13 +50,19 @@ def _status_counts(frame: pl.DataFrame) -> dict[str, int]:
     return {f"status/{status}": n for status, n in counts}
 
 
-def _check_history(con, config: OkrConfig, quarters: list[Quarter]) -> None:
+def _check_history(
+    con, config: OkrConfig, quarters: list[Quarter], staged_tables: list[StagedTable]
+) -> None:
     """Fail, naming the command that fixes it, rather than compute from missing history: the
     staging assets build it in the same run, so this fires only for marts run on their own."""
     fiscal_month = config.settings.fiscal_year_start_month
-    for staged in STAGED_TABLES:
+    for staged in staged_tables:
         missing = unstaged_quarters(
-            con, staged.table, staged.raw(config), quarters[-1].start, fiscal_month
+            con,
+            staged.table,
+            staged.raw_days(config.settings.timezone),
+            quarters[-1].start,
+            fiscal_month,
         )
         if missing:
             span = quarters[0].label
@@ -73,11 +79,12 @@ def build_mart_assets(
     partitions: dg.TimeWindowPartitionsDefinition,
     config: OkrConfig,
     unpartitioned_staging: list[dg.AssetKey],
+    staged_tables: list[StagedTable],
 ) -> list[dg.AssetsDefinition]:
     history = dg.TimeWindowPartitionMapping(start_offset=-lookback_quarters(config))
     staging = [
         dg.AssetDep([t.schema, t.name], partition_mapping=history)
-        for t in (staged.table for staged in STAGED_TABLES)
+        for t in (staged.table for staged in staged_tables)
     ] + unpartitioned_staging
     specs = [
         _spec(
@@ -109,7 +116,7 @@ def build_mart_assets(
         starts = [q.start for q in quarters]
         where = f"quarter_start IN ({', '.join('?' for _ in starts)})"
         with warehouse.connect() as con:
-            _check_history(con, config, quarters)
+            _check_history(con, config, quarters, staged_tables)
             frames = okr_mart_frames(con, config, quarters, today)
             # All seven marts of these quarters change together or not at all.
             replace_partitions(

@@ -1,18 +1,18 @@
 """Raw layer: sources landed as they are, plus lineage. Unpartitioned and incremental: each
 run loads only new or changed input files."""
 
+from collections.abc import Sequence
 from typing import Any
 
 import dagster as dg
 
-from connectors.analytics.extract import load_analytics_exports
-from connectors.analytics.tables import RAW_ANALYTICS_EVENTS, RAW_ANALYTICS_REPORT
-from connectors.csv_drop.extract import load_csv_folder
-from connectors.csv_drop.tables import RAW_CSV_OBSERVATIONS
 from connectors.files import FileLoadReport
+from connectors.registry import FILE_SOURCES
+from connectors.source import FileSource
 from connectors.tables import RAW_REJECTED_ROWS
 from pipelines.metadata import definition_metadata, table_metadata
 from pipelines.resources import WAREHOUSE_POOL, SourceFoldersResource, WarehouseResource
+from warehouse.writes import ensure_tables
 
 OWNERS = ["team:data-platform"]
 QUARANTINE = (
@@ -43,87 +43,57 @@ def _folder_metadata(
     }
 
 
-@dg.asset(
-    pool=WAREHOUSE_POOL,
-    key=["raw", "csv_observations"],
-    group_name="raw",
-    kinds={"duckdb", "csv"},
-    owners=OWNERS,
-    description=(
-        "Metric observations from the CSV drop folder (`$OKR_DATA_DIR/csv`), long and wide files. "
-        "New or changed files replace the rows they loaded before; unparseable rows go to "
-        f"raw.rejected_rows with file and line. {QUARANTINE}"
-    ),
-    metadata=definition_metadata(RAW_CSV_OBSERVATIONS),
-)
-def raw_csv_observations(
-    context: dg.AssetExecutionContext,
-    warehouse: WarehouseResource,
-    sources: SourceFoldersResource,
-) -> dg.MaterializeResult:
-    with warehouse.connect() as con:
-        report = load_csv_folder(con, sources.csv_dir, strict=sources.strict_files)
-        metadata = table_metadata(con, RAW_CSV_OBSERVATIONS)
-        rejected = con.execute(
-            f"SELECT count(*) FROM {RAW_REJECTED_ROWS.fqn} WHERE source = 'csv'"
-        ).fetchall()[0][0]
-    if report.rows_rejected:
-        context.log.warning(
-            f"{report.rows_rejected} rows rejected; see raw.rejected_rows for file, line and reason"
-        )
-    return dg.MaterializeResult(
-        metadata={
-            **metadata,
-            **_folder_metadata(context, report, "CSV drop folder"),
-            "files_skipped": len(report.files_skipped),
-            "rows_loaded": report.rows_loaded,
-            "rows_rejected": report.rows_rejected,
-            "rejected_rows_total": rejected,
-        }
-    )
+def _raw_asset(source: FileSource) -> dg.AssetsDefinition:
+    """One step per source: it loads the source's folder into all of its raw tables."""
+    (first, *_) = source.raw
 
-
-@dg.multi_asset(
-    pool=WAREHOUSE_POOL,
-    name="raw_analytics_exports",
-    specs=[
-        dg.AssetSpec(
-            key=[table.schema, table.name],
-            group_name="raw",
-            kinds={"duckdb", "json"} if table is RAW_ANALYTICS_EVENTS else {"duckdb", "csv"},
-            owners=OWNERS,
-            description=f"{description} {QUARANTINE}",
-            metadata=definition_metadata(table),
-        )
-        for table, description in (
-            (
-                RAW_ANALYTICS_EVENTS,
-                "Events from newline-delimited JSON exports (plain or .gz) in "
-                "`$OKR_DATA_DIR/analytics`, streamed by DuckDB.",
-            ),
-            (
-                RAW_ANALYTICS_REPORT,
-                "Report CSVs as analytics tools export them (comment preamble, display-name "
-                "header, YYYYMMDD dates), in a long shape: one row per date and column.",
-            ),
-        )
-    ],
-)
-def raw_analytics_exports(
-    context: dg.AssetExecutionContext,
-    warehouse: WarehouseResource,
-    sources: SourceFoldersResource,
-):
-    with warehouse.connect() as con:
-        report = load_analytics_exports(con, sources.analytics_dir, strict=sources.strict_files)
-        folder = _folder_metadata(context, report, "analytics exports folder")
-        for table in (RAW_ANALYTICS_EVENTS, RAW_ANALYTICS_REPORT):
-            yield dg.MaterializeResult(
-                asset_key=[table.schema, table.name],
-                metadata={
-                    **table_metadata(con, table),
-                    **folder,
-                    "rows_loaded_this_run": report.rows_loaded,
-                    "rows_rejected_this_run": report.rows_rejected,
-                },
+    @dg.multi_asset(
+        pool=WAREHOUSE_POOL,
+        name=source.asset_name or f"{first.table.schema}__{first.table.name}",
+        specs=[
+            dg.AssetSpec(
+                key=[raw.table.schema, raw.table.name],
+                group_name="raw",
+                kinds={"duckdb", *raw.kinds},
+                owners=OWNERS,
+                description=f"{raw.description} {QUARANTINE}",
+                metadata=definition_metadata(raw.table),
             )
+            for raw in source.raw
+        ],
+    )
+    def _asset(
+        context: dg.AssetExecutionContext,
+        warehouse: WarehouseResource,
+        sources: SourceFoldersResource,
+    ):
+        with warehouse.connect() as con:
+            report = source.load(con, sources.folder(source.folder), strict=sources.strict_files)
+            folder = _folder_metadata(context, report, source.folder_description)
+            ensure_tables(con, RAW_REJECTED_ROWS)  # a source may reject nothing, ever
+            [(rejected,)] = con.execute(
+                f"SELECT count(*) FROM {RAW_REJECTED_ROWS.fqn} WHERE source = ?", [source.name]
+            ).fetchall()
+            if report.rows_rejected:
+                context.log.warning(
+                    f"{report.rows_rejected} rows rejected; see raw.rejected_rows for file, line "
+                    "and reason"
+                )
+            for raw in source.raw:
+                yield dg.MaterializeResult(
+                    asset_key=[raw.table.schema, raw.table.name],
+                    metadata={
+                        **table_metadata(con, raw.table),
+                        **folder,
+                        "files_skipped": len(report.files_skipped),
+                        "rows_loaded_this_run": report.rows_loaded,
+                        "rows_rejected_this_run": report.rows_rejected,
+                        "rejected_rows_total": rejected,
+                    },
+                )
+
+    return _asset
+
+
+def build_raw_assets(sources: Sequence[FileSource] = FILE_SOURCES) -> list[dg.AssetsDefinition]:
+    return [_raw_asset(source) for source in sources]

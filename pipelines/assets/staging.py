@@ -2,78 +2,26 @@
 quarter replaced in one transaction. A run also rebuilds the earlier quarters its marts may read
 that are missing or behind the raw layer (`transforms.history`), and says which."""
 
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Sequence
 
 import dagster as dg
-import duckdb
 
-from connectors.analytics.staging import (
-    refresh_analytics_report_view,
-    stage_analytics_events,
-    stage_analytics_report,
-)
-from connectors.analytics.tables import (
-    RAW_ANALYTICS_EVENTS,
-    RAW_ANALYTICS_REPORT,
-    STAGING_ANALYTICS_EVENTS,
-    STAGING_ANALYTICS_REPORT_LONG,
-)
-from connectors.csv_drop.staging import stage_csv_observations
-from connectors.csv_drop.tables import RAW_CSV_OBSERVATIONS, STAGING_CSV_OBSERVATIONS
+from connectors.registry import FILE_SOURCES
+from connectors.source import FileSource, StagedTable
 from pipelines.metadata import definition_metadata, table_metadata
 from pipelines.partitions import quarters_in_window
 from pipelines.resources import WAREHOUSE_POOL, OkrConfigResource, WarehouseResource
 from transforms.calendar import Quarter
-from transforms.config import OkrConfig
 from transforms.history import raw_fingerprints, record_fingerprints, stale_history
-from warehouse.staging import RawInput
-from warehouse.tables import Table
 
 OWNERS = ["team:data-platform"]
 HISTORY_TAG = "okr/history_quarters"
 """Run tag: the staging quarters a run built for history, beyond the quarters it was asked for."""
 
 
-@dataclass(frozen=True)
-class StagedTable:
-    table: Table
-    upstream: list[str]
-    # Replaces the quarter's partition inside DuckDB (and meta.partitions); returns its rows.
-    stage: Callable[[duckdb.DuckDBPyConnection, Quarter, OkrConfig], int]
-    raw: Callable[[OkrConfig], RawInput]
-    """The raw rows it is built from, by the day staging files them under."""
-    after_write: Callable[[duckdb.DuckDBPyConnection], object] | None = None
-
-
-STAGED_TABLES = [
-    StagedTable(
-        STAGING_CSV_OBSERVATIONS,
-        ["raw", "csv_observations"],
-        lambda con, q, config: stage_csv_observations(con, q.start, q.end),
-        lambda config: RawInput(RAW_CSV_OBSERVATIONS, "date"),
-    ),
-    StagedTable(
-        STAGING_ANALYTICS_EVENTS,
-        ["raw", "analytics_events"],
-        lambda con, q, config: stage_analytics_events(
-            con, q.start, q.end, config.settings.timezone
-        ),
-        lambda config: RawInput(
-            RAW_ANALYTICS_EVENTS,
-            'CAST(timezone(?, "timestamp") AS DATE)',
-            (config.settings.timezone,),
-        ),
-    ),
-    StagedTable(
-        STAGING_ANALYTICS_REPORT_LONG,
-        ["raw", "analytics_report"],
-        lambda con, q, config: stage_analytics_report(con, q.start, q.end),
-        lambda config: RawInput(RAW_ANALYTICS_REPORT, "date"),
-        # Metrics read the pivoted view staging.analytics_report, whose columns follow the data.
-        after_write=refresh_analytics_report_view,
-    ),
-]
+def staged_tables(sources: Sequence[FileSource] = FILE_SOURCES) -> list[StagedTable]:
+    """The partitioned staging tables, from the sources' descriptors."""
+    return [staged for source in sources for staged in source.staged]
 
 
 def _staging_asset(staged: StagedTable, partitions: dg.PartitionsDefinition):
@@ -82,7 +30,7 @@ def _staging_asset(staged: StagedTable, partitions: dg.PartitionsDefinition):
     @dg.asset(
         pool=WAREHOUSE_POOL,
         key=[table.schema, table.name],
-        deps=[dg.AssetKey(staged.upstream)],
+        deps=[dg.AssetKey([staged.raw.schema, staged.raw.name])],
         group_name="staging",
         kinds={"duckdb"},
         owners=OWNERS,
@@ -98,12 +46,13 @@ def _staging_asset(staged: StagedTable, partitions: dg.PartitionsDefinition):
     ) -> dg.MaterializeResult:
         config = okr_config.load()
         fiscal_month = config.settings.fiscal_year_start_month
+        timezone = config.settings.timezone
         quarters = quarters_in_window(context.partition_time_window, fiscal_month)
         with warehouse.connect() as con:
-            current = raw_fingerprints(con, staged.raw(config), fiscal_month)
+            current = raw_fingerprints(con, staged.raw_days(timezone), fiscal_month)
             history = stale_history(con, table, current, quarters[0].start, fiscal_month)
             for quarter in [*history, *quarters]:
-                rows = staged.stage(con, quarter, config)
+                rows = staged.stage(con, quarter.start, quarter.end, timezone)
                 context.log.info(f"{table.fqn} {quarter.label}: {rows} rows")
             record_fingerprints(con, table, [*history, *quarters], current)
             if staged.after_write:
@@ -136,5 +85,7 @@ def _tag_history(context: dg.AssetExecutionContext, history: list[Quarter]) -> N
     context.instance.add_run_tags(context.run.run_id, {HISTORY_TAG: ",".join(sorted(labels))})
 
 
-def build_staging_assets(partitions: dg.PartitionsDefinition) -> list[dg.AssetsDefinition]:
-    return [_staging_asset(staged, partitions) for staged in STAGED_TABLES]
+def build_staging_assets(
+    partitions: dg.PartitionsDefinition, sources: Sequence[FileSource] = FILE_SOURCES
+) -> list[dg.AssetsDefinition]:
+    return [_staging_asset(staged, partitions) for staged in staged_tables(sources)]

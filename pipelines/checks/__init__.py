@@ -43,13 +43,13 @@ from collections.abc import Iterable, Sequence
 
 import dagster as dg
 
-from connectors.analytics.tables import RAW_ANALYTICS_EVENTS, RAW_ANALYTICS_REPORT
-from connectors.csv_drop.tables import RAW_CSV_OBSERVATIONS
+from connectors.registry import FILE_SOURCES
+from connectors.source import FileSource
 from pipelines.assets.marts import DIMENSIONS
-from pipelines.assets.staging import STAGED_TABLES
+from pipelines.assets.staging import staged_tables
 from pipelines.checks.core import CheckInputs, QualityCheck, real_today
 from pipelines.checks.marts import kr_data_check, progress_checks
-from pipelines.checks.sources import FUTURE_COLUMNS, RAW_SOURCES, future_check, source_checks
+from pipelines.checks.sources import future_check, future_columns, raw_sources, source_checks
 from pipelines.checks.tables import double_columns, finite_check, id_columns, key_checks
 from pipelines.resources import WAREHOUSE_POOL, OkrConfigResource, WarehouseResource
 from pipelines.settings import MAX_REJECT_RATE_ENV, SOURCE_MAX_AGE_ENV, ChecksSettings
@@ -72,8 +72,6 @@ __all__ = [
     "real_today",
 ]
 
-RAW_SOURCE_TABLES = (RAW_CSV_OBSERVATIONS, RAW_ANALYTICS_EVENTS, RAW_ANALYTICS_REPORT)
-STAGING_TABLES = tuple(staged.table for staged in STAGED_TABLES)
 MART_TABLES = (
     *OKR_MARTS.values(),
     *(table for table, _ in DIMENSIONS.values()),
@@ -81,40 +79,51 @@ MART_TABLES = (
 )
 
 
-def checked_tables(crm_enabled: bool) -> dict[str, tuple[Table, ...]]:
+def checked_tables(
+    crm_enabled: bool, sources: Sequence[FileSource] = FILE_SOURCES
+) -> dict[str, tuple[Table, ...]]:
     """Per layer, the tables that are assets of the graph (CRM ones only with a CRM)."""
     crm_raw = tuple(RAW_CRM_TABLES.values()) if crm_enabled else ()
     crm_staging = tuple(STAGING_CRM_TABLES.values()) if crm_enabled else ()
     return {
-        "raw": (*RAW_SOURCE_TABLES, *crm_raw),
-        "staging": (*STAGING_TABLES, *crm_staging),
+        "raw": (*(raw.table for source in sources for raw in source.raw), *crm_raw),
+        "staging": (*(staged.table for staged in staged_tables(sources)), *crm_staging),
         "marts": MART_TABLES,
     }
 
 
-def quality_checks(crm_enabled: bool, settings: ChecksSettings | None = None) -> list[QualityCheck]:
+def quality_checks(
+    crm_enabled: bool,
+    settings: ChecksSettings | None = None,
+    sources: Sequence[FileSource] = FILE_SOURCES,
+) -> list[QualityCheck]:
     """Every check of the graph, in a stable order."""
     settings = settings or ChecksSettings()
+    by_raw, future = raw_sources(sources), future_columns(sources)
     checks: list[QualityCheck] = []
-    for tables in checked_tables(crm_enabled).values():
+    for tables in checked_tables(crm_enabled, sources).values():
         for table in tables:
             # Blocking everywhere: bad raw or staging rows stop at their layer, bad marts are
             # not published (BI readers keep the last good snapshot).
             checks += key_checks(table, gate=True)
-            if table.fqn in RAW_SOURCES:
-                checks += source_checks(table, RAW_SOURCES[table.fqn], settings)
-            if table.fqn in FUTURE_COLUMNS:
-                checks.append(future_check(table))
+            if table.fqn in by_raw:
+                checks += source_checks(table, by_raw[table.fqn], settings)
+            if table.fqn in future:
+                checks.append(future_check(table, future[table.fqn]))
     finite = [finite_check(table) for table in MART_TABLES if double_columns(table)]
     return checks + progress_checks() + finite + [kr_data_check()]
 
 
 def build_asset_checks(
-    config: OkrConfig, *, crm_enabled: bool, settings: ChecksSettings
+    config: OkrConfig,
+    *,
+    crm_enabled: bool,
+    settings: ChecksSettings,
+    sources: Sequence[FileSource] = FILE_SOURCES,
 ) -> list[dg.AssetChecksDefinition]:
     """One multi-asset check (one step) per checked asset."""
     by_asset: dict[dg.AssetKey, list[QualityCheck]] = {}
-    for item in quality_checks(crm_enabled, settings):
+    for item in quality_checks(crm_enabled, settings, sources):
         by_asset.setdefault(item.asset_key, []).append(item)
     return [_asset_checks(key, items) for key, items in by_asset.items()]
 

@@ -2,6 +2,7 @@
 asset, and no future-dated rows in each staging table. Thresholds come from the settings
 (`pipelines.settings.ChecksSettings`)."""
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
@@ -10,9 +11,7 @@ from zoneinfo import ZoneInfo
 
 import dagster as dg
 
-from connectors.analytics.extract import file_kind
-from connectors.analytics.tables import RAW_ANALYTICS_EVENTS, RAW_ANALYTICS_REPORT
-from connectors.csv_drop.tables import RAW_CSV_OBSERVATIONS
+from connectors.source import FileSource
 from connectors.tables import RAW_LOADED_FILES, RAW_REJECTED_ROWS
 from pipelines.checks.core import (
     ERROR,
@@ -42,27 +41,43 @@ class SourceTable:
     metric_source: str
     time_column: str
     file_kind: str | None = None
-    """For the analytics family: which of its files feed this table (events or report)."""
+    """Which of the source's files feed this table, when it lands several (analytics)."""
+    kind_of: Callable[[Path], str | None] | None = None
+    """A file source's `file_kind`: tells which files feed this table."""
+    from_files: bool = False
 
 
-RAW_SOURCES: dict[str, SourceTable] = {
-    RAW_CSV_OBSERVATIONS.fqn: SourceTable("csv", "csv_observations", "date"),
-    RAW_ANALYTICS_EVENTS.fqn: SourceTable("analytics", "analytics_events", "timestamp", "events"),
-    RAW_ANALYTICS_REPORT.fqn: SourceTable("analytics", "analytics_report", "date", "report"),
-    **{
-        table.fqn: SourceTable("crm", f"crm_{name}", "updated_at")
-        for name, table in RAW_CRM_TABLES.items()
-    },
-}
+def raw_sources(sources: Sequence[FileSource]) -> dict[str, SourceTable]:
+    """Per raw source table, how its data is dated and what its source is called."""
+    return {
+        **{
+            raw.table.fqn: SourceTable(
+                source.name,
+                raw.metric_source,
+                raw.time_column,
+                raw.file_kind,
+                source.file_kind,
+                from_files=True,
+            )
+            for source in sources
+            for raw in source.raw
+        },
+        **{
+            table.fqn: SourceTable("crm", f"crm_{name}", "updated_at")
+            for name, table in RAW_CRM_TABLES.items()
+        },
+    }
 
-FUTURE_COLUMNS: dict[str, str] = {
-    "staging.csv_observations": "date",
-    "staging.analytics_events": "timestamp",
-    "staging.analytics_report_long": "date",
-    # createdate, not closedate: an open deal's expected close date may well be in the future.
-    **{table.fqn: "createdate" for table in STAGING_CRM_TABLES.values()},
-}
-"""Per staging table, the column that must not lie after the real date."""
+
+def future_columns(sources: Sequence[FileSource]) -> dict[str, str]:
+    """Per staging table, the column that must not lie after the real date."""
+    return {
+        **{
+            staged.table.fqn: staged.future_column for source in sources for staged in source.staged
+        },
+        # createdate, not closedate: an open deal's expected close date may well be in the future.
+        **{table.fqn: "createdate" for table in STAGING_CRM_TABLES.values()},
+    }
 
 
 def no_future_observations(table: Table, column: str, inputs: CheckInputs) -> Outcome:
@@ -132,7 +147,7 @@ def _file_rows(
     return [
         row
         for row in rows
-        if source.file_kind is None or file_kind(Path(row[0])) == source.file_kind
+        if source.file_kind is None or source.kind_of(Path(row[0])) == source.file_kind
     ]
 
 
@@ -273,7 +288,7 @@ def source_checks(
             {"max_age_days": max_age, "time_column": source.time_column},
         )
     ]
-    if source.family in ("csv", "analytics"):
+    if source.from_files:
         rate = settings.max_reject_rate
         checks.append(
             QualityCheck(
@@ -304,8 +319,7 @@ def source_checks(
     return checks
 
 
-def future_check(table: Table) -> QualityCheck:
-    column = FUTURE_COLUMNS[table.fqn]
+def future_check(table: Table, column: str) -> QualityCheck:
     return QualityCheck(
         "no_future_observations",
         table,

@@ -1,0 +1,196 @@
+"""A new file source is one descriptor: a small source defined here (a folder of `date,value`
+text files) is handed to the pipeline next to the shipped ones, and the raw and staging assets,
+their checks, the file sensor's listing and its job come out of that descriptor alone."""
+
+from __future__ import annotations
+
+import textwrap
+from datetime import UTC, date, datetime
+from pathlib import Path
+
+import dagster as dg
+import duckdb
+import polars as pl
+import pytest
+
+from connectors.files import FileLoadReport
+from connectors.registry import FILE_SOURCES
+from connectors.source import FileSource, RawTable, StagedTable
+from connectors.tables import lineage_columns
+from pipelines.automation import SOURCE_FILES_JOB, source_files
+from pipelines.build import build_definitions
+from pipelines.settings import Settings
+from warehouse.staging import RawInput
+from warehouse.tables import Column, Table
+from warehouse.writes import ensure_tables, replace_partition_from_query, replace_rows
+
+RAW_NOTES = Table(
+    "raw",
+    "notes",
+    "Values noted by hand in text files, as landed.",
+    (
+        Column("date", "DATE", "Day of the value."),
+        Column("value", "DOUBLE", "The value."),
+        *lineage_columns(),
+    ),
+)
+STAGING_NOTES = Table(
+    "staging",
+    "notes",
+    "Noted values, one per day.",
+    (
+        Column("date", "DATE", "Day of the value.", nullable=False),
+        Column("value", "DOUBLE", "The value."),
+        Column("quarter_start", "DATE", "Fiscal quarter partition.", nullable=False),
+    ),
+    primary_key=("date",),
+    partition_column="quarter_start",
+)
+
+
+def load_notes(
+    con: duckdb.DuckDBPyConnection, folder: Path, *, strict: bool = False
+) -> FileLoadReport:
+    """Every `*.txt` file of `date,value` lines, replacing what was loaded before."""
+    report = FileLoadReport(folder=str(folder))
+    rows = []
+    now = datetime.now(UTC)
+    for path in sorted(folder.glob("*.txt")) if folder.is_dir() else []:
+        report.files_seen += 1
+        report.files_loaded.append(path.name)
+        batch = f"{path.name}@{path.stat().st_mtime_ns}"
+        for line_no, line in enumerate(path.read_text().splitlines(), 1):
+            day, value = line.split(",")
+            rows.append(
+                (date.fromisoformat(day), float(value), "notes", path.name, line_no, batch, now)
+            )
+    ensure_tables(con, RAW_NOTES)
+    frame = pl.DataFrame(rows, schema=RAW_NOTES.polars_schema(), orient="row")
+    replace_rows(con, RAW_NOTES, frame, "TRUE")
+    report.rows_loaded = len(rows)
+    return report
+
+
+def stage_notes(con: duckdb.DuckDBPyConnection, start: date, end: date, timezone: str) -> int:
+    ensure_tables(con, RAW_NOTES)
+    return replace_partition_from_query(
+        con,
+        STAGING_NOTES,
+        f"SELECT date, max(value) AS value, ?::DATE AS quarter_start FROM {RAW_NOTES.fqn} "
+        "WHERE date BETWEEN ? AND ? GROUP BY date",
+        [start, start, end],
+        [start],
+    )
+
+
+NOTES = FileSource(
+    name="notes",
+    folder="notes",
+    folder_description="notes folder",
+    load=load_notes,
+    file_kind=lambda path: "csv" if path.suffix == ".txt" else None,
+    raw=(
+        RawTable(
+            table=RAW_NOTES,
+            kinds=frozenset({"text"}),
+            description="Hand-noted values.",
+            metric_source="notes",
+            time_column="date",
+        ),
+    ),
+    staged=(
+        StagedTable(
+            table=STAGING_NOTES,
+            raw=RAW_NOTES,
+            stage=stage_notes,
+            raw_days=lambda timezone: RawInput(RAW_NOTES, "date"),
+            future_column="date",
+        ),
+    ),
+)
+
+CONFIG = {
+    "metrics.yaml": """
+        settings: {timezone: UTC}
+        metrics:
+          - {id: visits, name: Visits, source: csv_observations, aggregation: sum,
+             column: value, filter: {metric_id: visits}}
+    """,
+    "okrs.yaml": """
+        objectives:
+          - id: grow
+            title: Grow
+            team: web
+            period: 2025-Q2
+            key_results:
+              - {id: kr-visits, title: Visits, metric: visits, type: increase, baseline: 0,
+                 target: 100}
+    """,
+}
+
+
+@pytest.fixture
+def settings(tmp_path: Path) -> Settings:
+    (tmp_path / "config").mkdir()
+    for name, text in CONFIG.items():
+        (tmp_path / "config" / name).write_text(textwrap.dedent(text))
+    notes = tmp_path / "data" / "notes"
+    notes.mkdir(parents=True)
+    (notes / "may.txt").write_text("2025-05-01,3\n2025-05-02,4\n2025-05-02,6\n")
+    return Settings(
+        config_dir=tmp_path / "config",
+        data_dir=tmp_path / "data",
+        warehouse=tmp_path / "warehouse.duckdb",
+        bi_snapshot=tmp_path / "bi" / "okr_bi.duckdb",
+        as_of="2025-06-30",
+    )
+
+
+def test_a_source_registered_by_its_descriptor_is_built_loaded_staged_and_checked(settings):
+    defs = build_definitions(settings, sources=(*FILE_SOURCES, NOTES))
+    graph = defs.resolve_asset_graph()
+    raw, staging = dg.AssetKey(["raw", "notes"]), dg.AssetKey(["staging", "notes"])
+    assert {raw, staging} <= set(graph.get_all_asset_keys())
+    assert graph.get(staging).parent_keys == {raw}
+    assert set(graph.get(raw).kinds) == {"duckdb", "text"}
+    checks = {key.name for key in graph.asset_check_keys if key.asset_key in (raw, staging)}
+    assert checks == {
+        "freshness",
+        "reject_rate",
+        "quarantined_files",
+        "unique_key",
+        "non_null_ids",
+        "no_future_observations",
+    }
+    # the file sensor lists its files and its job starts from its raw table
+    assert [(f.rel, f.kind) for f in source_files(settings.data_dir, (NOTES,))] == [
+        ("notes/may.txt", "csv")
+    ]
+    files_job = defs.resolve_job_def(SOURCE_FILES_JOB)
+    assert raw in files_job.asset_layer.selected_asset_keys
+
+    with dg.instance_for_test() as instance:
+        result = defs.resolve_implicit_global_asset_job_def().execute_in_process(
+            instance=instance,
+            partition_key="2025-04-01",
+            asset_selection=[raw, staging],
+            raise_on_error=False,
+        )
+        assert result.success
+        evaluations = {
+            (e.asset_key.path[0], e.check_name): e.passed
+            for e in (
+                event.asset_check_evaluation_data
+                for event in result.all_events
+                if event.event_type_value == "ASSET_CHECK_EVALUATION"
+            )
+        }
+    assert evaluations[("staging", "no_future_observations")]
+    assert evaluations[("staging", "unique_key")]
+    assert evaluations[("raw", "reject_rate")]
+    with duckdb.connect(str(settings.warehouse), read_only=True) as con:
+        assert con.execute("SELECT count(*) FROM raw.notes").fetchone() == (3,)
+        assert con.execute("SELECT date, value FROM staging.notes ORDER BY date").fetchall() == [
+            (date(2025, 5, 1), 3.0),
+            (date(2025, 5, 2), 6.0),
+        ]
