@@ -50,6 +50,7 @@ import duckdb
 
 from connectors.analytics.extract import file_kind
 from connectors.analytics.tables import RAW_ANALYTICS_EVENTS, RAW_ANALYTICS_REPORT
+from connectors.crm.tables import RAW_CRM_TABLES, STAGING_CRM_TABLES
 from connectors.csv_drop.tables import RAW_CSV_OBSERVATIONS
 from connectors.tables import RAW_LOADED_FILES, RAW_REJECTED_ROWS
 from pipelines.assets.marts import DIMENSIONS
@@ -59,7 +60,6 @@ from transforms.config import OkrConfig
 from transforms.lint import MARTS_OKR_LINT
 from transforms.marts import OKR_MARTS
 from transforms.measure import MetricReader
-from transforms.staging_crm import RAW_CRM_TABLES, STAGING_CRM_TABLES
 from transforms.tables import MARTS_KEY_RESULT_ATTAINMENT, MARTS_KEY_RESULT_PROGRESS_DAILY
 from warehouse.sql import quote_ident
 from warehouse.tables import Table

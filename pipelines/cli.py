@@ -26,7 +26,7 @@ from pathlib import Path
 import dagster as dg
 import duckdb
 
-from connectors.crm_simulator import CrmSimulator
+from connectors.crm.simulator import CrmSimulator
 from pipelines.assets.staging import HISTORY_TAG
 from pipelines.build import build_definitions
 from pipelines.partitions import partition_key

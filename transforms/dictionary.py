@@ -4,9 +4,10 @@ that create the tables and their comments: `python -m transforms.dictionary > do
 from __future__ import annotations
 
 import connectors.analytics.tables as analytics_tables
+import connectors.crm.tables as crm_tables
 import connectors.csv_drop.tables as csv_tables
 from connectors import tables as connector_tables
-from transforms import kpi, lint, overview, staging_crm, tables
+from transforms import kpi, lint, overview, tables
 from warehouse.meta import META_TABLES
 from warehouse.tables import Table
 
@@ -18,7 +19,7 @@ def all_tables() -> list[Table]:
         csv_tables,
         tables,
         analytics_tables,
-        staging_crm,
+        crm_tables,
         kpi,
         overview,
         lint,
