@@ -156,12 +156,16 @@ STAGING_CRM_COMPANIES = STAGING_CRM_TABLES["companies"]
 STAGING_CRM_CONTACTS = STAGING_CRM_TABLES["contacts"]
 STAGING_CRM_DEALS = STAGING_CRM_TABLES["deals"]
 
+TABLES = (*RAW_CRM_TABLES.values(), RAW_CRM_SYNC_STATE, *STAGING_CRM_TABLES.values())
+
 _CRM_COMMON = {
     "id": TEXT,
     "createdate": TIME,
     "hs_lastmodifieddate": TIME,
     "archived": BOOL,
 }
+_ACTIVE = "NOT coalesce(archived, FALSE)"
+"""Archived CRM records count nowhere."""
 
 METRIC_SOURCES = (
     SourceSpec(
@@ -178,6 +182,7 @@ METRIC_SOURCES = (
             "hs_is_closed_won": BOOL,
             "associated_company_id": TEXT,
         },
+        row_filter=_ACTIVE,
     ),
     SourceSpec(
         "crm_companies",
@@ -192,11 +197,13 @@ METRIC_SOURCES = (
             "annualrevenue": NUMERIC,
             "country": TEXT,
         },
+        row_filter=_ACTIVE,
     ),
     SourceSpec(
         "crm_contacts",
         "staging.crm_contacts",
         "createdate",
         {**_CRM_COMMON, "lifecyclestage": TEXT, "country": TEXT},
+        row_filter=_ACTIVE,
     ),
 )

@@ -1,0 +1,24 @@
+"""The sources, in one place: every metric source (`SourceSpec`) a metric may name, and every
+table the sources write. The order (CSV, analytics, CRM) is the order of `allowed:` messages."""
+
+from __future__ import annotations
+
+import connectors.analytics.tables as analytics
+import connectors.crm.tables as crm
+import connectors.csv_drop.tables as csv_drop
+from connectors.spec import SourceSpec
+from connectors.tables import SHARED_TABLES
+from warehouse.tables import Table
+
+SOURCE_TABLES = (csv_drop, analytics, crm)
+"""Each source's `tables` module: its `TABLES` and its `METRIC_SOURCES`."""
+
+METRIC_SOURCES: dict[str, SourceSpec] = {
+    spec.name: spec for module in SOURCE_TABLES for spec in module.METRIC_SOURCES
+}
+"""The staging tables metrics can read (docs/sources.md), by the name metrics.yaml uses."""
+
+
+def all_tables() -> tuple[Table, ...]:
+    """Every table the sources write: the shared ones, then each source's."""
+    return (*SHARED_TABLES, *(table for module in SOURCE_TABLES for table in module.TABLES))
