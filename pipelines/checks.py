@@ -53,12 +53,10 @@ from connectors.analytics.tables import RAW_ANALYTICS_EVENTS, RAW_ANALYTICS_REPO
 from connectors.crm.tables import RAW_CRM_TABLES, STAGING_CRM_TABLES
 from connectors.csv_drop.tables import RAW_CSV_OBSERVATIONS
 from connectors.tables import RAW_LOADED_FILES, RAW_REJECTED_ROWS
-from pipelines.assets.marts import DIMENSIONS
 from pipelines.assets.staging import STAGED_TABLES
 from pipelines.resources import WAREHOUSE_POOL, OkrConfigResource, WarehouseResource
 from transforms.config import OkrConfig
-from transforms.lint import MARTS_OKR_LINT
-from transforms.marts import OKR_MARTS
+from transforms.marts import MART_TABLES
 from transforms.measure import MetricReader
 from transforms.tables import MARTS_KEY_RESULT_ATTAINMENT, MARTS_KEY_RESULT_PROGRESS_DAILY
 from warehouse.sql import quote_ident
@@ -209,11 +207,6 @@ class QualityCheck:
 
 RAW_SOURCE_TABLES = (RAW_CSV_OBSERVATIONS, RAW_ANALYTICS_EVENTS, RAW_ANALYTICS_REPORT)
 STAGING_TABLES = tuple(staged.table for staged in STAGED_TABLES)
-MART_TABLES = (
-    *OKR_MARTS.values(),
-    *(table for table, _ in DIMENSIONS.values()),
-    MARTS_OKR_LINT,
-)
 
 
 def checked_tables(crm_enabled: bool) -> dict[str, tuple[Table, ...]]:

@@ -26,6 +26,7 @@ from pathlib import Path
 import dagster as dg
 import duckdb
 
+from bi.scorecard import scorecard_text
 from connectors.crm.simulator import CrmSimulator
 from pipelines.assets.staging import HISTORY_TAG
 from pipelines.build import build_definitions
@@ -40,7 +41,6 @@ from pipelines.settings import (
 )
 from transforms.calendar import normalize_label, quarter_of
 from transforms.config import ConfigError, load_config
-from transforms.scorecard import scorecard_text
 from transforms.tables import MARTS_OBJECTIVE_ATTAINMENT
 from warehouse.writes import table_exists
 

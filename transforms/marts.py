@@ -19,9 +19,13 @@ from transforms.kpi import (
     metric_daily,
     success_metric_summary,
 )
+from transforms.lint import MARTS_OKR_LINT
 from transforms.measure import MetricReader
 from transforms.overview import MARTS_OKR_SCORECARD, okr_scorecard
 from transforms.tables import (
+    MARTS_DIM_KEY_RESULTS,
+    MARTS_DIM_METRICS,
+    MARTS_DIM_OBJECTIVES,
     MARTS_KEY_RESULT_ATTAINMENT,
     MARTS_KEY_RESULT_PROGRESS_DAILY,
     MARTS_OBJECTIVE_ATTAINMENT,
@@ -38,6 +42,15 @@ OKR_MARTS: dict[str, Table] = {
     "success_metric_summary": MARTS_SUCCESS_METRIC_SUMMARY,
     "okr_scorecard": MARTS_OKR_SCORECARD,
 }
+
+MART_TABLES = (
+    *OKR_MARTS.values(),
+    MARTS_DIM_METRICS,
+    MARTS_DIM_OBJECTIVES,
+    MARTS_DIM_KEY_RESULTS,
+    MARTS_OKR_LINT,
+)
+"""Every marts table: the OKR marts, the dims and the lint."""
 
 
 def okr_mart_frames(
