@@ -1,10 +1,32 @@
-"""The sources, in one place."""
+"""The sources, in one place: every metric source (`SourceSpec`) a metric may name, every
+table the sources write, and the file sources' descriptors the pipeline builds its raw and
+staging assets, checks and file sensor from. The order (CSV, analytics, CRM) is the order of
+`allowed:` messages, assets and checks."""
 
 from __future__ import annotations
 
+import connectors.analytics.tables as analytics
+import connectors.crm.tables as crm
+import connectors.csv_drop.tables as csv_drop
 from connectors.analytics.source import SOURCE as ANALYTICS
 from connectors.csv_drop.source import SOURCE as CSV_DROP
 from connectors.source import FileSource
+from connectors.spec import SourceSpec
+from connectors.tables import SHARED_TABLES
+from warehouse.tables import Table
+
+SOURCE_TABLES = (csv_drop, analytics, crm)
+"""Each source's `tables` module: its `TABLES` and its `METRIC_SOURCES`."""
+
+METRIC_SOURCES: dict[str, SourceSpec] = {
+    spec.name: spec for module in SOURCE_TABLES for spec in module.METRIC_SOURCES
+}
+"""The staging tables metrics can read (docs/sources.md), by the name metrics.yaml uses."""
 
 FILE_SOURCES: tuple[FileSource, ...] = (CSV_DROP, ANALYTICS)
-"""The file sources, in the order their assets, checks and files are listed."""
+"""The file sources' descriptors (the CRM, an API source, is wired in pipelines/assets/crm.py)."""
+
+
+def all_tables() -> tuple[Table, ...]:
+    """Every table the sources write: the shared ones, then each source's."""
+    return (*SHARED_TABLES, *(table for module in SOURCE_TABLES for table in module.TABLES))

@@ -27,6 +27,8 @@ class SourceSpec:
     local_day_column: str | None = None
     """A column staging filled with the default time column's day in settings.timezone, so
     metrics read it instead of converting every timestamp again."""
+    row_filter: str | None = None
+    """SQL condition a row must meet to count at all (CRM: archived records count nowhere)."""
 
     def column_kind(self, column: str) -> str | None:
         if column in self.columns:

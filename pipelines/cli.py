@@ -26,7 +26,8 @@ from pathlib import Path
 import dagster as dg
 import duckdb
 
-from connectors.crm_simulator import CrmSimulator
+from bi.scorecard import scorecard_text
+from connectors.crm.simulator import CrmSimulator
 from pipelines.assets.staging import HISTORY_TAG
 from pipelines.build import build_definitions
 from pipelines.partitions import partition_key
@@ -40,7 +41,6 @@ from pipelines.settings import (
 )
 from transforms.calendar import normalize_label, quarter_of
 from transforms.config import ConfigError, load_config
-from transforms.scorecard import scorecard_text
 from transforms.tables import MARTS_OBJECTIVE_ATTAINMENT
 from warehouse.writes import table_exists
 

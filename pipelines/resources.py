@@ -18,7 +18,7 @@ from pydantic import Field
 from transforms.config import OkrConfig, load_config
 
 if TYPE_CHECKING:
-    from connectors.crm_api import CrmClient
+    from connectors.crm.api import CrmClient
 
 WAREHOUSE_POOL = "duckdb_warehouse"
 """Every step that opens the warehouse runs in this pool. DuckDB lets one process hold a file
@@ -162,6 +162,6 @@ class CrmResource(dg.ConfigurableResource):
     timeout_seconds: float = Field(30.0, description="Read timeout per request.")
 
     def client(self) -> CrmClient:
-        from connectors.crm_api import CrmClient  # requests: only runs that sync pay its import
+        from connectors.crm.api import CrmClient  # requests: only runs that sync pay its import
 
         return CrmClient(self.base_url, self.token, timeout=(5.0, self.timeout_seconds))

@@ -19,8 +19,8 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.pool import NullPool
 
-import transforms.publish as publish
-from transforms.publish import SNAPSHOT_INFO, publish_snapshot
+import bi.snapshot as publish
+from bi.snapshot import SNAPSHOT_INFO, publish_snapshot
 from transforms.tables import (
     MARTS_DIM_KEY_RESULTS,
     MARTS_DIM_OBJECTIVES,

@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 import yaml
 
+from connectors.registry import METRIC_SOURCES
 from transforms.config import ConfigError, RelativeTarget, load_config, parse_target
-from transforms.sources import SOURCES
 
 DROP = ...  # a field value meaning "leave this field out"
 
@@ -333,8 +333,8 @@ def test_key_result_ids_are_unique_across_objectives(tmp_path):
         ({"window": "30days"}, "window", ["window '30days' is not allowed; use 'period' or a trailing 'Nd'"]),
         ({"window": "0d"}, "window", ["use 'period' or a trailing 'Nd'"]),
         ({"freshness": "2 days"}, "freshness", ["use 'Nd'"]),
-        ({"source": "hubspot"}, "source", ["unknown source 'hubspot'", f"allowed: {', '.join(SOURCES)}"]),
-        ({"source": DROP}, "source", [f"is required; allowed: {', '.join(SOURCES)}"]),
+        ({"source": "hubspot"}, "source", ["unknown source 'hubspot'", f"allowed: {', '.join(METRIC_SOURCES)}"]),
+        ({"source": DROP}, "source", [f"is required; allowed: {', '.join(METRIC_SOURCES)}"]),
         ({"aggregation": "median"}, "aggregation", ["'sum'", "'count_distinct'", "'ratio'"]),
         ({"aggregation": "ratio", "source": DROP, "column": DROP, "denominator": "visits"}, "numerator", ["is required for aggregation 'ratio'"]),
         ({"aggregation": "ratio", "source": DROP, "column": DROP, "numerator": "ghost", "denominator": "visits"}, "numerator", ["unknown metric 'ghost'", "defined: "]),

@@ -14,21 +14,11 @@ import duckdb
 import pytest
 import requests
 
-from connectors.crm_api import (
-    CrmAuthError,
-    CrmClient,
-    CrmSyncError,
-    default_retry,
-    sync_crm,
-)
-from connectors.crm_simulator import CrmSimulator, generate_data
-from transforms.staging_crm import (
-    CRM_OBJECTS,
-    STAGING_CRM_CONTACTS,
-    STAGING_CRM_DEALS,
-    parse_timestamp,
-    stage_crm,
-)
+from connectors.crm.api import CrmAuthError, CrmClient, CrmSyncError, default_retry, sync_crm
+from connectors.crm.properties import parse_timestamp
+from connectors.crm.simulator import CrmSimulator, generate_data
+from connectors.crm.staging import stage_crm
+from connectors.crm.tables import CRM_OBJECTS, STAGING_CRM_CONTACTS, STAGING_CRM_DEALS
 from warehouse.writes import replace_rows
 
 TOKEN = "sim-secret-token-9f3c2e"

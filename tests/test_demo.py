@@ -19,7 +19,7 @@ import duckdb
 import polars as pl
 import pytest
 
-from connectors.crm_simulator import generate_data
+from connectors.crm.simulator import generate_data
 from pipelines.cli import main
 from pipelines.settings import EXAMPLE_AS_OF, EXAMPLE_DIR
 from transforms.calendar import quarters_between

@@ -1,12 +1,12 @@
 """The data dictionary page is generated from the table definitions and kept up to date."""
 
+from bi.dictionary import all_tables, render
 from pipelines.settings import PROJECT_ROOT
-from transforms.dictionary import all_tables, render
 
 
 def test_the_committed_data_dictionary_is_current():
     page = (PROJECT_ROOT / "docs" / "data_dictionary.md").read_text()
-    assert page == render(), "run: .venv/bin/python -m transforms.dictionary > docs/data_dictionary.md"
+    assert page == render(), "run: .venv/bin/python -m bi.dictionary > docs/data_dictionary.md"
 
 
 def test_every_mart_is_documented_column_by_column():

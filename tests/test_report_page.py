@@ -24,7 +24,7 @@ import polars as pl
 import pytest
 from PIL import Image, ImageChops
 
-from transforms.report_page import (
+from bi.page import (
     BURNUP_COLOR,
     HEALTH_COLORS,
     TEAM_COLOR,
@@ -407,7 +407,7 @@ def test_the_team_roll_up_renders_without_the_kpi_mart(warehouse, tmp_path):
 
 
 def test_the_vega_bundle_is_built_once_and_kept_in_the_cache(warehouse, monkeypatch, tmp_path):
-    import transforms.report_page as report_page
+    import bi.page as report_page
 
     monkeypatch.setenv("OKR_CACHE_DIR", str(tmp_path / "cache"))
     report_page._vega_bundle.cache_clear()
@@ -422,7 +422,7 @@ def test_the_vega_bundle_is_built_once_and_kept_in_the_cache(warehouse, monkeypa
 
 
 def test_each_burn_up_gets_its_own_window_and_data_from_the_shared_template():
-    from transforms.report_page import _burnup_spec
+    from bi.page import _burnup_spec
 
     def daily(first: date) -> pl.DataFrame:
         return pl.DataFrame(

@@ -13,7 +13,7 @@ import dagster as dg
 import duckdb
 import pytest
 
-from connectors.crm_simulator import CrmSimulator
+from connectors.crm.simulator import CrmSimulator
 from pipelines.build import build_definitions
 from pipelines.cli import backfill
 from pipelines.settings import Settings

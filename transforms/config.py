@@ -27,11 +27,11 @@ from pydantic import (
     model_validator,
 )
 
+from connectors.registry import METRIC_SOURCES
 from connectors.spec import NUMERIC, TIME
 from transforms import cache
 from transforms.calendar import quarter_from_label
 from transforms.kr_types import KR_TYPES, RELATIVE_TARGET, RelativeTarget, parse_target
-from transforms.sources import SOURCES
 
 ID_PATTERN = r"^[a-z0-9][a-z0-9_.-]*$"
 Id = Annotated[str, Field(pattern=ID_PATTERN)]
@@ -132,8 +132,8 @@ class Metric(_Strict):
     @field_validator("source")
     @classmethod
     def _source(cls, value: str | None) -> str | None:
-        if value is not None and value not in SOURCES:
-            raise ValueError(f"unknown source '{value}'; allowed: {', '.join(SOURCES)}")
+        if value is not None and value not in METRIC_SOURCES:
+            raise ValueError(f"unknown source '{value}'; allowed: {', '.join(METRIC_SOURCES)}")
         return value
 
     @property
@@ -152,7 +152,7 @@ class Metric(_Strict):
 
     @property
     def time_column_or_default(self) -> str:
-        return self.time_column or SOURCES[self.source].time_column
+        return self.time_column or METRIC_SOURCES[self.source].time_column
 
 
 class PeriodRange(_Strict):
@@ -795,7 +795,7 @@ SNAKE_CASE = re.compile(r"^[a-z_][a-z0-9_]*$")
 
 def _column_problem(source_name: str, column: str) -> str | None:
     """Why `column` is not a column of the source, or None."""
-    source = SOURCES[source_name]
+    source = METRIC_SOURCES[source_name]
     if source.open_columns and source.column_kind(column) != TIME and not SNAKE_CASE.match(column):
         return (
             f"'{column}' cannot be a column of '{source_name}': report columns are the snake_case "
@@ -852,9 +852,9 @@ def _check_metric(metric: Metric, entry: _Entry, metrics: _References, problems:
         if getattr(metric, field) is not None:
             problem(field, "only a ratio metric takes numerator and denominator")
     if metric.source is None:
-        problem("source", f"is required; allowed: {', '.join(SOURCES)}")
+        problem("source", f"is required; allowed: {', '.join(METRIC_SOURCES)}")
         return
-    source = SOURCES[metric.source]
+    source = METRIC_SOURCES[metric.source]
     if metric.aggregation == "count":
         if metric.column:
             problem("column", "count counts the rows the filter selects; remove 'column'")

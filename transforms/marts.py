@@ -18,9 +18,13 @@ from transforms.kpi import (
     metric_daily,
     success_metric_summary,
 )
+from transforms.lint import MARTS_OKR_LINT
 from transforms.measure import MetricReader
 from transforms.overview import MARTS_OKR_SCORECARD, okr_scorecard
 from transforms.tables import (
+    MARTS_DIM_KEY_RESULTS,
+    MARTS_DIM_METRICS,
+    MARTS_DIM_OBJECTIVES,
     MARTS_KEY_RESULT_ATTAINMENT,
     MARTS_KEY_RESULT_PROGRESS_DAILY,
     MARTS_OBJECTIVE_ATTAINMENT,
@@ -43,6 +47,15 @@ MART_INPUTS: dict[str, tuple[str, ...]] = {
     "okr_scorecard": ("objective_attainment", "success_metric_summary"),
 }
 """The marts each mart is computed from; a mart not named here reads the staging tables."""
+
+MART_TABLES = (
+    *OKR_MARTS.values(),
+    MARTS_DIM_METRICS,
+    MARTS_DIM_OBJECTIVES,
+    MARTS_DIM_KEY_RESULTS,
+    MARTS_OKR_LINT,
+)
+"""Every marts table: the OKR marts, the dims and the lint."""
 
 
 def okr_mart_frames(

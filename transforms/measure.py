@@ -20,9 +20,9 @@ from typing import Any
 import duckdb
 import polars as pl
 
+from connectors.registry import METRIC_SOURCES
 from connectors.spec import SourceSpec
 from transforms.config import Metric, OkrConfig
-from transforms.sources import SOURCES
 from warehouse.sql import quote_ident, quote_literal
 
 SERIES_SCHEMA = {"date": pl.Date, "value": pl.Float64, "latest_date": pl.Date}
@@ -117,12 +117,12 @@ class MetricReader:
         if metric.aggregation == "ratio":
             parts = [self.earliest_date(part) for part in self._parts(metric)]
             return min((d for d in parts if d is not None), default=None)
-        source = SOURCES[metric.source]
+        source = METRIC_SOURCES[metric.source]
         if not self._has_table(source.table):
             return None
         key = (metric.source, self._day_expr(metric))
         if key not in self._first_days:
-            where = _and_active(source).replace(" AND ", " WHERE ", 1)
+            where = f" WHERE {source.row_filter}" if source.row_filter else ""
             [(first,)] = self.con.execute(
                 f"SELECT min({key[1]}) FROM {source.table}{where}"
             ).fetchall()
@@ -250,14 +250,14 @@ class MetricReader:
                 groups[batch[0]].update(batch[1])
         latest: dict[tuple, date | None] = {}
         for (source_name, day, value, key_expr), wanted in groups.items():
-            source = SOURCES[source_name]
+            source = METRIC_SOURCES[source_name]
             rows = self.con.sql(
                 f"""
                 SELECT CAST({key_expr} AS VARCHAR) AS key, max({day}) AS row_day,
                     max({day}) FILTER (WHERE {value} IS NOT NULL) AS value_day
                 FROM {source.table}
                 WHERE CAST({key_expr} AS VARCHAR) IN (SELECT unnest(?::VARCHAR[]))
-                    AND {day} <= ?{_and_active(source)}
+                    AND {day} <= ?{_and(source.row_filter)}
                 GROUP BY ALL""",
                 params=[sorted(wanted), as_of],
             ).fetchall()
@@ -669,13 +669,13 @@ class MetricReader:
 
     def _batch_of(self, metric: Metric) -> tuple[tuple, list[str]] | None:
         """(scan group, wanted texts) for a metric filtered on one column by text values."""
-        if len(metric.filter) != 1 or not self._has_table(SOURCES[metric.source].table):
+        if len(metric.filter) != 1 or not self._has_table(METRIC_SOURCES[metric.source].table):
             return None
         [(column, wanted)] = metric.filter.items()
         values = wanted if isinstance(wanted, list) else [wanted]
         if any(isinstance(v, int | float) and not isinstance(v, bool) for v in values):
             return None  # numbers compare as numbers (see _filter_condition)
-        source = SOURCES[metric.source]
+        source = METRIC_SOURCES[metric.source]
         value = _column_expr(source, metric.column) if metric.aggregation in _NUMERIC else "NULL"
         group = (metric.source, self._day_expr(metric), value, _column_expr(source, column))
         return group, sorted({_filter_text(v) for v in values})
@@ -686,7 +686,7 @@ class MetricReader:
         """One scan for the metrics of a group: rows per (day, key) are summed into each metric's
         partials inside DuckDB, on every day the source has rows."""
         source_name, day, value, key_expr = group
-        source = SOURCES[source_name]
+        source = METRIC_SOURCES[source_name]
         wanted = sorted({text for _, _, texts in members for text in texts})
         wanted_by = pl.DataFrame(
             [
@@ -710,7 +710,7 @@ class MetricReader:
                         min({value})::DOUBLE AS mn, max({value})::DOUBLE AS mx
                     FROM {source.table}
                     WHERE CAST({key_expr} AS VARCHAR) IN (SELECT unnest(?::VARCHAR[]))
-                        {_and_active(source)}{_bound(day, since)}
+                        {_and(source.row_filter)}{_bound(day, since)}
                     GROUP BY ALL
                 ), per_metric AS (
                     SELECT w.pkey, m.date,
@@ -720,7 +720,7 @@ class MetricReader:
                     GROUP BY ALL
                 ), days AS (
                     SELECT {day} AS date, count(*)::DOUBLE AS source_n FROM {source.table}
-                    WHERE TRUE{_and_active(source)}{_bound(day, since)}
+                    WHERE TRUE{_and(source.row_filter)}{_bound(day, since)}
                     GROUP BY ALL
                 )
                 SELECT k.pkey, d.date, coalesce(p.n, 0)::DOUBLE AS n, p.s, p.mn, p.mx, d.source_n
@@ -745,7 +745,7 @@ class MetricReader:
         """With `since`: per key, the aggregates of its latest day before `since` with rows and
         of its latest day with a value, so `last` values and staleness look back past it."""
         source_name, day, value, key_expr = group
-        source = SOURCES[source_name]
+        source = METRIC_SOURCES[source_name]
         empty = pl.DataFrame(
             schema={
                 "date": pl.Date,
@@ -762,7 +762,7 @@ class MetricReader:
         key_text = f"CAST({key_expr} AS VARCHAR)"
         before = (
             f"FROM {source.table} WHERE {key_text} IN (SELECT unnest(?::VARCHAR[])) "
-            f"AND {day} < DATE '{since.isoformat()}'{_and_active(source)}"
+            f"AND {day} < DATE '{since.isoformat()}'{_and(source.row_filter)}"
         )
         return pl.concat(
             [
@@ -805,7 +805,7 @@ class MetricReader:
     def _rows_sql(self, metric: Metric, with_value: bool) -> tuple[str, list[Any]]:
         """Source rows as (date, value, matches): `matches` is the metric's filter, kept as a flag
         so the same scan also counts the source's rows for the zero-versus-null rule."""
-        source = SOURCES[metric.source]
+        source = METRIC_SOURCES[metric.source]
         if not self._has_table(source.table):  # a source never loaded has no data: null, not 0
             return "SELECT NULL::DATE AS date, NULL AS value, FALSE AS matches WHERE FALSE", []
         value = _column_expr(source, metric.column) if with_value and metric.column else "NULL"
@@ -816,7 +816,7 @@ class MetricReader:
             )
             conditions.append(condition)
             params += values
-        where = _and_active(source).replace(" AND ", " WHERE ", 1)
+        where = f" WHERE {source.row_filter}" if source.row_filter else ""
         sql = (
             f"SELECT {self._day_expr(metric)} AS date, {value} AS value, "
             f"({' AND '.join(conditions)}) AS matches FROM {source.table}{where}"
@@ -825,7 +825,7 @@ class MetricReader:
 
     def _day_expr(self, metric: Metric) -> str:
         """The row's day: timestamps with a time zone are read in the config's time zone."""
-        source = SOURCES[metric.source]
+        source = METRIC_SOURCES[metric.source]
         table, time_column = source.table, metric.time_column_or_default
         local_day = source.local_day_column
         if time_column == source.time_column and local_day and self._column_type(table, local_day):
@@ -921,9 +921,9 @@ def _valued_as_of_end(metric: Metric) -> bool:
     )
 
 
-def _and_active(source) -> str:
-    """Archived CRM records count nowhere."""
-    return " AND NOT coalesce(archived, FALSE)" if "archived" in source.columns else ""
+def _and(condition: str | None) -> str:
+    """` AND <condition>`, or nothing when there is none (a source's `row_filter`)."""
+    return f" AND {condition}" if condition else ""
 
 
 def _windowed(days: pl.DataFrame, aggregation: str, trailing: int | None) -> pl.DataFrame:

@@ -104,6 +104,13 @@ STAGING_ANALYTICS_REPORT_LONG = Table(
 ANALYTICS_REPORT_VIEW = "staging.analytics_report"
 RESERVED_REPORT_COLUMNS = frozenset({"date", "quarter_start"})
 
+TABLES = (
+    RAW_ANALYTICS_EVENTS,
+    RAW_ANALYTICS_REPORT,
+    STAGING_ANALYTICS_EVENTS,
+    STAGING_ANALYTICS_REPORT_LONG,
+)
+
 METRIC_SOURCES = (
     SourceSpec(
         "analytics_events",

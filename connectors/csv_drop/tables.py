@@ -59,11 +59,15 @@ STAGING_CSV_OBSERVATIONS = Table(
     partition_column="quarter_start",
 )
 
-METRIC_SOURCE = SourceSpec(
-    "csv_observations",
-    "staging.csv_observations",
-    "date",
-    {"date": TIME, "metric_id": TEXT, "value": NUMERIC, "dimensions": TEXT},
-    open_prefixes=("dimensions.",),
-    bare_keys_of="dimensions",
+TABLES = (RAW_CSV_OBSERVATIONS, STAGING_CSV_OBSERVATIONS)
+
+METRIC_SOURCES = (
+    SourceSpec(
+        "csv_observations",
+        "staging.csv_observations",
+        "date",
+        {"date": TIME, "metric_id": TEXT, "value": NUMERIC, "dimensions": TEXT},
+        open_prefixes=("dimensions.",),
+        bare_keys_of="dimensions",
+    ),
 )

@@ -33,7 +33,7 @@ the visitor's local offset (`+00:00`, `-05:00`/`-04:00` New York, `+01:00`/`+02:
 an evening session in New York falls on the next UTC day. Every instant lies within the UTC days
 2024-07-01 .. 2026-11-20. The engaged user pool follows APP_TRENDS (its growth per quarter), and
 the website's conversion rate dips in August 2025 (a broken signup form) and after the pricing
-change of 2026-10-15. The CRM data of the demo comes from `connectors/crm_simulator.py`.
+change of 2026-10-15. The CRM data of the demo comes from `connectors/crm/simulator.py`.
 
 Usage: python examples/acme/generate.py [--out DIR] [--seed N]   (DIR: the data root)
 """

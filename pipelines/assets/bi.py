@@ -5,13 +5,13 @@ from pathlib import Path
 import dagster as dg
 import duckdb
 
+from bi.snapshot import publish_snapshot
 from pipelines.resources import (
     WAREHOUSE_POOL,
     BiOutputsResource,
     OkrConfigResource,
     WarehouseResource,
 )
-from transforms.publish import publish_snapshot
 
 OWNERS = ["team:analytics"]
 
@@ -69,7 +69,7 @@ def build_bi_assets(mart_keys: list[dg.AssetKey]) -> list[dg.AssetsDefinition]:
         context: dg.AssetExecutionContext, bi_outputs: BiOutputsResource
     ) -> dg.MaterializeResult:
         # Imported here: altair takes a quarter second, paid by every code-location load otherwise.
-        from transforms.report_page import write_scorecard_page
+        from bi.page import write_scorecard_page
 
         snapshot = Path(bi_outputs.snapshot_path)
         page = snapshot.with_name("scorecard.html")

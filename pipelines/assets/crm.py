@@ -3,9 +3,10 @@ object) and the current state of each object, typed, in `staging.crm_*`."""
 
 import dagster as dg
 
+from connectors.crm.staging import stage_crm
+from connectors.crm.tables import CRM_OBJECTS, RAW_CRM_TABLES, STAGING_CRM_TABLES
 from pipelines.metadata import definition_metadata, table_metadata
 from pipelines.resources import WAREHOUSE_POOL, CrmResource, WarehouseResource
-from transforms.staging_crm import CRM_OBJECTS, RAW_CRM_TABLES, STAGING_CRM_TABLES, stage_crm
 from warehouse.writes import replace_rows
 
 OWNERS = ["team:data-platform"]
@@ -29,7 +30,7 @@ def _spec(table, group: str, deps: list, kinds: set[str]) -> dg.AssetSpec:
     specs=[_spec(RAW_CRM_TABLES[o], "raw", [], {"duckdb", "api"}) for o in CRM_OBJECTS],
 )
 def raw_crm(context: dg.AssetExecutionContext, warehouse: WarehouseResource, crm: CrmResource):
-    from connectors.crm_api import sync_crm  # requests: only runs that sync pay its import
+    from connectors.crm.api import sync_crm  # requests: only runs that sync pay its import
 
     with warehouse.connect() as con, crm.client() as client:
         report = sync_crm(con, client)

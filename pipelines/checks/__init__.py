@@ -43,9 +43,9 @@ from collections.abc import Iterable, Sequence
 
 import dagster as dg
 
+from connectors.crm.tables import RAW_CRM_TABLES, STAGING_CRM_TABLES
 from connectors.registry import FILE_SOURCES
 from connectors.source import FileSource
-from pipelines.assets.marts import DIMENSIONS
 from pipelines.assets.staging import staged_tables
 from pipelines.checks.core import CheckInputs, QualityCheck, real_today
 from pipelines.checks.marts import kr_data_check, progress_checks
@@ -54,9 +54,7 @@ from pipelines.checks.tables import double_columns, finite_check, id_columns, ke
 from pipelines.resources import WAREHOUSE_POOL, OkrConfigResource, WarehouseResource
 from pipelines.settings import MAX_REJECT_RATE_ENV, SOURCE_MAX_AGE_ENV, ChecksSettings
 from transforms.config import OkrConfig
-from transforms.lint import MARTS_OKR_LINT
-from transforms.marts import OKR_MARTS
-from transforms.staging_crm import RAW_CRM_TABLES, STAGING_CRM_TABLES
+from transforms.marts import MART_TABLES
 from warehouse.tables import Table
 
 __all__ = [
@@ -72,11 +70,6 @@ __all__ = [
     "real_today",
 ]
 
-MART_TABLES = (
-    *OKR_MARTS.values(),
-    *(table for table, _ in DIMENSIONS.values()),
-    MARTS_OKR_LINT,
-)
 
 
 def checked_tables(

@@ -11,6 +11,7 @@ from zoneinfo import ZoneInfo
 
 import dagster as dg
 
+from connectors.crm.tables import RAW_CRM_TABLES, STAGING_CRM_TABLES
 from connectors.source import FileSource
 from connectors.tables import RAW_LOADED_FILES, RAW_REJECTED_ROWS
 from pipelines.checks.core import (
@@ -27,7 +28,6 @@ from pipelines.checks.core import (
     rejected_share,
 )
 from pipelines.settings import MAX_REJECT_RATE_ENV, SOURCE_MAX_AGE_ENV, ChecksSettings
-from transforms.staging_crm import RAW_CRM_TABLES, STAGING_CRM_TABLES
 from warehouse.sql import quote_ident
 from warehouse.tables import Table
 from warehouse.writes import table_exists

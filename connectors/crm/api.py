@@ -27,7 +27,7 @@ appears in an exception or a log record (it only travels in the Authorization he
   one transaction. A failure leaves the previous state and watermark; the rerun starts from
   there and, by the upsert rule, lands every record exactly once.
 - **Typed check**: properties are converted to their staging types
-  (`transforms.staging_crm.convert_properties`). A record that does not convert goes to
+  (`connectors.crm.properties.convert_properties`). A record that does not convert goes to
   `raw.rejected_rows` (source 'crm', source_ref the object, location '<object> <id>', the
   field, the reason, the record as JSON) and is not upserted; the rest of the page loads. A
   rejection already recorded for the same record version is not recorded again.
@@ -54,17 +54,15 @@ import requests
 from requests.adapters import HTTPAdapter
 from urllib3.util.retry import Retry
 
-from connectors.tables import RAW_REJECTED_ROWS
-from transforms.staging_crm import (
-    CRM_OBJECTS,
+from connectors.crm.properties import (
     CRM_PROPERTY_TYPES,
-    RAW_CRM_SYNC_STATE,
-    RAW_CRM_TABLES,
     ConversionError,
     convert_properties,
     parse_timestamp,
     to_epoch_ms,
 )
+from connectors.crm.tables import CRM_OBJECTS, RAW_CRM_SYNC_STATE, RAW_CRM_TABLES
+from connectors.tables import RAW_REJECTED_ROWS
 from warehouse.writes import transaction
 
 log = logging.getLogger(__name__)

@@ -29,7 +29,7 @@ connection with a TCP reset, no response), `malformed` (200 with a truncated JSO
 `bad_values` ({(object, id): {property: value}}: served instead of the stored values until
 removed).
 
-`python -m connectors.crm_simulator --port 8765` serves the demo data until interrupted.
+`python -m connectors.crm.simulator --port 8765` serves the demo data until interrupted.
 """
 
 from __future__ import annotations
@@ -50,7 +50,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, NamedTuple
 from urllib.parse import parse_qs, urlsplit
 
-from transforms.staging_crm import parse_timestamp
+from connectors.crm.properties import parse_timestamp
 
 DEFAULT_TOKEN = "okr-demo-token"
 DEFAULT_SEED = 20240701
