@@ -16,7 +16,7 @@ from transforms.config import KeyResult, Metric, MetricTarget, Objective, Settin
 ROOT = Path(__file__).resolve().parent.parent
 DOCS = sorted((ROOT / "docs").glob("*.md"))
 PAGES = [ROOT / "README.md", *DOCS]
-CODE_FOLDERS = ("pipelines", "connectors", "transforms")
+CODE_FOLDERS = ("pipelines", "warehouse", "connectors", "transforms", "bi")
 
 FENCE = re.compile(r"^(```|~~~).*?^\1[ \t]*$", re.MULTILINE | re.DOTALL)
 INLINE_CODE = re.compile(r"`[^`\n]*`")
