@@ -80,10 +80,9 @@ class KrTerms:
         default_factory=lambda: (pl.col("period_end") - pl.col("period_start")).dt.total_days() + 1
     )
     days_with_value: pl.Expr = field(
-        default_factory=lambda: pl.col("value")
-        .is_not_null()
-        .cum_sum()
-        .over(partition_by="kr_id", order_by="date")
+        default_factory=lambda: (
+            pl.col("value").is_not_null().cum_sum().over(partition_by="kr_id", order_by="date")
+        )
     )
 
     def running(self, expr: pl.Expr) -> pl.Expr:
@@ -104,8 +103,6 @@ class KrType:
     """+1 (increase) or -1 (decrease): the target must lie that way from the baseline."""
     maintained: bool = False
     """Progress is the share of days the rule held; achieved at the end at the success level."""
-    met: Callable[[KrTerms], pl.Expr] | None = None
-    """Maintained types: whether the day's value keeps the rule."""
     progress: Callable[[KrTerms], pl.Expr] = lambda t: pl.lit(None, pl.Float64)
     """Raw progress r on a day (before clamping), for a measurable KR."""
     expected: Callable[[KrTerms], pl.Expr] = lambda t: clamp01(t.day_number / t.window_days)
@@ -248,6 +245,8 @@ def _share_of_days_met(t: KrTerms, met: pl.Expr) -> pl.Expr:
 def _maintained(
     name: str, summary: str, met: Callable[[KrTerms], pl.Expr], takes_range: bool = False
 ) -> KrType:
+    """A type kept day by day: `met` says whether a day's value keeps the rule."""
+
     def rule(t: KrTerms) -> pl.Expr:
         return met(t).fill_null(False)
 
@@ -256,7 +255,6 @@ def _maintained(
         summary,
         takes_range=takes_range,
         maintained=True,
-        met=rule,
         progress=lambda t: _share_of_days_met(t, rule(t)),
         expected=lambda t: pl.lit(1.0),
         unmeasurable=(lambda t: []) if takes_range else _needs_target,
@@ -305,8 +303,10 @@ KR_TYPES: dict[str, KrType] = {
         _maintained(
             "within_range",
             "keeps the metric inside [low, high] every day",
-            lambda t: (t.value >= rounded(pl.col("range_low")))
-            & (t.value <= rounded(pl.col("range_high"))),
+            lambda t: (
+                (t.value >= rounded(pl.col("range_low")))
+                & (t.value <= rounded(pl.col("range_high")))
+            ),
             takes_range=True,
         ),
         KrType(

@@ -43,8 +43,7 @@ class SourceTable:
     file_kind: str | None = None
     """Which of the source's files feed this table, when it lands several (analytics)."""
     kind_of: Callable[[Path], str | None] | None = None
-    """A file source's `file_kind`: tells which files feed this table."""
-    from_files: bool = False
+    """A file source's `file_kind` (tells which files feed this table); None for the CRM."""
 
 
 def raw_sources(sources: Sequence[FileSource]) -> dict[str, SourceTable]:
@@ -57,7 +56,6 @@ def raw_sources(sources: Sequence[FileSource]) -> dict[str, SourceTable]:
                 raw.time_column,
                 raw.file_kind,
                 source.file_kind,
-                from_files=True,
             )
             for source in sources
             for raw in source.raw
@@ -288,7 +286,7 @@ def source_checks(
             {"max_age_days": max_age, "time_column": source.time_column},
         )
     ]
-    if source.from_files:
+    if source.kind_of is not None:  # a file source: files are loaded, rejected, quarantined
         rate = settings.max_reject_rate
         checks.append(
             QualityCheck(
