@@ -20,12 +20,13 @@ file into a reason or message is a short, escaped excerpt (`excerpt`, `sql_excer
 
 from __future__ import annotations
 
+import gzip
 import hashlib
 import os
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from pathlib import Path
 
 import duckdb
@@ -514,3 +515,42 @@ def date_range_reason(what: str, text: str) -> str:
         f"{what} || ' ''' || {sql_excerpt(text)} || ''' is outside the plausible range "
         f"{FIRST_DATE} .. {LAST_DATE}; correct the date at the source'"
     )
+
+
+# -- dates in a file, for the file sensor ---------------------------------------------------------
+
+PHYSICAL_LINES = (
+    "SELECT rtrim(ltrim(line, chr(65279)), chr(13)) AS text FROM read_csv($path, "
+    f"header = false, columns = {{'line': 'VARCHAR'}}, delim = '{NO_SPLIT}', quote = '', "
+    "escape = '', auto_detect = false, max_line_size = 67108864)"
+)
+"""The file's lines as text, one streaming DuckDB pass (gzip read as such); `$path` is bound."""
+
+
+def first_line(path: Path, skip_comments: bool = False) -> str | None:
+    """The first non-blank line of the file (with `skip_comments`, the first not starting with
+    `#`) among its first 1,000, read in Python; None when there is none."""
+    opener = gzip.open if path.name.lower().endswith(".gz") else open
+    with opener(path, "rt", encoding="utf-8-sig", errors="replace", newline="") as handle:
+        for _, line in zip(range(1000), handle, strict=False):
+            text = line.strip("\r\n")
+            if text.strip() and not (skip_comments and text.lstrip().startswith("#")):
+                return text
+    return None
+
+
+def column_date_range(path: Path, delim: str, index: int) -> tuple[date, date] | None:
+    """(first, last) day in the file's column `index` (YYYY-MM-DD or YYYYMMDD cells; `#` lines
+    skipped), or None when no cell is a day."""
+    cell = f"trim(list_extract({fields(delim)}, {index + 1}))"
+    day = (
+        r"CASE WHEN regexp_full_match(d, '\d{8}') THEN TRY_STRPTIME(d, '%Y%m%d')::DATE "
+        r"WHEN regexp_full_match(d, '\d{4}-\d{2}-\d{2}') THEN TRY_CAST(d AS DATE) END"
+    )
+    with duckdb.connect(config={"threads": 1}) as con:
+        [(low, high)] = con.execute(
+            f"SELECT min(day), max(day) FROM (SELECT {day} AS day FROM (SELECT {cell} AS d "
+            f"FROM ({PHYSICAL_LINES}) WHERE NOT starts_with(ltrim(text), '#')))",
+            {"path": str(path)},
+        ).fetchall()
+    return (low, high) if low is not None else None

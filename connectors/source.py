@@ -62,6 +62,9 @@ class FileSource:
     """(con, folder, strict=...) -> report: loads new or changed files into the raw tables."""
     file_kind: Callable[[Path], str | None]
     """The kind of a file in the folder the source reads, None for a file it ignores."""
+    file_dates: Callable[[Path, str, str], tuple[date, date] | None]
+    """(path, kind, time zone) -> the first and last day the file has data for, or None when
+    that cannot be told (the file sensor then refreshes the running quarter only)."""
     raw: tuple[RawTable, ...]
     staged: tuple[StagedTable, ...]
     asset_name: str | None = None

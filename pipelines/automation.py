@@ -31,8 +31,6 @@ see files outside Dagster.
 
 from __future__ import annotations
 
-import csv
-import gzip
 import json
 import time
 from collections.abc import Iterator, Sequence
@@ -44,8 +42,7 @@ from zoneinfo import ZoneInfo
 import dagster as dg
 import duckdb
 
-from connectors.analytics.extract import snake_case
-from connectors.files import NO_SPLIT, fields, sha256
+from connectors.files import sha256
 from connectors.registry import FILE_SOURCES
 from connectors.source import FileSource
 from pipelines.settings import Settings
@@ -181,6 +178,7 @@ class SourceFile:
     path: Path
     kind: str
     """'csv' (drop folder), 'events' or 'report' (analytics exports)."""
+    source: FileSource
 
 
 def source_files(
@@ -188,14 +186,14 @@ def source_files(
 ) -> Iterator[SourceFile]:
     """The files the raw assets load, in a stable order."""
     found = [
-        (path, kind)
+        (path, kind, source)
         for source in sources
         if (data_dir / source.folder).is_dir()
         for path in (data_dir / source.folder).rglob("*")
         if path.is_file() and (kind := source.file_kind(path))
     ]
-    for path, kind in sorted(found):
-        yield SourceFile(path.relative_to(data_dir).as_posix(), path, kind)
+    for path, kind, source in sorted(found, key=lambda item: item[0]):
+        yield SourceFile(path.relative_to(data_dir).as_posix(), path, kind, source)
 
 
 def _source_files_sensor(
@@ -301,64 +299,11 @@ def _read_cursor(cursor: str | None) -> dict[str, dict]:
 
 
 def file_dates(source: SourceFile, timezone: str) -> tuple[date, date] | None:
-    """(first, last) day the file has data for, from one streaming DuckDB pass: the `date` column
-    of a drop-folder CSV or report export, event timestamps as local days in `timezone`. None
-    when that cannot be told (no header, no date column, an unreadable or damaged file); the
-    sensor then refreshes the running quarter only."""
-    lines = (
-        "SELECT rtrim(ltrim(line, chr(65279)), chr(13)) AS text FROM read_csv($path, "
-        f"header = false, columns = {{'line': 'VARCHAR'}}, delim = '{NO_SPLIT}', quote = '', "
-        "escape = '', auto_detect = false, max_line_size = 67108864)"
-    )
+    """(first, last) day the file has data for, as its source reads them (`FileSource.file_dates`:
+    the date column of a CSV file or report export, event timestamps as local days in
+    `timezone`). None when that cannot be told (no header, no date column, an unreadable or
+    damaged file); the sensor then refreshes the running quarter only."""
     try:
-        with duckdb.connect(config={"threads": 1}) as con:
-            if source.kind == "events":
-                ts = "TRY_CAST(trim(json_extract_string(text, '$.timestamp')) AS TIMESTAMPTZ)"
-                [(low, high)] = con.execute(
-                    f"SELECT epoch(min(ts)), epoch(max(ts)) FROM (SELECT {ts} AS ts "
-                    f"FROM ({lines}) WHERE json_valid(text))",
-                    {"path": str(source.path)},
-                ).fetchall()
-                if low is None:
-                    return None
-                zone = ZoneInfo(timezone)
-                return (
-                    datetime.fromtimestamp(low, zone).date(),
-                    datetime.fromtimestamp(high, zone).date(),
-                )
-            header = _header(source)
-            if header is None:
-                return None
-            delim, index = header
-            cell = f"trim(list_extract({fields(delim)}, {index + 1}))"
-            day = (
-                r"CASE WHEN regexp_full_match(d, '\d{8}') THEN TRY_STRPTIME(d, '%Y%m%d')::DATE "
-                r"WHEN regexp_full_match(d, '\d{4}-\d{2}-\d{2}') THEN TRY_CAST(d AS DATE) END"
-            )
-            [(low, high)] = con.execute(
-                f"SELECT min(day), max(day) FROM (SELECT {day} AS day FROM (SELECT {cell} AS d "
-                f"FROM ({lines}) WHERE NOT starts_with(ltrim(text), '#')))",
-                {"path": str(source.path)},
-            ).fetchall()
+        return source.source.file_dates(source.path, source.kind, timezone)
     except (duckdb.Error, OSError, EOFError, UnicodeDecodeError):
         return None
-    return (low, high) if low is not None else None
-
-
-def _header(source: SourceFile) -> tuple[str, int] | None:
-    """(delimiter, index of the date column) from the file's header line, read in Python (the
-    first non-blank line; for reports, the first that is not a `#` comment)."""
-    opener = gzip.open if source.path.name.lower().endswith(".gz") else open
-    with opener(source.path, "rt", encoding="utf-8-sig", errors="replace", newline="") as handle:
-        for _, line in zip(range(1000), handle, strict=False):
-            text = line.strip("\r\n")
-            if not text.strip() or (source.kind == "report" and text.lstrip().startswith("#")):
-                continue
-            if source.kind == "csv":
-                delim = ";" if text.count(";") > text.count(",") else ","
-                names = [name.strip() for name in next(csv.reader([text], delimiter=delim))]
-            else:
-                delim = max((",", ";", "\t"), key=text.count)
-                names = [snake_case(name) for name in next(csv.reader([text], delimiter=delim))]
-            return (delim, names.index("date")) if "date" in names else None
-    return None

@@ -13,11 +13,11 @@ import duckdb
 import polars as pl
 import pytest
 
-from connectors.files import FileLoadReport
+from connectors.files import FileLoadReport, column_date_range
 from connectors.registry import FILE_SOURCES
 from connectors.source import FileSource, RawTable, StagedTable
 from connectors.tables import lineage_columns
-from pipelines.automation import SOURCE_FILES_JOB, source_files
+from pipelines.automation import SOURCE_FILES_JOB, file_dates, source_files
 from pipelines.build import build_definitions
 from pipelines.settings import Settings
 from warehouse.staging import RawInput
@@ -89,6 +89,7 @@ NOTES = FileSource(
     folder_description="notes folder",
     load=load_notes,
     file_kind=lambda path: "csv" if path.suffix == ".txt" else None,
+    file_dates=lambda path, kind, timezone: column_date_range(path, ",", 0),
     raw=(
         RawTable(
             table=RAW_NOTES,
@@ -163,9 +164,9 @@ def test_a_source_registered_by_its_descriptor_is_built_loaded_staged_and_checke
         "no_future_observations",
     }
     # the file sensor lists its files and its job starts from its raw table
-    assert [(f.rel, f.kind) for f in source_files(settings.data_dir, (NOTES,))] == [
-        ("notes/may.txt", "csv")
-    ]
+    [listed] = source_files(settings.data_dir, (NOTES,))
+    assert (listed.rel, listed.kind) == ("notes/may.txt", "csv")
+    assert file_dates(listed, "UTC") == (date(2025, 5, 1), date(2025, 5, 2))
     files_job = defs.resolve_job_def(SOURCE_FILES_JOB)
     assert raw in files_job.asset_layer.selected_asset_keys
 

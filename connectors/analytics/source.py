@@ -1,7 +1,14 @@
 """The descriptor of the analytics exports: what the pipeline builds its assets, checks and sensor
 from (see connectors.source)."""
 
-from connectors.analytics.extract import file_kind, load_analytics_exports
+import csv
+from datetime import date, datetime
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import duckdb
+
+from connectors.analytics.extract import file_kind, load_analytics_exports, snake_case
 from connectors.analytics.staging import (
     refresh_analytics_report_view,
     stage_analytics_events,
@@ -13,8 +20,33 @@ from connectors.analytics.tables import (
     STAGING_ANALYTICS_EVENTS,
     STAGING_ANALYTICS_REPORT_LONG,
 )
+from connectors.files import PHYSICAL_LINES, column_date_range, first_line
 from connectors.source import FileSource, RawTable, StagedTable
 from warehouse.staging import RawInput
+
+
+def file_dates(path: Path, kind: str, timezone: str) -> tuple[date, date] | None:
+    """Events: the range of their timestamps as local days in `timezone`; reports: the range of
+    their `date` column (header after the `#` preamble, delimiter `,` `;` or tab)."""
+    if kind == "events":
+        ts = "TRY_CAST(trim(json_extract_string(text, '$.timestamp')) AS TIMESTAMPTZ)"
+        with duckdb.connect(config={"threads": 1}) as con:
+            [(low, high)] = con.execute(
+                f"SELECT epoch(min(ts)), epoch(max(ts)) FROM (SELECT {ts} AS ts "
+                f"FROM ({PHYSICAL_LINES}) WHERE json_valid(text))",
+                {"path": str(path)},
+            ).fetchall()
+        if low is None:
+            return None
+        zone = ZoneInfo(timezone)
+        return datetime.fromtimestamp(low, zone).date(), datetime.fromtimestamp(high, zone).date()
+    header = first_line(path, skip_comments=True)
+    if header is None:
+        return None
+    delim = max((",", ";", "\t"), key=header.count)
+    names = [snake_case(name) for name in next(csv.reader([header], delimiter=delim))]
+    return column_date_range(path, delim, names.index("date")) if "date" in names else None
+
 
 SOURCE = FileSource(
     name="analytics",
@@ -22,6 +54,7 @@ SOURCE = FileSource(
     folder_description="analytics exports folder",
     load=load_analytics_exports,
     file_kind=file_kind,
+    file_dates=file_dates,
     asset_name="raw_analytics_exports",
     raw=(
         RawTable(
