@@ -29,11 +29,11 @@ SERIES_SCHEMA = {"date": pl.Date, "value": pl.Float64, "latest_date": pl.Date}
 PARTIALS_SCHEMA = {
     "pkey": pl.UInt32,
     "date": pl.Date,
-    "n": pl.Float64,
-    "s": pl.Float64,
-    "mn": pl.Float64,
-    "mx": pl.Float64,
-    "source_n": pl.Float64,
+    "matched_rows": pl.Float64,
+    "value_sum": pl.Float64,
+    "value_min": pl.Float64,
+    "value_max": pl.Float64,
+    "source_rows": pl.Float64,
 }
 WINDOW_DAYS_PER_SLICE = 1_000_000
 """Days of windows summed at once (a few tens of MB of rows)."""
@@ -346,7 +346,7 @@ class MetricReader:
                     "first": r.first,
                     "last": r.last,
                     "period_start": r.period_start,
-                    "lo": self._history_start(r),
+                    "read_from": self._history_start(r),
                 }
                 for r in requests
             ],
@@ -358,14 +358,14 @@ class MetricReader:
                 "first": pl.Date,
                 "last": pl.Date,
                 "period_start": pl.Date,
-                "lo": pl.Date,
+                "read_from": pl.Date,
             },
         )
         days = (
-            frame.with_columns(date=pl.date_ranges("lo", "last"))
+            frame.with_columns(date=pl.date_ranges("read_from", "last"))
             .explode("date")
             .join(self._long(frame["pkey"]), on=["pkey", "date"], how="left", maintain_order="left")
-            .with_columns(pl.col("n", "s", "source_n").fill_null(0))
+            .with_columns(pl.col("matched_rows", "value_sum", "source_rows").fill_null(0))
         )
         outputs = []
         for (aggregation, trailing), group in days.partition_by(
@@ -397,7 +397,7 @@ class MetricReader:
         ).unique("id")
         data_days = (
             self._long(keys["pkey"])
-            .filter(pl.col("n") > 0)
+            .filter(pl.col("matched_rows") > 0)
             .select("pkey", "date", latest_date=pl.col("date"))
             .sort("date")
         )
@@ -432,23 +432,29 @@ class MetricReader:
                     .join(self._long(part["pkey"]), on=["pkey", "date"], how="inner")
                     .group_by("_i")
                     .agg(  # summed in date order, whatever order the join left: the same bits
-                        pl.col("n", "s", "source_n").sort_by("date").sum(),
-                        pl.col("mn").min(),
-                        pl.col("mx").max(),
+                        pl.col("matched_rows", "value_sum", "source_rows").sort_by("date").sum(),
+                        pl.col("value_min").min(),
+                        pl.col("value_max").max(),
                     )
                     for part in slices
                 ]
             )
-        totals = totals.select("_i", "n", "s", "mn", "mx", "source_n")
+        totals = totals.select(
+            "_i", "matched_rows", "value_sum", "value_min", "value_max", "source_rows"
+        )
         frame = windows.join(totals, on="_i", how="left").with_columns(
-            pl.col("n", "source_n").fill_null(0)
+            pl.col("matched_rows", "source_rows").fill_null(0)
         )
         distinct = frame.filter(pl.col("aggregation") == "count_distinct")
         distinct_n = [pl.DataFrame(schema={"_i": pl.UInt32, "distinct_n": pl.Float64})]
         for (metric_id,), group in distinct.partition_by("metric_id", as_dict=True).items():
             distinct_n.append(self._window_distincts(metrics[metric_id], group))
         frame = frame.join(pl.concat(distinct_n), on="_i", how="left")
-        n, source_n, aggregation = pl.col("n"), pl.col("source_n"), pl.col("aggregation")
+        n, source_n, aggregation = (
+            pl.col("matched_rows"),
+            pl.col("source_rows"),
+            pl.col("aggregation"),
+        )
         value = (
             pl.when(n == 0)
             # zero when the source has rows in the window but none match, null when it has none
@@ -460,14 +466,14 @@ class MetricReader:
             .when(aggregation == "count_distinct")
             .then(pl.col("distinct_n").fill_null(0.0))
             .when(aggregation == "min")
-            .then(pl.col("mn"))
+            .then(pl.col("value_min"))
             .when(aggregation == "max")
-            .then(pl.col("mx"))
+            .then(pl.col("value_max"))
             .when(aggregation == "avg")
-            .then(pl.col("s") / n)
+            .then(pl.col("value_sum") / n)
             .when(aggregation == "count")
             .then(n)
-            .otherwise(pl.col("s"))
+            .otherwise(pl.col("value_sum"))
         )
         return frame.select("_i", value=value.cast(pl.Float64))
 
@@ -514,13 +520,13 @@ class MetricReader:
             _calendar(lo, last)
             .join(self._daily_partials(metric), on="date", how="left")
             .join(self._distinct_deltas(metric, lo, last), on="date", how="left")
-            .with_columns(pl.col("n", "source_n", "delta").fill_null(0))
+            .with_columns(pl.col("matched_rows", "source_rows", "delta").fill_null(0))
             .select(
                 pl.lit(request.id, pl.String).alias("id"),
                 "date",
-                value=pl.when(window("n") > 0)
+                value=pl.when(window("matched_rows") > 0)
                 .then(pl.col("delta").cum_sum())
-                .when(window("source_n") > 0)
+                .when(window("source_rows") > 0)
                 .then(0.0),
             )
             .filter(pl.col("date") >= first)
@@ -635,7 +641,8 @@ class MetricReader:
     # -- reading the warehouse ----------------------------------------------------------------
 
     def _daily_partials(self, metric: Metric) -> pl.DataFrame:
-        """Per day: matching rows `n`, their sum `s`, `mn`, `mx`, and all source rows `source_n`."""
+        """Per day: the rows the metric matches (`matched_rows`), their `value_sum`, `value_min` and
+        `value_max`, and all the source's rows (`source_rows`, for the zero-versus-null rule)."""
         key = _partial_key(metric)
         if key not in self._partials:
             self.prefetch([metric])
@@ -655,7 +662,9 @@ class MetricReader:
             pl.concat(
                 [pl.DataFrame(schema=PARTIALS_SCHEMA)]
                 + [
-                    frame.filter(pl.col("pkey").is_in(pl.Series(in_frame, dtype=pl.UInt32).implode()))
+                    frame.filter(
+                        pl.col("pkey").is_in(pl.Series(in_frame, dtype=pl.UInt32).implode())
+                    )
                     for frame, in_frame in scans.values()
                 ]
             )
@@ -706,24 +715,24 @@ class MetricReader:
                 f"""
                 WITH matched AS (
                     SELECT {day} AS date, CAST({key_expr} AS VARCHAR) AS key,
-                        count(*) AS rows, count({value}) AS vals, {_exact_sum(value)} AS s,
-                        min({value})::DOUBLE AS mn, max({value})::DOUBLE AS mx
+                        count(*) AS rows, count({value}) AS vals, {_exact_sum(value)} AS value_sum,
+                        min({value})::DOUBLE AS value_min, max({value})::DOUBLE AS value_max
                     FROM {source.table}
                     WHERE CAST({key_expr} AS VARCHAR) IN (SELECT unnest(?::VARCHAR[]))
                         {_and(source.row_filter)}{_bound(day, since)}
                     GROUP BY ALL
                 ), per_metric AS (
                     SELECT w.pkey, m.date,
-                        sum(CASE WHEN w.counts_rows THEN m.rows ELSE m.vals END)::DOUBLE AS n,
-                        sum(m.s ORDER BY m.key) AS s, min(m.mn) AS mn, max(m.mx) AS mx
+                        sum(CASE WHEN w.counts_rows THEN m.rows ELSE m.vals END)::DOUBLE AS matched_rows,
+                        sum(m.value_sum ORDER BY m.key) AS value_sum, min(m.value_min) AS value_min, max(m.value_max) AS value_max
                     FROM matched AS m JOIN _okr_wanted AS w USING (key)
                     GROUP BY ALL
                 ), days AS (
-                    SELECT {day} AS date, count(*)::DOUBLE AS source_n FROM {source.table}
+                    SELECT {day} AS date, count(*)::DOUBLE AS source_rows FROM {source.table}
                     WHERE TRUE{_and(source.row_filter)}{_bound(day, since)}
                     GROUP BY ALL
                 )
-                SELECT k.pkey, d.date, coalesce(p.n, 0)::DOUBLE AS n, p.s, p.mn, p.mx, d.source_n
+                SELECT k.pkey, d.date, coalesce(p.matched_rows, 0)::DOUBLE AS matched_rows, p.value_sum, p.value_min, p.value_max, d.source_rows
                 FROM (SELECT DISTINCT pkey FROM _okr_wanted) AS k CROSS JOIN days AS d
                 LEFT JOIN per_metric AS p ON p.pkey = k.pkey AND p.date = d.date""",
                 [wanted],
@@ -731,7 +740,7 @@ class MetricReader:
         finally:
             self.con.unregister("_okr_wanted")
         carried = _per_metric(self._carried_days(group, wanted, since), wanted_by).with_columns(
-            source_n=pl.lit(1.0)
+            source_rows=pl.lit(1.0)
         )
         partials = pl.concat(
             [partials.cast(PARTIALS_SCHEMA), carried.select(list(PARTIALS_SCHEMA))]  # type: ignore[arg-type]
@@ -752,9 +761,9 @@ class MetricReader:
                 "key": pl.String,
                 "rows": pl.Float64,
                 "vals": pl.Float64,
-                "s": pl.Float64,
-                "mn": pl.Float64,
-                "mx": pl.Float64,
+                "value_sum": pl.Float64,
+                "value_min": pl.Float64,
+                "value_max": pl.Float64,
             }
         )
         if since is None:
@@ -776,7 +785,7 @@ class MetricReader:
             )
             SELECT {day} AS date, {key_text} AS key,
                 count(*)::DOUBLE AS rows, count({value})::DOUBLE AS vals,
-                {_exact_sum(value)} AS s, min({value})::DOUBLE AS mn, max({value})::DOUBLE AS mx
+                {_exact_sum(value)} AS value_sum, min({value})::DOUBLE AS value_min, max({value})::DOUBLE AS value_max
             {before}
                 AND ({key_text}, {day}) IN (
                     SELECT (key, row_day) FROM last_days
@@ -794,11 +803,11 @@ class MetricReader:
         numeric = metric.aggregation in _NUMERIC
         sql = f"""
             SELECT ?::UINTEGER AS pkey, date,
-                {counted} FILTER (WHERE matches)::DOUBLE AS n,
-                {_exact_sum("value", "matches") if numeric else "NULL::DOUBLE"} AS s,
-                {"min(value) FILTER (WHERE matches)" if numeric else "NULL"}::DOUBLE AS mn,
-                {"max(value) FILTER (WHERE matches)" if numeric else "NULL"}::DOUBLE AS mx,
-                count(*)::DOUBLE AS source_n
+                {counted} FILTER (WHERE matches)::DOUBLE AS matched_rows,
+                {_exact_sum("value", "matches") if numeric else "NULL::DOUBLE"} AS value_sum,
+                {"min(value) FILTER (WHERE matches)" if numeric else "NULL"}::DOUBLE AS value_min,
+                {"max(value) FILTER (WHERE matches)" if numeric else "NULL"}::DOUBLE AS value_max,
+                count(*)::DOUBLE AS source_rows
             FROM ({rows}) GROUP BY date ORDER BY date"""
         return self._query(sql, [self._code(metric), *params]).cast(PARTIALS_SCHEMA)  # type: ignore[arg-type]
 
@@ -889,10 +898,15 @@ def _per_metric(matched: pl.DataFrame, wanted_by: pl.DataFrame) -> pl.DataFrame:
         matched.join(wanted_by, on="key")
         .group_by("pkey", "date")
         .agg(
-            n=pl.when(pl.col("counts_rows")).then(pl.col("rows")).otherwise(pl.col("vals")).sum(),
-            s=pl.col("s").sort_by("key").sum(),  # keys in one order, whatever the join's
-            mn=pl.col("mn").min(),
-            mx=pl.col("mx").max(),
+            matched_rows=pl.when(pl.col("counts_rows"))
+            .then(pl.col("rows"))
+            .otherwise(pl.col("vals"))
+            .sum(),
+            value_sum=pl.col("value_sum")
+            .sort_by("key")
+            .sum(),  # keys in one order, whatever the join's
+            value_min=pl.col("value_min").min(),
+            value_max=pl.col("value_max").max(),
         )
     )
 
@@ -928,23 +942,26 @@ def _and(condition: str | None) -> str:
 
 def _windowed(days: pl.DataFrame, aggregation: str, trailing: int | None) -> pl.DataFrame:
     """a(d) of requests of one aggregation and window from their days' partials (`id`, `date`,
-    `n`, `s`, `mn`, `mx`, `source_n`, `first`, `period_start`), days in order per id."""
+    `matched_rows`, `value_sum`, `value_min`, `value_max`, `source_rows`, `first`,
+    `period_start`), days in order per id."""
     if aggregation == "last":
-        daily_mean = pl.when(pl.col("n") > 0).then(pl.col("s") / pl.col("n"))
+        daily_mean = pl.when(pl.col("matched_rows") > 0).then(
+            pl.col("value_sum") / pl.col("matched_rows")
+        )
         values = days.select("id", "date", "first", value=daily_mean.forward_fill().over("id"))
         return values.filter(pl.col("date") >= pl.col("first")).drop("first")
     if trailing is None:
         days = days.filter(pl.col("date") >= pl.col("period_start"))
     else:  # counts add up exactly in any order; sums of decimals only in a fixed one
-        days = days.with_columns(_s=_trailing_sums(days, "s", trailing))
+        days = days.with_columns(_s=_trailing_sums(days, "value_sum", trailing))
 
     def window(column: str) -> pl.Expr:
         return _window_sums(trailing)(column).over("id")
 
-    n, source_n = window("n"), window("source_n")
-    s = window("s") if trailing is None else pl.col("_s")
+    n, source_n = window("matched_rows"), window("source_rows")
+    s = window("value_sum") if trailing is None else pl.col("_s")
     if aggregation in ("min", "max"):
-        extreme = pl.col("mn" if aggregation == "min" else "mx")
+        extreme = pl.col("value_min" if aggregation == "min" else "value_max")
         if trailing is None:
             extreme = extreme.cum_min() if aggregation == "min" else extreme.cum_max()
             extreme = extreme.forward_fill()
