@@ -21,19 +21,16 @@ from connectors.analytics.extract import load_analytics_exports
 from connectors.csv_drop.extract import load_csv_folder
 from pipelines import checks
 from pipelines.build import build_definitions
-from pipelines.checks import (
+from pipelines.checks import build_asset_checks, checked_tables, quality_checks
+from pipelines.checks.core import CheckInputs, real_today
+from pipelines.checks.tables import id_columns
+from pipelines.cli import backfill
+from pipelines.settings import (
     MAX_REJECT_RATE_ENV,
     SOURCE_MAX_AGE_ENV,
-    CheckInputs,
     ChecksSettings,
-    build_asset_checks,
-    checked_tables,
-    id_columns,
-    quality_checks,
-    real_today,
+    Settings,
 )
-from pipelines.cli import backfill
-from pipelines.settings import Settings
 from transforms.config import load_config
 from transforms.lint import MARTS_OKR_LINT
 

@@ -16,7 +16,8 @@ import pytest
 
 from connectors.analytics.extract import load_analytics_exports
 from connectors.csv_drop.extract import load_csv_folder
-from pipelines.checks import CheckInputs, quality_checks
+from pipelines.checks import quality_checks
+from pipelines.checks.core import CheckInputs
 from transforms.marts import OKR_MARTS
 from transforms.tables import MARTS_KEY_RESULT_ATTAINMENT, MARTS_KEY_RESULT_PROGRESS_DAILY
 from warehouse.tables import Table

@@ -96,7 +96,6 @@ Problem = Callable[[str, str], None]
 @dataclass(frozen=True)
 class KrType:
     name: str
-    summary: str
     takes_range: bool = False
     """within_range: `range: [low, high]` instead of `target`."""
     direction: int = 0
@@ -242,9 +241,7 @@ def _share_of_days_met(t: KrTerms, met: pl.Expr) -> pl.Expr:
     )
 
 
-def _maintained(
-    name: str, summary: str, met: Callable[[KrTerms], pl.Expr], takes_range: bool = False
-) -> KrType:
+def _maintained(name: str, met: Callable[[KrTerms], pl.Expr], takes_range: bool = False) -> KrType:
     """A type kept day by day: `met` says whether a day's value keeps the rule."""
 
     def rule(t: KrTerms) -> pl.Expr:
@@ -252,7 +249,6 @@ def _maintained(
 
     return KrType(
         name,
-        summary,
         takes_range=takes_range,
         maintained=True,
         progress=lambda t: _share_of_days_met(t, rule(t)),
@@ -278,31 +274,26 @@ KR_TYPES: dict[str, KrType] = {
     for kr_type in (
         KrType(
             "increase",
-            "moves the metric up from its baseline to the target",
             direction=+1,
             progress=_change_progress,
             unmeasurable=_change_unmeasurable(+1),
         ),
         KrType(
             "decrease",
-            "moves the metric down from its baseline to the target",
             direction=-1,
             progress=_change_progress,
             unmeasurable=_change_unmeasurable(-1),
         ),
         _maintained(
             "maintain_above",
-            "keeps the metric at or above the target every day",
             lambda t: t.value >= rounded(t.target),
         ),
         _maintained(
             "maintain_below",
-            "keeps the metric at or below the target every day",
             lambda t: t.value <= rounded(t.target),
         ),
         _maintained(
             "within_range",
-            "keeps the metric inside [low, high] every day",
             lambda t: (
                 (t.value >= rounded(pl.col("range_low")))
                 & (t.value <= rounded(pl.col("range_high")))
@@ -311,7 +302,6 @@ KR_TYPES: dict[str, KrType] = {
         ),
         KrType(
             "milestone",
-            "reaches the target once, by the end of the window",
             progress=_milestone_progress,
             expected=lambda t: pl.when(t.date >= t.period_end).then(1.0).otherwise(0.0),
             unmeasurable=_needs_target,

@@ -50,26 +50,12 @@ from pipelines.assets.staging import staged_tables
 from pipelines.checks.core import CheckInputs, QualityCheck, real_today
 from pipelines.checks.marts import kr_data_check, progress_checks
 from pipelines.checks.sources import future_check, future_columns, raw_sources, source_checks
-from pipelines.checks.tables import double_columns, finite_check, id_columns, key_checks
+from pipelines.checks.tables import double_columns, finite_check, key_checks
 from pipelines.resources import WAREHOUSE_POOL, OkrConfigResource, WarehouseResource
-from pipelines.settings import MAX_REJECT_RATE_ENV, SOURCE_MAX_AGE_ENV, ChecksSettings
+from pipelines.settings import ChecksSettings
 from transforms.config import OkrConfig
 from transforms.marts import MART_TABLES
 from warehouse.tables import Table
-
-__all__ = [
-    "MAX_REJECT_RATE_ENV",
-    "SOURCE_MAX_AGE_ENV",
-    "CheckInputs",
-    "ChecksSettings",
-    "QualityCheck",
-    "build_asset_checks",
-    "checked_tables",
-    "id_columns",
-    "quality_checks",
-    "real_today",
-]
-
 
 
 def checked_tables(
