@@ -1,6 +1,6 @@
 """The sources, in one place: every metric source (`SourceSpec`) a metric may name, every
-table the sources write, and the file sources' descriptors the pipeline builds its raw and
-staging assets, checks and file sensor from. The order (CSV, analytics, CRM) is the order of
+table the sources write, and the sources' descriptors the pipeline builds its raw and staging
+assets, checks and file sensor from. The order (CSV, analytics, CRM) is the order of
 `allowed:` messages, assets and checks."""
 
 from __future__ import annotations
@@ -9,8 +9,9 @@ import connectors.analytics.tables as analytics
 import connectors.crm.tables as crm
 import connectors.csv_drop.tables as csv_drop
 from connectors.analytics.source import SOURCE as ANALYTICS
+from connectors.crm.source import SOURCE as CRM
 from connectors.csv_drop.source import SOURCE as CSV_DROP
-from connectors.source import FileSource
+from connectors.source import ApiSource, FileSource, Source
 from connectors.spec import SourceSpec
 from connectors.tables import SHARED_TABLES
 from warehouse.tables import Table
@@ -24,7 +25,10 @@ METRIC_SOURCES: dict[str, SourceSpec] = {
 """The staging tables metrics can read (docs/sources.md), by the name metrics.yaml uses."""
 
 FILE_SOURCES: tuple[FileSource, ...] = (CSV_DROP, ANALYTICS)
-"""The file sources' descriptors (the CRM, an API source, is wired in pipelines/assets/crm.py)."""
+"""The sources read from folders of files under OKR_DATA_DIR."""
+API_SOURCES: tuple[ApiSource, ...] = (CRM,)
+"""The sources read from HTTP APIs (their assets exist when their base URL is set)."""
+SOURCES: tuple[Source, ...] = (*FILE_SOURCES, *API_SOURCES)
 
 
 def all_tables() -> tuple[Table, ...]:

@@ -1,17 +1,20 @@
-"""What the pipeline needs to know about a file source, in one descriptor per source: the folder
-it reads, how it loads it, the raw tables it lands and the staging tables built from them. The
-pipeline builds the raw and staging assets, their checks and the file sensor's selection from
-these descriptors (`connectors.registry.FILE_SOURCES`), so a new file source is one package with
-a descriptor plus one registry line."""
+"""What the pipeline needs to know about a source, in one descriptor per source: where it reads
+(a folder of files, or an API), how it loads, the raw tables it lands and the staging tables
+built from them. The pipeline builds the raw and staging assets, their checks and the file
+sensor's selection from these descriptors (`connectors.registry.SOURCES`), so a new source is one
+package with a descriptor plus one registry line."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
+from typing import Any, Protocol
 
 import duckdb
+import pyarrow as pa
 
 from connectors.files import FileLoadReport
 from warehouse.staging import RawInput
@@ -26,7 +29,7 @@ class RawTable:
 
     table: Table
     kinds: frozenset[str]
-    """Dagster kinds besides duckdb: the files' format (csv, json)."""
+    """Dagster kinds besides duckdb: the files' format (csv, json), or api."""
     description: str
     metric_source: str
     """The metric source (`source:` in metrics.yaml) whose freshness this table shows."""
@@ -69,3 +72,47 @@ class FileSource:
     staged: tuple[StagedTable, ...]
     asset_name: str | None = None
     """The raw step's name when it lands several tables (one multi-asset)."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class RefreshedTable:
+    """A staging table rebuilt whole from its raw table on every run: an API source's records
+    change after the fact, so per-quarter partitions would go stale."""
+
+    table: Table
+    raw: Table
+    build: Callable[[Connection], pa.Table]
+    """The table's rows, typed, from its raw table."""
+    future_column: str
+    """The column no row may have after the real date."""
+
+
+class SyncReport(Protocol):
+    """What an API source's sync reports: a line for the log and metadata per raw table."""
+
+    @property
+    def summary(self) -> str: ...
+
+    def metadata(self, table: Table) -> dict[str, Any]: ...
+
+
+@dataclass(frozen=True, kw_only=True)
+class ApiSource:
+    """A source read from an HTTP API, synced incrementally into its raw tables. Its assets exist
+    only when its base URL is set (`base_url_env`); the token is read at run time, so it never
+    shows in the UI, run config or logs."""
+
+    name: str
+    """The source family (`OKR_SOURCE_MAX_AGE_DAYS` names it)."""
+    description: str
+    base_url_env: str
+    token_env: str
+    client: Callable[[str, str, float], AbstractContextManager[Any]]
+    """(base URL, token, read timeout in seconds) -> a client, closed after the sync."""
+    sync: Callable[[Connection, Any], SyncReport]
+    """(con, client) -> report: upserts new and changed records into the raw tables."""
+    raw: tuple[RawTable, ...]
+    staged: tuple[RefreshedTable, ...]
+
+
+Source = FileSource | ApiSource

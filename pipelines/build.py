@@ -7,10 +7,10 @@ from collections.abc import Sequence
 
 import dagster as dg
 
-from connectors.registry import FILE_SOURCES
-from connectors.source import FileSource
+from connectors.registry import SOURCES
+from connectors.source import ApiSource, FileSource, Source
+from pipelines.assets.api import api_resource, api_staging_keys, build_api_assets
 from pipelines.assets.bi import build_bi_assets
-from pipelines.assets.crm import CRM_STAGING_KEYS, raw_crm, staging_crm
 from pipelines.assets.marts import build_mart_assets
 from pipelines.assets.raw import build_raw_assets
 from pipelines.assets.staging import build_staging_assets, staged_tables
@@ -19,7 +19,6 @@ from pipelines.checks import build_asset_checks
 from pipelines.partitions import quarterly_partitions
 from pipelines.resources import (
     BiOutputsResource,
-    CrmResource,
     OkrConfigResource,
     SourceFoldersResource,
     WarehouseResource,
@@ -30,12 +29,10 @@ from pipelines.settings import Settings
 warnings.filterwarnings("ignore", message="Parameter `backfill_policy`", category=dg.BetaWarning)
 
 
-def build_definitions(
-    settings: Settings, sources: Sequence[FileSource] = FILE_SOURCES
-) -> dg.Definitions:
+def build_definitions(settings: Settings, sources: Sequence[Source] = SOURCES) -> dg.Definitions:
     """Everything is built from `settings`, so tests point a whole graph at a temporary folder,
-    and from the file sources' descriptors (`connectors.registry`). The CRM assets exist only
-    when a CRM is configured (CRM_API_BASE_URL)."""
+    and from the sources' descriptors (`connectors.registry`). An API source's assets exist
+    only when its base URL is set (`settings.api_sources`, e.g. CRM_API_BASE_URL)."""
     okr_config = OkrConfigResource(config_dir=str(settings.config_dir), as_of=settings.as_of)
     config = okr_config.load()
     partitions = quarterly_partitions(config, okr_config.today(config), bool(settings.as_of))
@@ -52,30 +49,36 @@ def build_definitions(
         ),
         "bi_outputs": BiOutputsResource(snapshot_path=str(settings.bi_snapshot)),
     }
-    crm_assets: list[dg.AssetsDefinition] = []
-    if settings.crm_enabled:
-        crm_assets = [raw_crm, staging_crm]
-        resources["crm"] = CrmResource(
-            base_url=dg.EnvVar("CRM_API_BASE_URL"), token=dg.EnvVar("CRM_API_TOKEN")
-        )
+    sources = enabled_sources(settings, sources)
+    files = [source for source in sources if isinstance(source, FileSource)]
+    apis = [source for source in sources if isinstance(source, ApiSource)]
+    resources |= {source.name: api_resource(source) for source in apis}
     mart_assets = build_mart_assets(
-        partitions, config, CRM_STAGING_KEYS if crm_assets else [], staged_tables(sources)
+        partitions, config, api_staging_keys(apis), staged_tables(files)
     )
     schedules, sensors = build_automation(
-        partitions, settings, config.settings.fiscal_year_start_month, sources
+        partitions, settings, config.settings.fiscal_year_start_month, files
     )
     return dg.Definitions(
         assets=[
-            *build_raw_assets(sources),
-            *crm_assets,
-            *build_staging_assets(partitions, sources),
+            *build_raw_assets(files),
+            *build_api_assets(apis),
+            *build_staging_assets(partitions, files),
             *mart_assets,
             *build_bi_assets([key for a in mart_assets for key in a.keys]),
         ],
-        asset_checks=build_asset_checks(
-            config, crm_enabled=settings.crm_enabled, settings=settings.checks, sources=sources
-        ),
+        asset_checks=build_asset_checks(settings.checks, sources),
         schedules=schedules,
         sensors=sensors,
         resources=resources,
     )
+
+
+def enabled_sources(settings: Settings, sources: Sequence[Source] = SOURCES) -> list[Source]:
+    """The sources the graph reads: every file source (a missing folder is no files), and the
+    API sources that are configured."""
+    return [
+        source
+        for source in sources
+        if not isinstance(source, ApiSource) or source.name in settings.api_sources
+    ]

@@ -9,16 +9,12 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import date, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import dagster as dg
 import duckdb
 from pydantic import Field
 
 from transforms.config import OkrConfig, load_config
-
-if TYPE_CHECKING:
-    from connectors.crm.api import CrmClient
 
 WAREHOUSE_POOL = "duckdb_warehouse"
 """Every step that opens the warehouse runs in this pool. DuckDB lets one process hold a file
@@ -153,15 +149,10 @@ class BiOutputsResource(dg.ConfigurableResource):
     snapshot_path: str = Field(description="The published DuckDB file BI tools open.")
 
 
-class CrmResource(dg.ConfigurableResource):
-    """The CRM REST API (HubSpot v3 shape). Built from `EnvVar`s, so the token is resolved at run
-    time and never shows in the UI, the run config or the logs."""
+class ApiResource(dg.ConfigurableResource):
+    """An API source's endpoint (`connectors.source.ApiSource`). Built from `EnvVar`s, so the
+    token is resolved at run time and never shows in the UI, the run config or the logs."""
 
     base_url: str = Field(description="API root, e.g. https://api.hubapi.com (CRM_API_BASE_URL).")
     token: str = Field(description="Bearer token (CRM_API_TOKEN).")
     timeout_seconds: float = Field(30.0, description="Read timeout per request.")
-
-    def client(self) -> CrmClient:
-        from connectors.crm.api import CrmClient  # requests: only runs that sync pay its import
-
-        return CrmClient(self.base_url, self.token, timeout=(5.0, self.timeout_seconds))

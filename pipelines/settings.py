@@ -9,6 +9,8 @@ from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
 
+from connectors.registry import API_SOURCES, SOURCES
+
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 EXAMPLE_DIR = PROJECT_ROOT / "examples" / "acme"
 DEFAULT_DAGSTER_HOME = PROJECT_ROOT / "var" / "dagster_home"
@@ -20,7 +22,7 @@ EXAMPLE_AS_OF = "2026-11-20"
 """The last day of the shipped example data: the demo measures as of this day."""
 MAX_REJECT_RATE_ENV = "OKR_MAX_REJECT_RATE"
 SOURCE_MAX_AGE_ENV = "OKR_SOURCE_MAX_AGE_DAYS"
-SOURCE_FAMILIES = ("csv", "analytics", "crm")
+SOURCE_FAMILIES = tuple(source.name for source in SOURCES)
 
 
 @dataclass(frozen=True)
@@ -85,8 +87,9 @@ class Settings:
     as_of: str | None
     duckdb_memory_limit: str = "1GB"
     """DuckDB's buffer budget per step; with Python and Polars on top a run stays under 2 GB."""
-    crm_enabled: bool = False
-    """The CRM assets exist when CRM_API_BASE_URL is set; the token stays an EnvVar."""
+    api_sources: frozenset[str] = frozenset()
+    """The API sources whose assets exist: those whose base URL is set (CRM_API_BASE_URL for
+    the CRM); their tokens stay EnvVars."""
     warehouse_lock_timeout: float = 180.0
     """OKR_WAREHOUSE_LOCK_TIMEOUT: seconds a step waits for another process holding the
     warehouse file (a notebook, the duckdb CLI) before it fails naming it."""
@@ -131,7 +134,9 @@ class Settings:
             bi_snapshot=path("OKR_BI_SNAPSHOT", PROJECT_ROOT / "var" / "okr_bi.duckdb"),
             as_of=day("OKR_AS_OF"),
             duckdb_memory_limit=os.environ.get("OKR_DUCKDB_MEMORY_LIMIT") or "1GB",
-            crm_enabled=bool(os.environ.get("CRM_API_BASE_URL")),
+            api_sources=frozenset(
+                source.name for source in API_SOURCES if os.environ.get(source.base_url_env)
+            ),
             strict_files=flag("OKR_STRICT_FILES"),
             warehouse_lock_timeout=seconds("OKR_WAREHOUSE_LOCK_TIMEOUT", 180.0),
             checks=ChecksSettings.from_env(os.environ),

@@ -19,6 +19,7 @@ import pytest
 
 from connectors.analytics.extract import load_analytics_exports
 from connectors.csv_drop.extract import load_csv_folder
+from connectors.registry import FILE_SOURCES, SOURCES
 from pipelines import checks
 from pipelines.build import build_definitions
 from pipelines.checks import build_asset_checks, checked_tables, quality_checks
@@ -150,7 +151,7 @@ def evaluate(
     clock's)."""
     [check] = [
         c
-        for c in quality_checks(crm_enabled=False, settings=thresholds)
+        for c in quality_checks(thresholds, FILE_SOURCES)
         if c.asset_key.to_user_string() == asset and c.name == name
     ]
     config = load_config(settings.config_dir)
@@ -184,7 +185,7 @@ MARTS = {"marts/key_result_attainment", "marts/objective_attainment", "bi/okr_sn
 def test_every_check_runs_with_its_asset_and_passes_on_clean_data(built):
     settings, result = built
     ran = evaluations(result)
-    expected = {(c.asset_key.to_user_string(), c.name) for c in quality_checks(False)}
+    expected = {(c.asset_key.to_user_string(), c.name) for c in quality_checks(sources=FILE_SOURCES)}
     assert set(ran) == expected
     assert [key for key, e in ran.items() if not e.passed] == []
     assert ("staging/csv_observations", "no_future_observations") in ran
@@ -195,11 +196,11 @@ def test_every_table_asset_with_a_primary_key_gets_generic_checks(built, monkeyp
     settings, _ = built
     monkeypatch.setenv("CRM_API_BASE_URL", "http://127.0.0.1:9")  # the CRM assets and checks
     graph = build_definitions(
-        Settings(**{**settings.__dict__, "crm_enabled": True})
+        Settings(**{**settings.__dict__, "api_sources": frozenset({"crm"})})
     ).resolve_asset_graph()
     layers = {
         table.fqn: (layer, table)
-        for layer, tables in checked_tables(crm_enabled=True).items()
+        for layer, tables in checked_tables(SOURCES).items()
         for table in tables
     }
     checked = 0
@@ -229,8 +230,8 @@ def test_every_table_asset_with_a_primary_key_gets_generic_checks(built, monkeyp
 
 
 def test_crm_checks_exist_only_with_a_crm():
-    without = {c.asset_key.to_user_string() for c in quality_checks(crm_enabled=False)}
-    with_crm = {c.asset_key.to_user_string() for c in quality_checks(crm_enabled=True)}
+    without = {c.asset_key.to_user_string() for c in quality_checks(sources=FILE_SOURCES)}
+    with_crm = {c.asset_key.to_user_string() for c in quality_checks(sources=SOURCES)}
     assert not any("crm" in key for key in without)
     assert {"raw/crm_deals", "staging/crm_contacts"} <= with_crm
 
@@ -511,9 +512,8 @@ def test_thresholds_come_from_the_environment(monkeypatch, built):
     specs = {
         (spec.asset_key.to_user_string(), spec.name): spec
         for checks in build_asset_checks(
-            load_config(settings.config_dir),
-            crm_enabled=False,
-            settings=Settings.from_env().checks,  # the thresholds are read with every setting
+            Settings.from_env().checks,  # the thresholds are read with every setting
+            FILE_SOURCES,
         )
         for spec in checks.check_specs
     }

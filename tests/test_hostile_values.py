@@ -16,6 +16,7 @@ import pytest
 
 from connectors.analytics.extract import load_analytics_exports
 from connectors.csv_drop.extract import load_csv_folder
+from connectors.registry import FILE_SOURCES
 from pipelines.checks import quality_checks
 from pipelines.checks.core import CheckInputs
 from transforms.marts import OKR_MARTS
@@ -204,14 +205,14 @@ FINITE_MARTS = (
 def finite_check(table: Table):
     [check] = [
         c
-        for c in quality_checks(crm_enabled=False)
+        for c in quality_checks(sources=FILE_SOURCES)
         if c.name == "finite_values" and c.table.fqn == table.fqn
     ]
     return check
 
 
 def test_finite_values_is_a_blocking_error_on_the_marts_with_doubles():
-    names = {c.table.fqn for c in quality_checks(False) if c.name == "finite_values"}
+    names = {c.table.fqn for c in quality_checks(sources=FILE_SOURCES) if c.name == "finite_values"}
     assert {
         "marts.success_metric_summary",
         "marts.metric_daily",

@@ -1,24 +1,31 @@
-"""A new file source is one descriptor: a small source defined here (a folder of `date,value`
-text files) is handed to the pipeline next to the shipped ones, and the raw and staging assets,
-their checks, the file sensor's listing and its job come out of that descriptor alone."""
+"""A new source is one descriptor: small sources defined here (a folder of `date,value` text
+files, and an HTTP API of readings served on 127.0.0.1) are handed to the pipeline next to the
+shipped ones, and the raw and staging assets, their checks, the file sensor's listing and its
+job, and the API's endpoint resource come out of each descriptor alone."""
 
 from __future__ import annotations
 
+import json
 import textwrap
+import threading
+from collections.abc import Iterator
 from datetime import UTC, date, datetime
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import Any
 
 import dagster as dg
 import duckdb
 import polars as pl
 import pytest
+import requests
 
 from connectors.files import FileLoadReport, column_date_range
-from connectors.registry import FILE_SOURCES
-from connectors.source import FileSource, RawTable, StagedTable
+from connectors.registry import FILE_SOURCES, SOURCES
+from connectors.source import ApiSource, FileSource, RawTable, RefreshedTable, StagedTable
 from connectors.tables import lineage_columns
 from pipelines.automation import SOURCE_FILES_JOB, file_dates, source_files
-from pipelines.build import build_definitions
+from pipelines.build import build_definitions, enabled_sources
 from pipelines.settings import Settings
 from warehouse.staging import RawInput
 from warehouse.tables import Column, Table
@@ -194,4 +201,199 @@ def test_a_source_registered_by_its_descriptor_is_built_loaded_staged_and_checke
         assert con.execute("SELECT date, value FROM staging.notes ORDER BY date").fetchall() == [
             (date(2025, 5, 1), 3.0),
             (date(2025, 5, 2), 6.0),
+        ]
+
+
+# -- an API source ------------------------------------------------------------------------------
+
+RAW_READINGS = Table(
+    "raw",
+    "readings",
+    "Meter readings as the readings API returned them.",
+    (
+        Column("id", "VARCHAR", "Reading id.", nullable=False),
+        Column("day", "DATE", "Day of the reading."),
+        Column("value", "DOUBLE", "The reading."),
+        Column("updated_at", "TIMESTAMPTZ", "When the API last changed the reading."),
+        *lineage_columns(),
+    ),
+    primary_key=("id",),
+)
+STAGING_READINGS = Table(
+    "staging",
+    "readings",
+    "Meter readings, current state.",
+    (
+        Column("id", "VARCHAR", "Reading id.", nullable=False),
+        Column("day", "DATE", "Day of the reading."),
+        Column("value", "DOUBLE", "The reading."),
+    ),
+    primary_key=("id",),
+)
+TOKEN = "s3cret-readings-token"
+READINGS = [
+    {"id": "r1", "day": "2025-05-01", "value": 3, "updated_at": "2025-05-01T08:00:00+00:00"},
+    {"id": "r2", "day": "2025-06-29", "value": 4, "updated_at": "2025-06-29T08:00:00+00:00"},
+]
+
+
+class ReadingsHandler(BaseHTTPRequestHandler):
+    def do_GET(self) -> None:
+        authorized = self.headers.get("Authorization") == f"Bearer {TOKEN}"
+        body = json.dumps(READINGS if authorized else {"error": "unauthorized"}).encode()
+        self.send_response(200 if authorized else 401)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args: Any) -> None:
+        pass
+
+
+class ReadingsClient(requests.Session):
+    def __init__(self, base_url: str, token: str, read_timeout: float):
+        super().__init__()
+        self.base_url, self.read_timeout = base_url, read_timeout
+        self.headers["Authorization"] = f"Bearer {token}"
+
+    def readings(self) -> list[dict[str, Any]]:
+        response = self.get(f"{self.base_url}/readings", timeout=(5.0, self.read_timeout))
+        response.raise_for_status()
+        return response.json()
+
+
+class ReadingsReport:
+    def __init__(self, fetched: int):
+        self.fetched = fetched
+
+    @property
+    def summary(self) -> str:
+        return f"{self.fetched} readings"
+
+    def metadata(self, table: Table) -> dict[str, Any]:
+        return {"records_fetched": self.fetched}
+
+
+def sync_readings(con: duckdb.DuckDBPyConnection, client: ReadingsClient) -> ReadingsReport:
+    rows = client.readings()
+    url, now = f"{client.base_url}/readings", datetime.now(UTC)
+    frame = pl.DataFrame(
+        [
+            (
+                r["id"],
+                date.fromisoformat(r["day"]),
+                float(r["value"]),
+                datetime.fromisoformat(r["updated_at"]),
+                "readings",
+                url,
+                index,
+                f"sync@{now.isoformat()}",
+                now,
+            )
+            for index, r in enumerate(rows)
+        ],
+        schema=RAW_READINGS.polars_schema(),
+        orient="row",
+    )
+    ensure_tables(con, RAW_READINGS)
+    replace_rows(con, RAW_READINGS, frame, "TRUE")
+    return ReadingsReport(len(rows))
+
+
+READINGS_API = ApiSource(
+    name="readings",
+    description="the readings API",
+    base_url_env="READINGS_API_BASE_URL",
+    token_env="READINGS_API_TOKEN",
+    client=ReadingsClient,
+    sync=sync_readings,
+    raw=(
+        RawTable(
+            table=RAW_READINGS,
+            kinds=frozenset({"api"}),
+            description=RAW_READINGS.description,
+            metric_source="readings",
+            time_column="updated_at",
+        ),
+    ),
+    staged=(
+        RefreshedTable(
+            table=STAGING_READINGS,
+            raw=RAW_READINGS,
+            build=lambda con: con.sql(
+                f"SELECT id, day, value FROM {RAW_READINGS.fqn}"
+            ).to_arrow_table(),
+            future_column="day",
+        ),
+    ),
+)
+
+
+@pytest.fixture
+def readings_api() -> Iterator[str]:
+    server = ThreadingHTTPServer(("127.0.0.1", 0), ReadingsHandler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+    server.server_close()
+
+
+def test_an_api_source_registered_by_its_descriptor_is_synced_staged_and_checked(
+    settings, readings_api, monkeypatch
+):
+    sources = (*SOURCES, READINGS_API)
+    raw, staging = dg.AssetKey(["raw", "readings"]), dg.AssetKey(["staging", "readings"])
+    # Not configured: no assets (the shipped CRM is not configured either).
+    unconfigured = build_definitions(settings, sources=sources).resolve_asset_graph()
+    assert raw not in unconfigured.get_all_asset_keys()
+    assert not any(key.path[-1].startswith("crm_") for key in unconfigured.get_all_asset_keys())
+
+    monkeypatch.setenv("READINGS_API_BASE_URL", readings_api)
+    monkeypatch.setenv("READINGS_API_TOKEN", TOKEN)
+    configured = Settings(**{**settings.__dict__, "api_sources": frozenset({"readings"})})
+    assert [s.name for s in enabled_sources(configured, sources)] == [
+        "csv",
+        "analytics",
+        "readings",
+    ]
+    defs = build_definitions(configured, sources=sources)
+    graph = defs.resolve_asset_graph()
+    assert graph.get(staging).parent_keys == {raw}
+    assert set(graph.get(raw).kinds) == {"duckdb", "api"}
+    checks = {(key.asset_key, key.name) for key in graph.asset_check_keys}
+    assert {
+        (raw, "freshness"),
+        (raw, "unique_key"),
+        (staging, "unique_key"),
+        (staging, "no_future_observations"),
+    } <= checks
+    assert (raw, "reject_rate") not in checks  # an API has no files to reject
+
+    with dg.instance_for_test() as instance:
+        result = defs.resolve_implicit_global_asset_job_def().execute_in_process(
+            instance=instance,
+            partition_key="2025-04-01",
+            asset_selection=[raw, staging],
+            raise_on_error=False,
+        )
+        assert result.success
+        events = [str(event) for event in result.all_events]
+        passed = {
+            (e.asset_key.path[0], e.check_name): e.passed
+            for e in (
+                event.asset_check_evaluation_data
+                for event in result.all_events
+                if event.event_type_value == "ASSET_CHECK_EVALUATION"
+            )
+        }
+    assert passed[("staging", "no_future_observations")] and passed[("raw", "freshness")]
+    assert not any(TOKEN in text for text in events)  # the token never reaches events or logs
+    [materialized] = result.asset_materializations_for_node("raw_readings")
+    assert materialized.metadata["records_fetched"].value == 2
+    with duckdb.connect(str(settings.warehouse), read_only=True) as con:
+        assert con.execute("SELECT id, value FROM staging.readings ORDER BY id").fetchall() == [
+            ("r1", 3.0),
+            ("r2", 4.0),
         ]

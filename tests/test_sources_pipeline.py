@@ -96,7 +96,7 @@ def project(tmp_path: Path, monkeypatch) -> tuple[Settings, CrmSimulator]:
         warehouse=tmp_path / "warehouse.duckdb",
         bi_snapshot=tmp_path / "bi.duckdb",
         as_of="2025-06-30",
-        crm_enabled=True,
+        api_sources=frozenset({"crm"}),
     )
     yield settings, simulator
     simulator.stop()

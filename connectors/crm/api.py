@@ -61,15 +61,15 @@ from connectors.crm.properties import (
     parse_timestamp,
     to_epoch_ms,
 )
+from connectors.crm.source import BASE_URL_ENV, TOKEN_ENV
 from connectors.crm.tables import CRM_OBJECTS, RAW_CRM_SYNC_STATE, RAW_CRM_TABLES
 from connectors.tables import RAW_REJECTED_ROWS
+from warehouse.tables import Table
 from warehouse.writes import transaction
 
 log = logging.getLogger(__name__)
 
 SOURCE = "crm"
-TOKEN_ENV = "CRM_API_TOKEN"
-BASE_URL_ENV = "CRM_API_BASE_URL"
 MAX_PAGE_SIZE = 100
 SEARCH_CAP = 10_000
 RETRY_STATUSES = (429, 500, 502, 503, 504)
@@ -443,6 +443,24 @@ class CrmSyncReport:
     @property
     def watermarks(self) -> dict[str, datetime | None]:
         return {name: o.watermark for name, o in self.objects.items()}
+
+    @property
+    def summary(self) -> str:
+        return (
+            f"CRM sync: {self.pages_fetched} pages, {self.records_upserted} records upserted, "
+            f"{self.records_rejected} rejected"
+        )
+
+    def metadata(self, table: Table) -> dict[str, Any]:
+        """What the sync did to one raw table (`raw.crm_<object>`)."""
+        sync = next(o for name, o in self.objects.items() if RAW_CRM_TABLES[name].fqn == table.fqn)
+        return {
+            "sync_mode": sync.mode,
+            "pages_fetched": sync.pages_fetched,
+            "records_upserted": sync.records_upserted,
+            "records_rejected": sync.records_rejected,
+            "watermark": sync.watermark.isoformat() if sync.watermark else "",
+        }
 
 
 def sync_crm(

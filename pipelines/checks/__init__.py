@@ -43,44 +43,35 @@ from collections.abc import Iterable, Sequence
 
 import dagster as dg
 
-from connectors.crm.tables import RAW_CRM_TABLES, STAGING_CRM_TABLES
-from connectors.registry import FILE_SOURCES
-from connectors.source import FileSource
-from pipelines.assets.staging import staged_tables
+from connectors.registry import SOURCES
+from connectors.source import Source
 from pipelines.checks.core import CheckInputs, QualityCheck, real_today
 from pipelines.checks.marts import kr_data_check, progress_checks
 from pipelines.checks.sources import future_check, future_columns, raw_sources, source_checks
 from pipelines.checks.tables import double_columns, finite_check, key_checks
 from pipelines.resources import WAREHOUSE_POOL, OkrConfigResource, WarehouseResource
 from pipelines.settings import ChecksSettings
-from transforms.config import OkrConfig
 from transforms.marts import MART_TABLES
 from warehouse.tables import Table
 
 
-def checked_tables(
-    crm_enabled: bool, sources: Sequence[FileSource] = FILE_SOURCES
-) -> dict[str, tuple[Table, ...]]:
-    """Per layer, the tables that are assets of the graph (CRM ones only with a CRM)."""
-    crm_raw = tuple(RAW_CRM_TABLES.values()) if crm_enabled else ()
-    crm_staging = tuple(STAGING_CRM_TABLES.values()) if crm_enabled else ()
+def checked_tables(sources: Sequence[Source] = SOURCES) -> dict[str, tuple[Table, ...]]:
+    """Per layer, the tables that are assets of a graph reading `sources`."""
     return {
-        "raw": (*(raw.table for source in sources for raw in source.raw), *crm_raw),
-        "staging": (*(staged.table for staged in staged_tables(sources)), *crm_staging),
+        "raw": tuple(raw.table for source in sources for raw in source.raw),
+        "staging": tuple(staged.table for source in sources for staged in source.staged),
         "marts": MART_TABLES,
     }
 
 
 def quality_checks(
-    crm_enabled: bool,
-    settings: ChecksSettings | None = None,
-    sources: Sequence[FileSource] = FILE_SOURCES,
+    settings: ChecksSettings | None = None, sources: Sequence[Source] = SOURCES
 ) -> list[QualityCheck]:
-    """Every check of the graph, in a stable order."""
+    """Every check of a graph reading `sources`, in a stable order."""
     settings = settings or ChecksSettings()
     by_raw, future = raw_sources(sources), future_columns(sources)
     checks: list[QualityCheck] = []
-    for tables in checked_tables(crm_enabled, sources).values():
+    for tables in checked_tables(sources).values():
         for table in tables:
             # Blocking everywhere: bad raw or staging rows stop at their layer, bad marts are
             # not published (BI readers keep the last good snapshot).
@@ -94,15 +85,11 @@ def quality_checks(
 
 
 def build_asset_checks(
-    config: OkrConfig,
-    *,
-    crm_enabled: bool,
-    settings: ChecksSettings,
-    sources: Sequence[FileSource] = FILE_SOURCES,
+    settings: ChecksSettings, sources: Sequence[Source] = SOURCES
 ) -> list[dg.AssetChecksDefinition]:
     """One multi-asset check (one step) per checked asset."""
     by_asset: dict[dg.AssetKey, list[QualityCheck]] = {}
-    for item in quality_checks(crm_enabled, settings, sources):
+    for item in quality_checks(settings, sources):
         by_asset.setdefault(item.asset_key, []).append(item)
     return [_asset_checks(key, items) for key, items in by_asset.items()]
 

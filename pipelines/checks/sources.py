@@ -11,8 +11,7 @@ from zoneinfo import ZoneInfo
 
 import dagster as dg
 
-from connectors.crm.tables import RAW_CRM_TABLES, STAGING_CRM_TABLES
-from connectors.source import FileSource
+from connectors.source import FileSource, Source
 from connectors.tables import RAW_LOADED_FILES, RAW_REJECTED_ROWS
 from pipelines.checks.core import (
     ERROR,
@@ -43,38 +42,28 @@ class SourceTable:
     file_kind: str | None = None
     """Which of the source's files feed this table, when it lands several (analytics)."""
     kind_of: Callable[[Path], str | None] | None = None
-    """A file source's `file_kind` (tells which files feed this table); None for the CRM."""
+    """A file source's `file_kind` (tells which files feed this table); None for an API."""
 
 
-def raw_sources(sources: Sequence[FileSource]) -> dict[str, SourceTable]:
+def raw_sources(sources: Sequence[Source]) -> dict[str, SourceTable]:
     """Per raw source table, how its data is dated and what its source is called."""
     return {
-        **{
-            raw.table.fqn: SourceTable(
-                source.name,
-                raw.metric_source,
-                raw.time_column,
-                raw.file_kind,
-                source.file_kind,
-            )
-            for source in sources
-            for raw in source.raw
-        },
-        **{
-            table.fqn: SourceTable("crm", f"crm_{name}", "updated_at")
-            for name, table in RAW_CRM_TABLES.items()
-        },
+        raw.table.fqn: SourceTable(
+            source.name,
+            raw.metric_source,
+            raw.time_column,
+            raw.file_kind,
+            source.file_kind if isinstance(source, FileSource) else None,
+        )
+        for source in sources
+        for raw in source.raw
     }
 
 
-def future_columns(sources: Sequence[FileSource]) -> dict[str, str]:
+def future_columns(sources: Sequence[Source]) -> dict[str, str]:
     """Per staging table, the column that must not lie after the real date."""
     return {
-        **{
-            staged.table.fqn: staged.future_column for source in sources for staged in source.staged
-        },
-        # createdate, not closedate: an open deal's expected close date may well be in the future.
-        **{table.fqn: "createdate" for table in STAGING_CRM_TABLES.values()},
+        staged.table.fqn: staged.future_column for source in sources for staged in source.staged
     }
 
 
