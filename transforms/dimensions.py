@@ -8,6 +8,7 @@ import polars as pl
 
 from transforms.config import OkrConfig
 from transforms.tables import MARTS_DIM_KEY_RESULTS, MARTS_DIM_METRICS, MARTS_DIM_OBJECTIVES
+from transforms.units import d3_format, display_format
 
 
 def dim_metrics(config: OkrConfig) -> pl.DataFrame:
@@ -25,6 +26,8 @@ def dim_metrics(config: OkrConfig) -> pl.DataFrame:
             "numerator": m.numerator,
             "denominator": m.denominator,
             "unit": m.unit,
+            "display_format": display_format(m.unit),
+            "d3_format": d3_format(m.unit),
             "direction": m.direction,
             "kind": m.kind,
             "owner": m.owner,

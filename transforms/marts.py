@@ -1,4 +1,4 @@
-"""The seven OKR marts of a set of quarters, computed together: one reader serves them all, so
+"""The OKR marts of a set of quarters, computed together: one reader serves them all, so
 each metric's staging rows are scanned once per run."""
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ from transforms.kpi import (
 )
 from transforms.lint import MARTS_OKR_LINT
 from transforms.measure import MetricReader
+from transforms.okr import quarter_as_of
 from transforms.overview import MARTS_OKR_SCORECARD, okr_scorecard
 from transforms.tables import (
     MARTS_DIM_KEY_RESULTS,
@@ -28,6 +29,7 @@ from transforms.tables import (
     MARTS_KEY_RESULT_ATTAINMENT,
     MARTS_KEY_RESULT_PROGRESS_DAILY,
     MARTS_OBJECTIVE_ATTAINMENT,
+    MARTS_QUARTER_AS_OF,
     MARTS_TEAM_ATTAINMENT,
 )
 from warehouse.tables import Table
@@ -40,6 +42,7 @@ OKR_MARTS: dict[str, Table] = {
     "metric_daily": MARTS_METRIC_DAILY,
     "success_metric_summary": MARTS_SUCCESS_METRIC_SUMMARY,
     "okr_scorecard": MARTS_OKR_SCORECARD,
+    "quarter_as_of": MARTS_QUARTER_AS_OF,
 }
 MART_INPUTS: dict[str, tuple[str, ...]] = {
     "objective_attainment": ("key_result_attainment",),
@@ -72,6 +75,7 @@ def okr_mart_frames(
         **vars(results),
         "metric_daily": metric_daily(reader, config, quarters, today),
         "success_metric_summary": summary,
+        "quarter_as_of": quarter_as_of(quarters, today),
         "okr_scorecard": okr_scorecard(
             config, results.objective_attainment, results.key_result_attainment, summary
         ),

@@ -33,6 +33,10 @@ STATUSES = (
     "off_track",
 )
 
+DEFAULT_STALE_DAYS = 31
+"""Days without data after which a KR on a metric without freshness or trailing window reads
+as stale: a month with no data at all."""
+
 KR_PARAMETERS_SCHEMA = {
     "kr_id": pl.String,
     "kr_title": pl.String,
@@ -52,7 +56,14 @@ KR_PARAMETERS_SCHEMA = {
     "cumulative": pl.Boolean,
     "higher_is_better": pl.Boolean,
     "freshness_days": pl.Int64,
+    "stale_after_days": pl.Int64,
 }
+
+
+def stale_after_days(metric) -> int:
+    """Days without data after which a KR on `metric` is shown stale: its freshness, else its
+    trailing window's length (the window then holds no data at all), else DEFAULT_STALE_DAYS."""
+    return metric.freshness_days or metric.trailing_days or DEFAULT_STALE_DAYS
 
 
 def kr_parameters(config: OkrConfig, baselines: dict[str, float | None]) -> pl.DataFrame:
@@ -84,6 +95,7 @@ def kr_parameters(config: OkrConfig, baselines: dict[str, float | None]) -> pl.D
                 "cumulative": metric.is_cumulative,
                 "higher_is_better": metric.direction == "higher_is_better",
                 "freshness_days": metric.freshness_days,
+                "stale_after_days": stale_after_days(metric),
             }
         )
     return pl.DataFrame(rows, schema=KR_PARAMETERS_SCHEMA)
@@ -113,9 +125,12 @@ def key_result_daily(
         )
         .with_columns(progress=clamp01(pl.col("raw_progress")))
     )
+    value = pl.col("value")
+    best = pl.when(pl.col("higher_is_better")).then(value.cum_max()).otherwise(value.cum_min())
     return frame.with_columns(
         status=_kr_status(settings, terms),
         grade=grade(pl.col("progress")),
+        best_value=best.over("kr_id").forward_fill().over("kr_id"),
         note=pl.coalesce(
             "note",
             pl.when(pl.col("value").is_null() & (terms.days_with_value == 0)).then(
@@ -181,9 +196,19 @@ def quarters_frame(quarters: list[Quarter]) -> pl.DataFrame:
     )
 
 
+def quarter_as_of(quarters: list[Quarter], today: date) -> pl.DataFrame:
+    """`marts.quarter_as_of`: what each computed quarter is measured as of."""
+    return quarters_frame(quarters).with_columns(
+        as_of_date=pl.min_horizontal("quarter_end", pl.lit(today, pl.Date)),
+        run_today=pl.lit(today, pl.Date),
+        is_closed=pl.col("quarter_end") <= pl.lit(today, pl.Date),
+    )
+
+
 def _touching(frame: pl.DataFrame, quarters: list[Quarter], today: date) -> pl.DataFrame:
     """Cross `frame` (with period_start/period_end) with the quarters its period touches, as of
-    min(quarter end, period end, today)."""
+    min(quarter end, period end, today). Grades are final once the quarter has closed (its last
+    day is on or before today), provisional before."""
     return (
         frame.join(quarters_frame(quarters), how="cross")
         .filter(
@@ -191,8 +216,22 @@ def _touching(frame: pl.DataFrame, quarters: list[Quarter], today: date) -> pl.D
             & (pl.col("period_end") >= pl.col("quarter_start"))
         )
         .with_columns(
-            as_of_date=pl.min_horizontal("quarter_end", "period_end", pl.lit(today, pl.Date))
+            as_of_date=pl.min_horizontal("quarter_end", "period_end", pl.lit(today, pl.Date)),
+            grade_is_final=pl.col("quarter_end") <= pl.lit(today, pl.Date),
         )
+    )
+
+
+def _kr_display_status() -> pl.Expr:
+    """The status as shown: data older than stale_after_days makes a KR that would read on
+    track, at risk or off track `stale`, whether or not its metric sets a freshness. Final
+    statuses are kept."""
+    days_without_data = (pl.col("as_of_date") - pl.col("latest_date")).dt.total_days()
+    judged = pl.col("status").is_in(["on_track", "at_risk", "off_track"])
+    return (
+        pl.when(judged & (days_without_data > pl.col("stale_after_days")))
+        .then(pl.lit("stale"))
+        .otherwise(pl.col("status"))
     )
 
 
@@ -214,6 +253,7 @@ def key_result_attainment(
         "status",
         "grade",
         "note",
+        "best_value",
     )
     return (
         _touching(params, quarters, today)
@@ -225,6 +265,7 @@ def key_result_attainment(
             .then(pl.lit("the KR window has not started"))
             .otherwise("note"),
         )
+        .with_columns(display_status=_kr_display_status())
         .sort("quarter_start", "objective_id", "kr_id")
     )
 
@@ -290,11 +331,14 @@ def objective_attainment(
     rows = _touching(objectives, quarters, today)
     keys = ["objective_id", "quarter_start"]
     scored = pl.col("progress").is_not_null()
+    shown = "display_status" if "display_status" in kr_attainment.columns else "status"
     own = kr_attainment.group_by(keys).agg(
         own_weighted_sum=_sum((pl.col("progress") * pl.col("weight")).filter(scored)),
         own_weight=_sum(pl.col("weight").filter(scored)),
         own_expected_sum=_sum((pl.col("expected_progress") * pl.col("weight")).filter(scored)),
         kr_count=pl.len(),
+        scored_kr_count=scored.sum(),
+        scored_stale_count=(scored & (pl.col(shown) == "stale")).sum(),
         **{f"kr_{s}": (pl.col("status") == s).sum() for s in STATUSES},
     )
     own_weight = pl.col("own_weight")
@@ -331,8 +375,21 @@ def objective_attainment(
         )
         .otherwise(_gap_status(level * expected - value, settings))
     )
-    return rows.with_columns(status=status, grade=grade(value)).sort(
-        "quarter_start", "depth", "objective_id"
+    all_stale = (pl.col("scored_kr_count") > 0) & (
+        pl.col("scored_stale_count") == pl.col("scored_kr_count")
+    )
+    return (
+        rows.with_columns(status=status, grade=grade(value))
+        .with_columns(
+            # An objective measured only by stale data is not on track either.
+            display_status=pl.when(
+                all_stale & pl.col("status").is_in(["on_track", "at_risk", "off_track"])
+            )
+            .then(pl.lit("stale"))
+            .otherwise(pl.col("status"))
+        )
+        .drop("scored_kr_count", "scored_stale_count")
+        .sort("quarter_start", "depth", "objective_id")
     )
 
 

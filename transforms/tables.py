@@ -88,6 +88,33 @@ MARTS_KEY_RESULT_ATTAINMENT = Table(
         ),
         Column("data_through", "DATE", "Date of the metric's latest data on or before as_of_date."),
         Column("note", "VARCHAR", "Why progress is null or the KR has not started, when it is."),
+        Column(
+            "stale_after_days",
+            "BIGINT",
+            "Days without data after which the KR is shown stale: the metric's freshness, else "
+            "its trailing window's length, else 31.",
+            False,
+        ),
+        Column(
+            "display_status",
+            "VARCHAR",
+            "The status as shown on the page and in the CLI: status, except that a KR that would "
+            "read on_track, at_risk or off_track is stale once as_of_date - data_through exceeds "
+            "stale_after_days (even without a configured freshness).",
+        ),
+        Column(
+            "grade_is_final",
+            "BOOLEAN",
+            "True once the quarter has closed (its last day is on or before today); before, the "
+            "grade is provisional.",
+            False,
+        ),
+        Column(
+            "best_value",
+            "DOUBLE",
+            "Best measured value on any day from period_start to as_of_date, in the metric's "
+            "direction: how close a milestone came to its target.",
+        ),
     ),
     primary_key=("kr_id", "quarter_start"),
     partition_column="quarter_start",
@@ -161,6 +188,19 @@ MARTS_OBJECTIVE_ATTAINMENT = Table(
             Column(f"kr_{status}", "BIGINT", f"Key results with status {status}.", False)
             for status in KR_STATUSES
         ),
+        Column(
+            "display_status",
+            "VARCHAR",
+            "The status as shown: stale when it would read on_track, at_risk or off_track but "
+            "every KR with progress is shown stale (key_result_attainment.display_status).",
+            False,
+        ),
+        Column(
+            "grade_is_final",
+            "BOOLEAN",
+            "True once the quarter has closed; before, the grade is provisional.",
+            False,
+        ),
     ),
     primary_key=("objective_id", "quarter_start"),
     partition_column="quarter_start",
@@ -187,6 +227,34 @@ MARTS_TEAM_ATTAINMENT = Table(
     partition_column="quarter_start",
 )
 
+MARTS_QUARTER_AS_OF = Table(
+    "marts",
+    "quarter_as_of",
+    "One row per fiscal quarter the marts hold: the date its rows are measured as of. A run "
+    "replaces only the quarters it computes, so after a partial backfill quarters can be as of "
+    "different dates; this says which.",
+    (
+        *_quarter_columns(),
+        Column("quarter_end", "DATE", "Last day of the fiscal quarter.", False),
+        Column(
+            "as_of_date",
+            "DATE",
+            "min(quarter end, today) of the run that computed the quarter: no row of the quarter "
+            "reads data after it.",
+            False,
+        ),
+        Column("run_today", "DATE", "Today (OKR_AS_OF) of the run that computed it.", False),
+        Column(
+            "is_closed",
+            "BOOLEAN",
+            "True when the quarter had ended on or before that day: its grades are final.",
+            False,
+        ),
+    ),
+    primary_key=("quarter_start",),
+    partition_column="quarter_start",
+)
+
 MARTS_DIM_METRICS = Table(
     "marts",
     "dim_metrics",
@@ -209,6 +277,20 @@ MARTS_DIM_METRICS = Table(
         Column("numerator", "VARCHAR", "Numerator metric of a ratio."),
         Column("denominator", "VARCHAR", "Denominator metric of a ratio."),
         Column("unit", "VARCHAR", "Unit of the value."),
+        Column(
+            "display_format",
+            "VARCHAR",
+            "Excel-style number format for the unit (Evidence, spreadsheets): 0.0% for a ratio "
+            "(stored as a fraction), 0.0\"%\" for %, \"EUR \"#,##0 for a currency, else #,##0.",
+            False,
+        ),
+        Column(
+            "d3_format",
+            "VARCHAR",
+            "d3-format string for the unit (Superset): .1% for a ratio, .1f for % (add a % "
+            "suffix), else ,.0f.",
+            False,
+        ),
         Column("direction", "VARCHAR", "higher_is_better or lower_is_better.", False),
         Column("kind", "VARCHAR", "leading or lagging.", False),
         Column("owner", "VARCHAR", "Owner."),

@@ -118,7 +118,7 @@ def build_mart_assets(
         with warehouse.connect() as con:
             _check_history(con, config, quarters, staged_tables)
             frames = okr_mart_frames(con, config, quarters, today)
-            # All seven marts of these quarters change together or not at all.
+            # All the OKR marts of these quarters change together or not at all.
             replace_partitions(
                 con,
                 {table: frames[name] for name, table in OKR_MARTS.items()},
