@@ -95,6 +95,8 @@ def write_publication(con: duckdb.DuckDBPyConnection, n: int) -> None:
             "status": "on_track",
             "weight": float(n),
             "success_level": 1.0,
+            "stale_after_days": 31,
+            "grade_is_final": False,
         }
         for i, kr in enumerate(krs)
     ]

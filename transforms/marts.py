@@ -22,6 +22,7 @@ from transforms.lint import MARTS_OKR_LINT
 from transforms.measure import MetricReader
 from transforms.okr import quarter_as_of
 from transforms.overview import MARTS_OKR_SCORECARD, okr_scorecard
+from transforms.reported import MARTS_REPORTED_GRADES
 from transforms.tables import (
     MARTS_DIM_KEY_RESULTS,
     MARTS_DIM_METRICS,
@@ -48,11 +49,16 @@ MART_INPUTS: dict[str, tuple[str, ...]] = {
     "objective_attainment": ("key_result_attainment",),
     "team_attainment": ("objective_attainment",),
     "okr_scorecard": ("objective_attainment", "success_metric_summary"),
+    "reported_grades": ("key_result_attainment", "objective_attainment"),
 }
 """The marts each mart is computed from; a mart not named here reads the staging tables."""
 
+RECORD_MARTS: dict[str, Table] = {"reported_grades": MARTS_REPORTED_GRADES}
+"""Marts written once per key and never replaced (transforms.reported), from OKR_MARTS' frames."""
+
 MART_TABLES = (
     *OKR_MARTS.values(),
+    *RECORD_MARTS.values(),
     MARTS_DIM_METRICS,
     MARTS_DIM_OBJECTIVES,
     MARTS_DIM_KEY_RESULTS,

@@ -100,3 +100,37 @@ _ARROW_TYPES = {
     "TIMESTAMPTZ": pa.timestamp("us", tz="UTC"),
     "BOOLEAN": pa.bool_(),
 }
+
+
+@dataclass(frozen=True)
+class View:
+    """A view BI users query, defined once: its SQL, description and column comments (the
+    columns' types are what the SQL gives; they document it)."""
+
+    schema: str
+    name: str
+    description: str
+    columns: tuple[Column, ...]
+    sql: str
+    """The SELECT the view runs; it reads only tables of the published schemas."""
+    example: str = ""
+    """A query people run on it (shown in the data dictionary)."""
+
+    @property
+    def fqn(self) -> str:
+        return f"{self.schema}.{self.name}"
+
+    @property
+    def column_names(self) -> list[str]:
+        return [c.name for c in self.columns]
+
+    def create(self, con: duckdb.DuckDBPyConnection) -> None:
+        """Create or replace the view and apply its comments."""
+        con.execute(f"CREATE SCHEMA IF NOT EXISTS {self.schema}")
+        con.execute(f"CREATE OR REPLACE VIEW {self.fqn} AS {self.sql}")
+        con.execute(f"COMMENT ON VIEW {self.fqn} IS {quote_literal(self.description)}")
+        for c in self.columns:
+            con.execute(
+                f"COMMENT ON COLUMN {self.fqn}.{quote_ident(c.name)} IS "
+                f"{quote_literal(c.description)}"
+            )

@@ -90,15 +90,20 @@ def replace_partitions(
     con: duckdb.DuckDBPyConnection,
     frames: dict[Table, pl.DataFrame | pa.Table],
     partition_values: list[date],
+    keep_first: dict[Table, pl.DataFrame] | None = None,
 ) -> dict[str, int]:
     """Replace the same partitions of several tables in ONE transaction, so tables computed
     together (the OKR marts of a run) are never seen, or left, half from one run and half from
-    another. Returns rows inserted per table."""
+    another. `keep_first` tables are records written once: in the same transaction, only their
+    rows with a primary key not yet in the table are added. Returns rows inserted per table."""
     if not partition_values:
         return {table.fqn: 0 for table in frames}
     META_PARTITIONS.create(con)
     for table in frames:
         assert table.partition_column, f"{table.fqn} is not partitioned"
+        table.create(con)
+    for table in keep_first or {}:
+        assert table.primary_key, f"{table.fqn} has no key to keep the first rows by"
         table.create(con)
     placeholders = ", ".join("?" for _ in partition_values)
     inserted = {}
@@ -113,7 +118,19 @@ def replace_partitions(
             )
             inserted[table.fqn] = insert_frame(con, table, arrow)
             _record_partitions(con, table, partition_values, written)
+        for table, frame in (keep_first or {}).items():
+            inserted[table.fqn] = _insert_new_keys(con, table, frame)
     return inserted
+
+
+def _insert_new_keys(con: duckdb.DuckDBPyConnection, table: Table, frame: pl.DataFrame) -> int:
+    """Append the rows of `frame` whose primary key is not in `table` yet."""
+    if frame.is_empty():
+        return 0
+    keys = list(table.primary_key)
+    existing = con.sql(f"SELECT {', '.join(map(quote_ident, keys))} FROM {table.fqn}").pl()
+    new = frame.join(existing.cast(frame.select(keys).schema), on=keys, how="anti")
+    return insert_frame(con, table, new)
 
 
 def replace_partition_from_query(

@@ -1,6 +1,8 @@
 """Marts: what BI tools query. The four OKR marts come from one measurement pass per run, so
 they are one multi-asset; each is still its own asset with its own metadata."""
 
+from datetime import UTC, datetime
+
 import dagster as dg
 import polars as pl
 
@@ -13,14 +15,16 @@ from transforms.config import OkrConfig
 from transforms.dimensions import dim_key_results, dim_metrics, dim_objectives
 from transforms.history import lookback_quarters, unstaged_quarters
 from transforms.lint import MARTS_OKR_LINT, LintInputs, latest_data_dates, okr_lint
-from transforms.marts import MART_INPUTS, OKR_MARTS, okr_mart_frames
+from transforms.marts import MART_INPUTS, OKR_MARTS, RECORD_MARTS, okr_mart_frames
 from transforms.measure import MetricReader
+from transforms.reported import MARTS_REPORTED_GRADES, reported_grades
 from transforms.tables import (
     MARTS_DIM_KEY_RESULTS,
     MARTS_DIM_METRICS,
     MARTS_DIM_OBJECTIVES,
     MARTS_KEY_RESULT_ATTAINMENT,
 )
+from transforms.views import create_views
 from warehouse.tables import Table
 from warehouse.writes import replace_partitions, replace_rows
 
@@ -93,7 +97,7 @@ def build_mart_assets(
             if name in MART_INPUTS
             else staging,
         )
-        for name, table in OKR_MARTS.items()
+        for name, table in {**OKR_MARTS, **RECORD_MARTS}.items()
     ]
 
     @dg.multi_asset(
@@ -118,12 +122,20 @@ def build_mart_assets(
         with warehouse.connect() as con:
             _check_history(con, config, quarters, staged_tables)
             frames = okr_mart_frames(con, config, quarters, today)
-            # All the OKR marts of these quarters change together or not at all.
-            replace_partitions(
+            record = reported_grades(
+                frames["key_result_attainment"],
+                frames["objective_attainment"],
+                datetime.now(UTC),
+            )
+            # All the OKR marts of these quarters change together or not at all, and the
+            # grades of closed quarters are recorded in the same transaction.
+            recorded = replace_partitions(
                 con,
                 {table: frames[name] for name, table in OKR_MARTS.items()},
                 starts,
+                keep_first={MARTS_REPORTED_GRADES: record},
             )
+            create_views(con)
             for name, table in OKR_MARTS.items():
                 frame = frames[name]
                 metadata = table_metadata(con, table, where, starts)
@@ -133,6 +145,13 @@ def build_mart_assets(
                     asset_key=[table.schema, table.name],
                     metadata={**metadata, "as_of": today.isoformat()},
                 )
+            yield dg.MaterializeResult(
+                asset_key=[MARTS_REPORTED_GRADES.schema, MARTS_REPORTED_GRADES.name],
+                metadata={
+                    **table_metadata(con, MARTS_REPORTED_GRADES),
+                    "recorded_this_run": recorded[MARTS_REPORTED_GRADES.fqn],
+                },
+            )
         context.log.info(
             f"{', '.join(q.label for q in quarters)} as of {today}: "
             f"{frames['key_result_attainment'].height} KR rows"
