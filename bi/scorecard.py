@@ -1,5 +1,6 @@
 """The scorecard printed by `okr scorecard` and the demo: objectives with their KRs, progress
-against expected progress and status, read from the marts."""
+against expected progress, the status as shown (stale data reads stale) and the grade (marked
+provisional until the quarter closes), values in their metric's unit, read from the marts."""
 
 from __future__ import annotations
 
@@ -7,6 +8,16 @@ import duckdb
 import polars as pl
 
 from transforms.kr_types import KR_TYPES
+from transforms.units import format_value
+
+LEGEND = (
+    "grade*: provisional, the quarter is still running; grades are final once it closes.\n"
+    "committed / aspirational: an objective is achieved at the end when its score reaches 1.0 "
+    "(committed) or 0.7 (aspirational: 0.7 counts as achieved, and its KRs are on track against "
+    "0.7 of the expected progress).\n"
+    "stale: no data for longer than the metric's freshness (else its trailing window, else 31 "
+    "days); the value shown is the last one measured."
+)
 
 BAR = 20
 
@@ -21,10 +32,15 @@ def _bar(progress: float | None, expected: float | None) -> str:
     return "[" + "".join(cells) + "]"
 
 
-def _num(value: float | None, digits: int = 2) -> str:
-    if value is None:
+def _grade(grade: str | None, final: bool | None) -> str:
+    if grade is None:
         return "-"
-    return f"{value:,.{digits}f}" if abs(value) < 1e6 else f"{value:,.0f}"
+    return grade if final else f"{grade}*"
+
+
+def _status(row: dict) -> str:
+    """The status as shown (display_status; status in a warehouse that predates it)."""
+    return row.get("display_status") or row["status"]
 
 
 def _pct(value: float | None) -> str:
@@ -37,6 +53,7 @@ def scorecard_text(con: duckdb.DuckDBPyConnection, quarters: list[str] | None = 
         "SELECT * FROM marts.objective_attainment ORDER BY quarter_start, team, objective_id"
     ).pl()
     krs = con.sql("SELECT * FROM marts.key_result_attainment ORDER BY kr_id").pl()
+    units = _units(con)
     if quarters:
         objectives = objectives.filter(pl.col("quarter").is_in(quarters))
     lines: list[str] = []
@@ -50,27 +67,53 @@ def scorecard_text(con: duckdb.DuckDBPyConnection, quarters: list[str] | None = 
             expected = o["expected_progress"] if has_krs else o["rollup_expected_progress"]
             lines.append(
                 f"{o['title'][:46]:<46} {o['team']:<8} {_bar(score, expected)} "
-                f"{_pct(score)} exp {_pct(expected)}  {o['status']:<11}"
+                f"{_pct(score)} exp {_pct(expected)}  {_status(o):<11} "
+                f"{_grade(o['grade'], o.get('grade_is_final')):<8}{o['type']}"
                 + ("" if has_krs else "  (roll-up of child objectives)")
             )
-            lines += _kr_lines(quarter_krs.filter(pl.col("objective_id") == o["objective_id"]))
+            objective_krs = quarter_krs.filter(pl.col("objective_id") == o["objective_id"])
+            lines += _kr_lines(objective_krs, units)
         # KRs whose window runs past their objective's period (e.g. six months in a quarter).
         continuing = quarter_krs.filter(
             ~pl.col("objective_id").is_in(rows["objective_id"].implode())
         )
         if continuing.height:
             lines.append("Key results continuing past their objective's period")
-            lines += _kr_lines(continuing)
+            lines += _kr_lines(continuing, units)
+    if lines:
+        lines += ["", LEGEND]
     return "\n".join(lines).lstrip("\n")
 
 
-def _kr_lines(krs: pl.DataFrame) -> list[str]:
+def _units(con: duckdb.DuckDBPyConnection) -> dict[str, str | None]:
+    """Each metric's unit, from marts.dim_metrics (none before the dimensions are built)."""
+    [(exists,)] = con.execute(
+        "SELECT count(*) FROM duckdb_tables() WHERE schema_name = 'marts' "
+        "AND table_name = 'dim_metrics'"
+    ).fetchall()
+    if not exists:
+        return {}
+    return dict(con.execute("SELECT metric_id, unit FROM marts.dim_metrics").fetchall())
+
+
+def _kr_lines(krs: pl.DataFrame, units: dict[str, str | None]) -> list[str]:
     lines = []
     for k in krs.iter_rows(named=True):
-        target = KR_TYPES[k["kr_type"]].target_text(k, _num)
-        lines.append(
+        unit = units.get(k["metric_id"])
+
+        def number(value: float | None, unit: str | None = unit) -> str:
+            return format_value(value, unit, with_unit=False)
+
+        target = KR_TYPES[k["kr_type"]].target_text(k, number)
+        line = (
             f"  - {k['kr_title'][:42]:<42} {_bar(k['progress'], k['expected_progress'])} "
-            f"{_pct(k['progress'])} exp {_pct(k['expected_progress'])}  {k['status']:<11}"
-            f" {_num(k['current_value'])} / {target}"
+            f"{_pct(k['progress'])} exp {_pct(k['expected_progress'])}  {_status(k):<11} "
+            f"{_grade(k['grade'], k.get('grade_is_final')):<8}"
+            f"{format_value(k['current_value'], unit)} / {target}"
         )
+        if k["kr_type"] == "milestone" and k.get("best_value") is not None and k["progress"] != 1:
+            line += f" (best so far {number(k['best_value'])} of {target})"
+        if _status(k) == "stale" and k.get("data_through") is not None:
+            line += f" (data through {k['data_through']})"
+        lines.append(line)
     return lines

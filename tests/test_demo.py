@@ -206,13 +206,30 @@ def test_the_printed_scorecard_shows_every_quarter_and_the_measured_values(demo)
     for quarter in ("2024-Q4", "2025-Q1", "2025-Q4", "2026-Q3", "2026-Q4"):
         assert f"== {quarter}" in printed
     assert "(as of 2026-11-20)" in printed
+    lines = printed.splitlines()
+
+    def line_of(title: str, quarter: str = "2026-Q4") -> str:
+        start = lines.index(next(x for x in lines if x.startswith(f"== {quarter}")))
+        return next(x for x in lines[start:] if title in x)
+
     row = kr_row(warehouse, "major-clients-2026q4")
-    line = next(
-        x
-        for x in printed.splitlines()
-        if "Acquire 5 major new clients" in x and f"{row['current_value']:,.2f} / 5.00" in x
-    )
-    assert f"{row['progress'] * 100:4.0f}%" in line and row["status"] in line
+    line = line_of("Acquire 5 major new clients")
+    # a count in its unit, no decimals; the grade is provisional (*) in the running quarter
+    assert f"{row['current_value']:,.0f} clients / 5" in line
+    assert f"{row['progress'] * 100:4.0f}%" in line and row["display_status"] in line
+    assert f"{row['grade']}*" in line
+    # a rate stored as a fraction reads as a percentage
+    conversion = kr_row(warehouse, "web-conversion-2026q4")
+    assert f"{conversion['current_value'] * 100:.1f}% / 2.5%" in line_of("website conversion")
+    # a milestone says how close it came
+    milestone = kr_row(warehouse, "milestone-90k-users-2026q4")
+    assert f"best so far {milestone['best_value']:,.0f} of 90,000" in line_of("Pass 90,000")
+    # data that stopped a year ago reads stale, with the day it stopped
+    churn = line_of("Keep the churn of new customer accounts")
+    assert " stale " in churn and "data through 2025-11-02" in churn
+    # closed quarters' grades are final (no *), and the legend explains both
+    assert "*" not in line_of("Acquire 5 major new clients", "2026-Q3")
+    assert "grade*: provisional" in printed and "aspirational" in printed
 
 
 def test_the_example_has_a_realistic_mix_of_statuses(demo):

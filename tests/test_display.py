@@ -28,6 +28,7 @@ Q1 = quarter_from_label("2025-Q1")  # 2025-01-01 .. 2025-03-31
         (86146, "EUR", "EUR 86,146"),
         (12.345, "index", "12.3 index"),
         (3.456, None, "3.46"),
+        (5.0, "clients", "5 clients"),  # a whole number shows no decimals
         (None, "EUR", "—"),
         (float("nan"), "users", "—"),
     ],

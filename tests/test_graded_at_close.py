@@ -121,3 +121,20 @@ def test_the_first_views_bi_users_reach_for_are_published(tmp_path):
             ("kr-csat-h1", "2025-Q2", "CSAT", "stale"),
             ("kr-visits-q1", "2025-Q1", "Visits", "missed"),
         ]
+
+
+def test_a_warehouse_written_before_these_columns_existed_gains_them_and_keeps_its_rows(tmp_path):
+    settings = write_project(tmp_path)
+    instance = dg.DagsterInstance.ephemeral()
+    assert backfill(settings, "2025-Q1", "2025-Q1", instance).success
+    with duckdb.connect(str(settings.warehouse)) as con:  # as an earlier version left it
+        con.execute("ALTER TABLE marts.key_result_attainment DROP COLUMN best_value")
+        con.execute("ALTER TABLE marts.key_result_attainment DROP COLUMN display_status")
+        con.execute("DROP TABLE marts.quarter_as_of")
+    assert backfill(settings, "2025-Q2", "2025-Q2", instance).success
+    assert rows(
+        settings,
+        "SELECT quarter, count(*), count(best_value), count(display_status) "
+        "FROM marts.key_result_attainment GROUP BY ALL ORDER BY ALL",
+    ) == [("2025-Q1", 2, 0, 0), ("2025-Q2", 1, 1, 1)]  # Q1 kept, until it is recomputed
+    assert rows(settings, "SELECT quarter FROM marts.quarter_as_of") == [("2025-Q2",)]

@@ -9,9 +9,9 @@ shown is rounded.
 | a currency code (`EUR`, `USD`) | amount | EUR 1,234 | `"EUR "#,##0` | `,.0f` |
 | anything else (`users`, `deals`) or none | amount | 1,316 users | `#,##0` | `,.0f` |
 
-Amounts under 100 keep decimals (1 under 100, 2 under 10) so small averages and indices stay
-readable; larger ones are whole numbers, as a count is (a relative target of +20% on 1,096
-users is shown as 1,315 users, not 1,315.20)."""
+Whole numbers show no decimals (5 clients). Other amounts under 100 keep decimals (1 under
+100, 2 under 10) so small averages and indices stay readable; larger ones are whole numbers, as
+a count is (a relative target of +20% on 1,096 users is shown as 1,315 users, not 1,315.20)."""
 
 from __future__ import annotations
 
@@ -26,7 +26,7 @@ CURRENCY = re.compile(r"^[A-Z]{3}$")
 
 def _decimals(value: float) -> int:
     size = abs(value)
-    return 0 if size >= 100 else 1 if size >= 10 else 2
+    return 0 if size >= 100 or float(value).is_integer() else 1 if size >= 10 else 2
 
 
 def _amount(value: float) -> str:

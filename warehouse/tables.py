@@ -57,9 +57,21 @@ class Table:
         return statements
 
     def create(self, con: duckdb.DuckDBPyConnection) -> None:
-        """Create the schema and table if missing and (re)apply every comment."""
+        """Create the schema and table if missing, add the columns a warehouse written by an
+        earlier version lacks (null in its rows), and (re)apply every comment."""
         con.execute(f"CREATE SCHEMA IF NOT EXISTS {self.schema}")
         con.execute(self.ddl())
+        existing = {
+            name
+            for (name,) in con.execute(
+                "SELECT column_name FROM duckdb_columns() WHERE database_name = current_database()"
+                " AND schema_name = ? AND table_name = ?",
+                [self.schema, self.name],
+            ).fetchall()
+        }
+        for c in self.columns:
+            if c.name not in existing:
+                con.execute(f"ALTER TABLE {self.fqn} ADD COLUMN {quote_ident(c.name)} {c.type}")
         for statement in self.comment_statements():
             con.execute(statement)
 
