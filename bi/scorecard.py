@@ -109,11 +109,13 @@ def _kr_lines(krs: pl.DataFrame, units: dict[str, str | None]) -> list[str]:
             f"  - {k['kr_title'][:42]:<42} {_bar(k['progress'], k['expected_progress'])} "
             f"{_pct(k['progress'])} exp {_pct(k['expected_progress'])}  {_status(k):<11} "
             f"{_grade(k['grade'], k.get('grade_is_final')):<8}"
-            f"{format_value(k['current_value'], unit)} / {target}"
+            f"{format_value(k.get('display_value', k['current_value']), unit)} / {target}"
         )
         if k["kr_type"] == "milestone" and k.get("best_value") is not None and k["progress"] != 1:
             line += f" (best so far {number(k['best_value'])} of {target})"
         if _status(k) == "stale" and k.get("data_through") is not None:
             line += f" (data through {k['data_through']})"
+        elif (k.get("display_value_date") or k["as_of_date"]) < k["as_of_date"]:
+            line += f" (as of {k['display_value_date']}, the last day with data)"
         lines.append(line)
     return lines

@@ -227,6 +227,10 @@ def test_the_printed_scorecard_shows_every_quarter_and_the_measured_values(demo)
     # data that stopped a year ago reads stale, with the day it stopped
     churn = line_of("Keep the churn of new customer accounts")
     assert " stale " in churn and "data through 2025-11-02" in churn
+    # ... and its 365-day window is shown as of that day, not slid past the data to 0%
+    stopped = kr_row(warehouse, "new-customer-churn-2026")
+    assert stopped["display_value_date"] == date(2025, 11, 2) and stopped["display_value"] > 0
+    assert f"{stopped['display_value'] * 100:.1f}% / 12.0%" in churn
     # closed quarters' grades are final (no *), and the legend explains both
     assert "*" not in line_of("Acquire 5 major new clients", "2026-Q3")
     assert "grade*: provisional" in printed and "aspirational" in printed

@@ -164,3 +164,37 @@ def test_a_milestone_shows_how_close_it_came(tmp_path, direction, best):
     assert row["current_value"] == 75000
     assert row["best_value"] == best
     assert row["progress"] == 0
+
+
+def test_a_trailing_window_does_not_slide_past_the_last_day_with_data(tmp_path):
+    # 10 a day on Jan 1..20, a trailing 7-day sum: 70 as of Jan 20. As of Jan 24 the window
+    # [Jan 18, Jan 24] holds only 3 days (30): current_value follows the rules, but the value
+    # shown is 70, as of Jan 20. Not stale yet (4 days <= 7).
+    results = _results(
+        tmp_path,
+        [csv_metric("m", window="7d")],
+        [objective("o", [key_result("kr", "m", "maintain_above", target=50)])],
+        [(jan(i), "m", 10) for i in range(1, 21)],
+        jan(24),
+    )
+    row = _kr(results)
+    assert (row["current_value"], row["display_value"], row["display_value_date"]) == (
+        30,
+        70,
+        jan(20),
+    )
+    assert row["display_status"] == row["status"] != "stale"
+    # with data up to the as-of day, the shown value is the current one
+    fresh = _results(
+        tmp_path / "fresh",
+        [csv_metric("m", window="7d")],
+        [objective("o", [key_result("kr", "m", "maintain_above", target=50)])],
+        [(jan(i), "m", 10) for i in range(1, 25)],
+        jan(24),
+    )
+    row = _kr(fresh)
+    assert (row["current_value"], row["display_value"], row["display_value_date"]) == (
+        70,
+        70,
+        jan(24),
+    )

@@ -94,5 +94,28 @@ def compute_okr_results(
         .rename({"date": "as_of_date", "value": "current_value", "latest_date": "data_through"})
         .sort("quarter_start", "kr_id", "as_of_date")
     )
-    kr_rows = kr_rows.rename({"latest_date": "data_through"})
+    kr_rows = shown_values(reader, config, kr_rows).rename({"latest_date": "data_through"})
     return OkrResults(progress_daily, kr_rows, objective_rows, team_attainment(objective_rows))
+
+
+def shown_values(reader: MetricReader, config: OkrConfig, kr_rows: pl.DataFrame) -> pl.DataFrame:
+    """`display_value` and `display_value_date`: the value people are shown, and the day it is
+    measured at. A trailing window must not silently slide past the last day with data (a
+    30-day count would fall day after day and read as a decline), so where the as-of date is
+    past the metric's latest data, a trailing metric is shown as of that day; otherwise, and
+    for every other metric, it is current_value as of as_of_date."""
+    trailing = [m.id for m in config.metrics.values() if m.trailing_days]
+    slid = pl.col("metric_id").is_in(trailing) & (pl.col("latest_date") < pl.col("as_of_date"))
+    rows = kr_rows.with_row_index("_row")
+    windows = rows.filter(slid).select(
+        "_row", "metric_id", start=pl.col("latest_date"), end=pl.col("latest_date")
+    )
+    earlier = reader.values_many(windows).select("_row", earlier_value="value")
+    return (
+        rows.join(earlier, on="_row", how="left", maintain_order="left")
+        .with_columns(
+            display_value=pl.when(slid).then("earlier_value").otherwise("current_value"),
+            display_value_date=pl.when(slid).then("latest_date").otherwise("as_of_date"),
+        )
+        .drop("_row", "earlier_value")
+    )

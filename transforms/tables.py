@@ -115,6 +115,14 @@ MARTS_KEY_RESULT_ATTAINMENT = Table(
             "Best measured value on any day from period_start to as_of_date, in the metric's "
             "direction: how close a milestone came to its target.",
         ),
+        Column(
+            "display_value",
+            "DOUBLE",
+            "The value shown: current_value, except for a trailing-window metric whose latest "
+            "data is older than as_of_date, shown as of data_through (the window does not "
+            "slide past the data).",
+        ),
+        Column("display_value_date", "DATE", "The day display_value is measured at."),
     ),
     primary_key=("kr_id", "quarter_start"),
     partition_column="quarter_start",
