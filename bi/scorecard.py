@@ -109,7 +109,13 @@ def _kr_lines(krs: pl.DataFrame, units: dict[str, str | None]) -> list[str]:
             f"  - {k['kr_title'][:42]:<42} {_bar(k['progress'], k['expected_progress'])} "
             f"{_pct(k['progress'])} exp {_pct(k['expected_progress'])}  {_status(k):<11} "
             f"{_grade(k['grade'], k.get('grade_is_final')):<8}"
-            f"{format_value(k.get('display_value', k['current_value']), unit)} / {target}"
+            f"{format_value(k.get('display_value', k['current_value']), unit)}"
+            + (
+                f" (n = {format_value(k['denominator_value'], None)})"
+                if k.get("denominator_value") is not None
+                else ""
+            )
+            + f" / {target}"
         )
         if k["kr_type"] == "milestone" and k.get("best_value") is not None and k["progress"] != 1:
             line += f" (best so far {number(k['best_value'])} of {target})"

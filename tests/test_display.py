@@ -128,7 +128,9 @@ def test_an_objective_with_one_fresh_kr_is_not_shown_stale(tmp_path):
     assert results.objective_attainment["display_status"].to_list() != ["stale"]
 
 
-@pytest.mark.parametrize(("today", "final"), [(date(2025, 3, 30), False), (date(2025, 3, 31), True)])
+@pytest.mark.parametrize(
+    ("today", "final"), [(date(2025, 3, 30), False), (date(2025, 3, 31), True)]
+)
 def test_grades_are_provisional_until_the_quarter_closes(tmp_path, today, final):
     results = _results(
         tmp_path,
@@ -198,3 +200,35 @@ def test_a_trailing_window_does_not_slide_past_the_last_day_with_data(tmp_path):
         70,
         jan(24),
     )
+
+
+def test_a_ratio_kr_shows_its_denominator(tmp_path):
+    # won / closed deals over the KR window: Jan 1 one of one, Jan 2 none of one, Jan 3 one of
+    # two: as of Jan 3, 2 of 4 = 0.5 over a denominator of 4 deals
+    results = _results(
+        tmp_path,
+        [
+            csv_metric("won"),
+            csv_metric("closed"),
+            {
+                "id": "win_rate",
+                "name": "Win rate",
+                "aggregation": "ratio",
+                "numerator": "won",
+                "denominator": "closed",
+                "unit": "ratio",
+            },
+        ],
+        [objective("o", [key_result("kr", "win_rate", "maintain_above", target=0.4)])],
+        [
+            (jan(1), "won", 1),
+            (jan(1), "closed", 1),
+            (jan(2), "won", 0),
+            (jan(2), "closed", 1),
+            (jan(3), "won", 1),
+            (jan(3), "closed", 2),
+        ],
+        jan(3),
+    )
+    row = _kr(results)
+    assert (row["current_value"], row["denominator_value"]) == (0.5, 4)

@@ -94,7 +94,9 @@ def compute_okr_results(
         .rename({"date": "as_of_date", "value": "current_value", "latest_date": "data_through"})
         .sort("quarter_start", "kr_id", "as_of_date")
     )
-    kr_rows = shown_values(reader, config, kr_rows).rename({"latest_date": "data_through"})
+    kr_rows = ratio_denominators(reader, config, shown_values(reader, config, kr_rows)).rename(
+        {"latest_date": "data_through"}
+    )
     return OkrResults(progress_daily, kr_rows, objective_rows, team_attainment(objective_rows))
 
 
@@ -118,4 +120,35 @@ def shown_values(reader: MetricReader, config: OkrConfig, kr_rows: pl.DataFrame)
             display_value_date=pl.when(slid).then("latest_date").otherwise("as_of_date"),
         )
         .drop("_row", "earlier_value")
+    )
+
+
+def ratio_denominators(
+    reader: MetricReader, config: OkrConfig, kr_rows: pl.DataFrame
+) -> pl.DataFrame:
+    """`denominator_value`: for a KR on a ratio, its denominator over the same window as the
+    value shown (display_value_date), so a reader can tell 2 of 2 deals from 200 of 200."""
+    ratios = {m.id: m for m in config.metrics.values() if m.aggregation == "ratio"}
+    parts = {
+        ratio_id: config.metrics[ratio.denominator].model_copy(
+            update={"id": f"{ratio_id}.denominator", "window": ratio.window}
+        )
+        for ratio_id, ratio in ratios.items()
+    }
+    rows = kr_rows.with_row_index("_row")
+    windows = rows.filter(pl.col("metric_id").is_in(list(ratios))).select(
+        "_row",
+        metric_id=pl.col("metric_id") + ".denominator",
+        start=pl.col("period_start"),
+        end=pl.col("display_value_date"),
+    )
+    denominators = reader.values_many(windows, {p.id: p for p in parts.values()})
+    return (
+        rows.join(
+            denominators.select("_row", denominator_value="value"),
+            on="_row",
+            how="left",
+            maintain_order="left",
+        )
+        .drop("_row")
     )

@@ -123,6 +123,12 @@ MARTS_KEY_RESULT_ATTAINMENT = Table(
             "slide past the data).",
         ),
         Column("display_value_date", "DATE", "The day display_value is measured at."),
+        Column(
+            "denominator_value",
+            "DOUBLE",
+            "For a KR on a ratio metric: the denominator over the same window as display_value "
+            "(how many deals, visits, ... the ratio is of); null otherwise.",
+        ),
     ),
     primary_key=("kr_id", "quarter_start"),
     partition_column="quarter_start",
