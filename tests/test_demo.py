@@ -218,9 +218,12 @@ def test_the_printed_scorecard_shows_every_quarter_and_the_measured_values(demo)
     assert f"{row['current_value']:,.0f} clients / 5" in line
     assert f"{row['progress'] * 100:4.0f}%" in line and row["display_status"] in line
     assert f"{row['grade']}*" in line
-    # a rate stored as a fraction reads as a percentage
+    # a rate stored as a fraction reads as a percentage, with its denominator beside it
     conversion = kr_row(warehouse, "web-conversion-2026q4")
-    assert f"{conversion['current_value'] * 100:.1f}% / 2.5%" in line_of("website conversion")
+    assert (
+        f"{conversion['current_value'] * 100:.1f}% (n = {conversion['denominator_value']:,.0f})"
+        " / 2.5%"
+    ) in line_of("website conversion")
     # a milestone says how close it came
     milestone = kr_row(warehouse, "milestone-90k-users-2026q4")
     assert f"best so far {milestone['best_value']:,.0f} of 90,000" in line_of("Pass 90,000")
@@ -230,7 +233,7 @@ def test_the_printed_scorecard_shows_every_quarter_and_the_measured_values(demo)
     # ... and its 365-day window is shown as of that day, not slid past the data to 0%
     stopped = kr_row(warehouse, "new-customer-churn-2026")
     assert stopped["display_value_date"] == date(2025, 11, 2) and stopped["display_value"] > 0
-    assert f"{stopped['display_value'] * 100:.1f}% / 12.0%" in churn
+    assert f"{stopped['display_value'] * 100:.1f}% (n = " in churn and "/ 12.0%" in churn
     # closed quarters' grades are final (no *), and the legend explains both
     assert "*" not in line_of("Acquire 5 major new clients", "2026-Q3")
     assert "grade*: provisional" in printed and "aspirational" in printed
