@@ -402,6 +402,7 @@ def test_the_page_is_self_contained_and_escapes_the_data(warehouse, tmp_path):
         '<section class="quarter active" id="q-2025-Q1" data-quarter="2025-Q1" data-default>'
         in page
     )
+    assert '<section class="quarter" id="q-2024-Q4" data-quarter="2024-Q4">' in page
     assert html.escape(OLD_TITLE) in section_of(page, "q-2024-Q4")
     assert html.escape(OLD_TITLE) not in section_of(page, "q-2025-Q1")
     # Scripts: the js flag, one spec block per quarter, the bundle, the page script; a name
@@ -823,15 +824,31 @@ def test_the_alignment_tree_shows_children_under_their_parent(warehouse, tmp_pat
                 " n.parentElement.closest('.node').getAttribute('data-objective-id') : null])"
             )
             assert parents == [["company", None], ["care", "company"], ["growth", "company"]]
+            # Directly in the parent's list of children (`ul` in the tree, `.children` of cards).
+            holders = view.evaluate(
+                f"Array.from(document.querySelectorAll('#q-2025-Q1 {container} .node'))"
+                ".map(n => n.parentElement.tagName + '.' + n.parentElement.className)"
+            )
+            assert holders == (
+                ["UL.tree", "UL.", "UL."]
+                if container == ".tree"
+                else ["DIV.objectives", "DIV.children", "DIV.children"]
+            )
         # On screen: each child below its parent and indented.
         boxes = view.evaluate(
             "Object.fromEntries(Array.from(document.querySelectorAll('#q-2025-Q1 .tree-row'))"
             ".map(r => [r.parentElement.getAttribute('data-objective-id'),"
             " [r.getBoundingClientRect().left, r.getBoundingClientRect().top]]))"
         )
-        for child in ("growth", "care"):
-            assert boxes[child][0] > boxes["company"][0] + 10
-            assert boxes[child][1] > boxes["company"][1]
+        cards = view.evaluate(
+            "Object.fromEntries(Array.from(document.querySelectorAll('#q-2025-Q1 .objective'))"
+            ".map(c => [c.parentElement.getAttribute('data-objective-id'),"
+            " [c.getBoundingClientRect().left, c.getBoundingClientRect().top]]))"
+        )
+        for placed in (boxes, cards):
+            for child in ("growth", "care"):
+                assert placed[child][0] > placed["company"][0] + 10
+                assert placed[child][1] > placed["company"][1]
         view.screenshot("tree")
     # A parent in no row of the quarter: the child is a root, its card still names the parent.
     assert "part of: " + html.escape(COMPANY_TITLE) in page
