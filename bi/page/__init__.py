@@ -29,9 +29,17 @@ Layout of the page (what to hook into when adding to it):
     </main>
     <script id="vega-bundle">, then the page script (bi/page/assets.py APP)
 
-Every `.node` carries data-team, data-owner and data-kr-owners (JSON list), every `.kr` its
-data-team and data-owner: the filters read those. A quarter's charts are drawn the first time
-the quarter is shown. Without JavaScript every quarter is shown, one after the other.
+Ids are made from the quarter's slug (`q-` and its label): objective cards `<slug>-o<n>`, KR
+burn-ups `<slug>-kr-<n>`, `<slug>-kpi` (the KPI section), `<slug>-kpi-health` or
+`<slug>-team-attainment` (its chart), `<slug>-specs` (the spec block). Every `.node` carries
+data-objective-id, data-team, data-owner and data-kr-owners (JSON list), every `.kr` its
+data-kr-id, data-team and data-owner: the filters read those. A quarter's charts are drawn the
+first time the quarter is shown. Without JavaScript every quarter is shown, one after the other.
+
+Where to add to it: a badge on a KR or an objective (units, stale, provisional) goes in
+`render.QuarterView._kr` / `_card` (with `render.badge` for the look; `data.read_page_data`
+reads the marts, one query per table, for every quarter); in the heatmap each cell's row is built
+in `charts.kpi_health_spec` (`label` is the first line, `word` the second, e.g. "no target").
 
 Modules: `data` reads the marts (one query per mart, split by quarter), `charts` makes the specs
 and the bundle, `render` writes the HTML, `assets` holds the CSS and the script.
