@@ -1,0 +1,341 @@
+"""The page's charts as Vega-Lite specs (made with Altair, validated against the Vega-Lite schema)
+and the inlined Vega bundle that draws them.
+
+Data rows travel column-wise: a spec's data is one row of equal-length arrays and its first
+transform is a `flatten` back to one row per point, so a field name is written once per chart
+instead of once per point (the burn-ups of every quarter hold thousands of days).
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import math
+from datetime import date
+from typing import Any
+
+import altair as alt
+import polars as pl
+import vl_convert
+
+from transforms import cache
+
+# Colours the charts draw with. None of them is used by the page's CSS, so a screenshot showing
+# them proves that Vega rendered (the page tests rely on this).
+BURNUP_COLOR = "#8e24aa"  # a KR's progress line
+EXPECTED_COLOR = "#6b7280"  # the expected-progress line (dashed)
+TEAM_COLOR = "#00838f"  # team roll-up bars (the KPI fallback)
+HEALTH_COLORS = {
+    "green": "#1a9850",
+    "yellow": "#fee08b",
+    "red": "#d73027",
+    "no_target": "#9fb3c8",  # measured, nothing to compare with: solid blue-grey, value shown
+    "no_data": "#ffffff",  # nothing measured: white, hatched with NO_DATA_STRIPE
+}
+NO_DATA_STRIPE = "#d3cbbf"  # warm grey: nothing in the CSS or its anti-aliasing comes near it
+OTHER_HEALTH_COLOR = "#bdbdbd"
+HEALTH_LABELS = {"no_target": "no target", "no_data": "no data"}
+DARK_TEXT, LIGHT_TEXT = "#1f2933", "#ffffff"
+KPI_MONTHS = 6
+HEATMAP_ROW = 36  # pixels per metric row: two lines of text fit
+# Hatching of a no_data cell: stripes across its width. (Vertical, not diagonal: Vega's canvas
+# renderer paints a diagonal gradient as a pattern anchored at the chart's corner, not the cell's.)
+STRIPES = 20
+DECIMALS = 4  # burn-up progress is drawn to 0.01 percentage points
+
+
+def finite(value: float | None) -> float | None:
+    """JSON has no NaN or infinity: they become gaps, like nulls."""
+    return value if value is None or math.isfinite(value) else None
+
+
+def _utc(day: date) -> alt.DateTime:
+    return alt.DateTime(year=day.year, month=day.month, date=day.day, utc=True)
+
+
+def _utc_json(day: date) -> dict[str, Any]:
+    return {"year": day.year, "month": day.month, "date": day.day, "utc": True}
+
+
+def _columns(fields: list[str], rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """Rows as one row of columns (the specs' `flatten` transform turns it back)."""
+    return {"values": [{f: [row[f] for row in rows] for f in fields}]}
+
+
+def rows_of(spec: dict[str, Any]) -> list[dict[str, Any]]:
+    """The data rows of a spec made here: its columns flattened back, as Vega does."""
+    [columns] = spec["data"]["values"]
+    names = list(columns)
+    return [dict(zip(names, row, strict=True)) for row in zip(*columns.values(), strict=True)]
+
+
+def _spec(chart: alt.TopLevelMixin, data: dict[str, Any]) -> dict[str, Any]:
+    """The chart's Vega-Lite spec with `data` attached. Altair validates the spec against the
+    Vega-Lite schema; the data is attached after that, since validating thousands of plain rows
+    takes seconds and they are ours."""
+    spec = chart.to_dict()
+    spec.pop("$schema", None)  # the page says mode: vega-lite; no URL in the page
+    spec["data"] = data
+    return spec
+
+
+# -- burn-up --------------------------------------------------------------------------------------
+
+BURNUP_FIELDS = ["as_of_date", "progress", "expected_progress"]
+
+
+def burnup_spec(daily: pl.DataFrame, start: date, end: date) -> dict[str, Any]:
+    """Progress over the days of the KR window in this quarter, with the expected line."""
+
+    def rounded(value: float | None) -> float | None:
+        value = finite(value)
+        return None if value is None else round(value, DECIMALS)
+
+    rows = [
+        {
+            "as_of_date": row["as_of_date"].isoformat(),
+            "progress": rounded(row["progress"]),
+            "expected_progress": rounded(row["expected_progress"]),
+        }
+        for row in daily.iter_rows(named=True)
+    ]
+    spec = json.loads(_burnup_template())
+    spec["encoding"]["x"]["scale"]["domain"] = [_utc_json(start), _utc_json(end)]
+    spec["data"] = _columns(BURNUP_FIELDS, rows)
+    return spec
+
+
+@functools.cache
+def _burnup_template() -> str:
+    """Every KR's burn-up has the same spec but for its data and days: built and validated
+    once (as JSON, so each KR gets its own copy)."""
+    x = alt.X(
+        "day:T",
+        title=None,
+        scale=alt.Scale(type="utc", domain=[_utc(date(2000, 1, 1)), _utc(date(2000, 1, 2))]),
+        axis=alt.Axis(format="%b %d", tickCount=4, labelOverlap=True, grid=False),
+    )
+    y_scale = alt.Scale(domain=[0, 1], clamp=True)
+    expected = alt.Chart().mark_line(color=EXPECTED_COLOR, strokeDash=[5, 4], strokeWidth=1.5)
+    expected = expected.encode(y=alt.Y("expected_progress:Q", scale=y_scale, title=None))
+    progress = alt.Chart().mark_line(color=BURNUP_COLOR, strokeWidth=3)
+    progress = progress.encode(
+        y=alt.Y("progress:Q", scale=y_scale, title=None, axis=alt.Axis(format="%", tickCount=3)),
+        tooltip=[
+            alt.Tooltip("day:T", format="%Y-%m-%d", formatType="utc"),
+            alt.Tooltip("progress:Q", format=".0%"),
+            alt.Tooltip("expected_progress:Q", title="expected", format=".0%"),
+        ],
+    )
+    chart = (
+        alt.layer(expected, progress, data=alt.Data(values=[]))
+        .encode(x=x)
+        .transform_flatten(BURNUP_FIELDS)
+        # The ISO day as a date after the flatten (Vega-Lite would parse the column before it).
+        .transform_calculate(day="toDate(datum.as_of_date)")
+        .properties(width=400, height=100)
+        .configure_view(stroke=None)
+        .configure_axis(labelFontSize=10)
+    )
+    return json.dumps(_spec(chart, {"values": []}))
+
+
+# -- KPI health heatmap ---------------------------------------------------------------------------
+
+HEATMAP_FIELDS = ["metric", "metric_id", "period", "health", "value", "target", "complete"]
+HEATMAP_FIELDS += ["label", "word"]  # the cell's text: its value (or "no data"), a second word
+DARK_CELLS = "datum.health === 'green' || datum.health === 'red'"  # written on in white
+
+
+def short_number(value: float | None) -> str:
+    """A value as it fits a heatmap cell: 4 significant digits, k/M for large numbers."""
+    if value is None:
+        return "–"
+    magnitude = abs(value)
+    for limit, unit, suffix in ((1e9, 1e9, "B"), (1e6, 1e6, "M"), (1e4, 1e3, "k")):
+        if magnitude >= limit:
+            return f"{value / unit:,.4g}{suffix}"
+    return f"{value:,.4g}"
+
+
+def metric_labels(metric_ids: list[str], names: dict[str, str]) -> dict[str, str]:
+    """Each metric's row label: its display name, with its id added where two share a name."""
+    label = {m: names.get(m) or m for m in metric_ids}
+    counts: dict[str, int] = {}
+    for text in label.values():
+        counts[text] = counts.get(text, 0) + 1
+    return {m: text if counts[text] == 1 else f"{text} ({m})" for m, text in label.items()}
+
+
+def kpi_health_spec(summary: pl.DataFrame, names: dict[str, str]) -> dict[str, Any]:
+    """Heatmap of health per metric (rows, by display name) and month (columns), the value
+    written in each cell; `no_target` (measured, no target: solid blue-grey, value and "no
+    target" written) and `no_data` (nothing measured: white hatched, "no data" written) read
+    apart at a glance. The chart takes the width of its container (the page)."""
+    periods = summary.select("period_start", "period_label").unique().sort("period_start")
+    healths = sorted({h for h in summary["health"].to_list() if h is not None})
+    domain = list(HEALTH_COLORS) + [h for h in healths if h not in HEALTH_COLORS]
+    colors = [HEALTH_COLORS.get(h, OTHER_HEALTH_COLOR) for h in domain]
+    metric_ids = summary["metric_id"].unique().to_list()
+    labels = metric_labels(metric_ids, names)
+    has_complete = "is_complete" in summary.columns
+    rows = []
+    for row in summary.iter_rows(named=True):
+        health = row["health"] or "no_data"
+        value = finite(row["value"])
+        word = HEALTH_LABELS.get(health, "" if health in HEALTH_COLORS else health)
+        if health == "no_data" and value is None:
+            label, word = word, ""
+        else:
+            label = short_number(value)
+        rows.append(
+            {
+                "metric": labels[row["metric_id"]],
+                "metric_id": row["metric_id"],
+                "period": row["period_label"],
+                "health": health,
+                "value": value,
+                "target": finite(row["target_value"]),
+                "complete": bool(row["is_complete"]) if has_complete else True,
+                "label": label,
+                "word": word,
+            }
+        )
+    order = sorted(labels.values(), key=str.casefold)
+    x = alt.X(
+        "period:O",
+        sort=periods["period_label"].to_list(),
+        title=None,
+        axis=alt.Axis(labelAngle=0, orient="top", labelFontSize=12, domain=False, ticks=False),
+    )
+    y = alt.Y(
+        "metric:N",
+        sort=order,
+        title=None,
+        axis=alt.Axis(labelLimit=360, labelFontSize=12, domain=False, ticks=False),
+    )
+    tooltip = [
+        alt.Tooltip("metric:N"),
+        alt.Tooltip("metric_id:N", title="metric id"),
+        alt.Tooltip("period:O"),
+        alt.Tooltip("health_text:N", title="health"),
+        alt.Tooltip("value:Q", format=",.4~g"),
+        alt.Tooltip("target:Q", format=",.4~g"),
+        alt.Tooltip("complete:N", title="period complete"),
+    ]
+    cells = alt.Chart().mark_rect(stroke="#ffffff", strokeWidth=2)
+    cells = cells.encode(
+        color=alt.Color(
+            "health:N",
+            scale=alt.Scale(domain=domain, range=colors),
+            legend=alt.Legend(
+                title="health",
+                orient="bottom",
+                direction="horizontal",
+                symbolType="square",
+                symbolStrokeColor="#6b7280",
+                symbolStrokeWidth=1,
+                labelExpr="replace(datum.label, '_', ' ')",
+            ),
+        ),
+        opacity=alt.condition("datum.complete", alt.value(1.0), alt.value(0.55)),
+    )
+    stripes = [
+        alt.GradientStop(color=color, offset=offset)
+        for i in range(STRIPES)
+        for color, offset in (
+            (NO_DATA_STRIPE, i / STRIPES),
+            (NO_DATA_STRIPE, (i + 0.4) / STRIPES),
+            (HEALTH_COLORS["no_data"], (i + 0.4) / STRIPES),
+            (HEALTH_COLORS["no_data"], (i + 1) / STRIPES),
+        )
+    ]
+    hatch = (
+        alt.Chart()
+        .transform_filter("datum.health === 'no_data'")
+        .mark_rect(
+            stroke="#ffffff",
+            strokeWidth=2,
+            fill=alt.LinearGradient(gradient="linear", x1=0, y1=0, x2=1, y2=0, stops=stripes),
+        )
+    )
+    ink = alt.condition(DARK_CELLS, alt.value(LIGHT_TEXT), alt.value(DARK_TEXT))
+    one_line, two_lines = "datum.word === ''", "datum.word !== ''"
+
+    def text(field: str, test: str, **mark: Any) -> alt.Chart:
+        return (
+            alt.Chart()
+            .transform_filter(test)
+            .mark_text(baseline="middle", **mark)
+            .encode(text=alt.Text(f"{field}:N"), color=ink)
+        )
+
+    texts = [
+        text("label", one_line, fontSize=11),
+        text("label", two_lines, fontSize=11, dy=-7),
+        text("word", two_lines, fontSize=10, fontStyle="italic", dy=7),
+    ]
+    chart = (
+        alt.layer(cells, hatch, *texts, data=alt.Data(values=[]))
+        .encode(x=x, y=y, tooltip=tooltip)
+        .transform_flatten(HEATMAP_FIELDS)
+        .transform_calculate(health_text="replace(datum.health, '_', ' ')")
+        .properties(width="container", height=alt.Step(HEATMAP_ROW))
+        .configure_view(stroke=None)
+    )
+    return _spec(chart, _columns(HEATMAP_FIELDS, rows))
+
+
+# -- team roll-up ---------------------------------------------------------------------------------
+
+
+def team_spec(teams: pl.DataFrame) -> dict[str, Any]:
+    """Team roll-up: weighted score per team with a tick at expected progress."""
+    rows = [
+        {
+            "team": row["team"],
+            "score": finite(row["score_weighted"]),
+            "expected": finite(row["expected_progress"]),
+            "objectives": row["objective_count"],
+        }
+        for row in teams.iter_rows(named=True)
+    ]
+    y = alt.Y("team:N", title=None, sort=teams["team"].to_list())
+    x_scale = alt.Scale(domain=[0, 1], clamp=True)
+    bars = alt.Chart().mark_bar(color=TEAM_COLOR, height=16)
+    bars = bars.encode(
+        x=alt.X("score:Q", scale=x_scale, title="score (weighted)", axis=alt.Axis(format="%")),
+        tooltip=[
+            alt.Tooltip("team:N"),
+            alt.Tooltip("score:Q", format=".0%"),
+            alt.Tooltip("expected:Q", format=".0%"),
+            alt.Tooltip("objectives:Q"),
+        ],
+    )
+    ticks = alt.Chart().mark_tick(color="#111827", thickness=3, size=24)
+    ticks = ticks.encode(x=alt.X("expected:Q", scale=x_scale))
+    chart = (
+        alt.layer(bars, ticks, data=alt.Data(values=[]))
+        .encode(y=y)
+        .transform_flatten(["team", "score", "expected", "objectives"])
+        .properties(width=520, height=32 * teams.height)
+        .configure_view(stroke=None)
+    )
+    return _spec(chart, _columns(["team", "score", "expected", "objectives"], rows))
+
+
+# -- the libraries --------------------------------------------------------------------------------
+
+
+@functools.cache
+def vega_bundle() -> str:
+    """Vega, Vega-Lite (the version Altair writes) and vega-embed as one script; they set
+    `window.vegaEmbed`. Building it takes a second or two, so it is kept in the user's cache,
+    named by the vl-convert and Vega-Lite versions that determine it."""
+    wanted = ".".join(alt.SCHEMA_VERSION.lstrip("v").split(".")[:2])
+    version = wanted if wanted in vl_convert.get_vegalite_versions() else None
+    name = f"vega-bundle-{vl_convert.__version__}-{version or 'default'}.js"
+    if (bundle := cache.read_text(name)) is None:
+        bundle = vl_convert.javascript_bundle(vl_version=version)
+        cache.write_text(name, bundle)
+    return bundle.replace("</script", "<\\/script")

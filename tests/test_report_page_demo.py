@@ -1,0 +1,99 @@
+"""The scorecard page the demo publishes (`okr demo`: the shipped example end to end, the page
+written by the bi/scorecard_page asset from the real marts): every published quarter in one page
+of reasonable size, each quarter's charts drawing in headless Chromium when it is chosen.
+Screenshots are written under the test's tmp folder."""
+
+from __future__ import annotations
+
+import re
+import time
+from contextlib import redirect_stdout
+from io import StringIO
+from pathlib import Path
+
+import duckdb
+import pytest
+from test_report_page import all_specs, open_page
+
+from bi.page import rows_of
+from pipelines.cli import main
+
+MAX_PAGE_BYTES = 2_500_000  # the Vega bundle (~0.9 MB) and nine quarters of the example
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory) -> tuple[Path, str]:
+    """Run `okr demo` once; return the snapshot's path and the page it published."""
+    root = tmp_path_factory.mktemp("demo")
+    with pytest.MonkeyPatch.context() as patch:
+        for name in ("OKR_CONFIG_DIR", "OKR_DATA_DIR", "OKR_AS_OF"):
+            patch.delenv(name, raising=False)
+        patch.setenv("OKR_WAREHOUSE", str(root / "warehouse.duckdb"))
+        patch.setenv("OKR_BI_SNAPSHOT", str(root / "okr_bi.duckdb"))
+        patch.setenv("DAGSTER_HOME", str(root / "dagster_home"))
+        with redirect_stdout(StringIO()):
+            assert main(["demo"]) == 0
+    page = (root / "scorecard.html").read_text(encoding="utf-8")
+    return root / "okr_bi.duckdb", page
+
+
+def test_the_demo_page_holds_every_published_quarter_latest_first(demo):
+    snapshot, page = demo
+    with duckdb.connect(str(snapshot), read_only=True) as con:
+        quarters = [
+            q
+            for (q, _) in con.sql(
+                "SELECT DISTINCT quarter, quarter_start FROM marts.objective_attainment "
+                "ORDER BY quarter_start DESC"
+            ).fetchall()
+        ]
+        names = dict(con.sql("SELECT metric_id, name FROM marts.dim_metrics").fetchall())
+    assert len(quarters) > 4
+    sections = re.findall(r'<section class="quarter[^"]*" id="[^"]+" data-quarter="([^"]+)"', page)
+    assert sections == quarters
+    assert f'data-quarter="{quarters[0]}" data-default>' in page
+    assert len(page.encode()) < MAX_PAGE_BYTES
+    assert page.count("window.vegaEmbed=") == 1
+
+    # Heatmap rows by the metrics' display names, a value in every measured cell.
+    specs = all_specs(page)
+    heatmap = rows_of(specs[f"q-{quarters[0]}"][f"q-{quarters[0]}-kpi-health"])
+    assert {r["metric"] for r in heatmap} == {names[r["metric_id"]] for r in heatmap}
+    assert not {r["metric"] for r in heatmap} & set(names) - set(names.values())
+    assert all(r["label"] not in ("", "–") for r in heatmap if r["value"] is not None)
+    assert {"no_target"} <= {r["health"] for r in heatmap}
+
+
+def test_every_quarter_of_the_demo_page_draws_its_charts_and_its_tree(demo, tmp_path):
+    snapshot, page = demo
+    with duckdb.connect(str(snapshot), read_only=True) as con:
+        rows = con.sql(
+            "SELECT quarter, objective_id, parent_id FROM marts.objective_attainment"
+        ).fetchall()
+    present = {(quarter, objective) for quarter, objective, _ in rows}
+    tree = {  # the parent each card sits under: its parent_id when that has a row too
+        (quarter, objective): parent if (quarter, parent) in present else None
+        for quarter, objective, parent in rows
+    }
+    assert any(tree.values())
+    specs = all_specs(page)
+    with open_page(page, tmp_path) as view:
+        for slug, charts in specs.items():
+            view.choose("quarter-select", slug)
+            view.wait_for_canvases(f"#{slug} .chart canvas", len(charts))
+            assert view.evaluate("document.querySelectorAll('.chart-error').length") == 0
+            assert view.visible("section.quarter") == [slug]
+            quarter = view.evaluate(f"document.getElementById('{slug}').dataset.quarter")
+            for container in ("objectives", "tree"):
+                nested = view.evaluate(
+                    f"Array.from(document.querySelectorAll('#{slug} .{container} "
+                    ".node[data-objective-id]')).map(n => [n.dataset.objectiveId,"
+                    " n.parentElement.closest('.node') ?"
+                    " n.parentElement.closest('.node').dataset.objectiveId : null])"
+                )
+                assert {(quarter, o): p for o, p in nested} == {
+                    key: parent for key, parent in tree.items() if key[0] == quarter
+                }
+        view.choose("quarter-select", next(iter(specs)))
+        time.sleep(0.5)
+        view.screenshot("latest")
