@@ -12,6 +12,7 @@ import dagster as dg
 import duckdb
 import pytest
 from test_pipeline import rows, write_project
+from test_report_page import open_page
 
 from pipelines.cli import backfill
 from transforms.views import MART_VIEWS
@@ -64,6 +65,23 @@ def test_closed_quarters_grades_are_recorded_once_and_late_data_is_a_restatement
     assert by_id["kr-visits-q1"][6] == visits[7]
     assert "growth-q1" in by_id
     assert "kr-csat-h1" not in by_id  # unchanged numbers are not restatements
+
+    # The page marks the restated grades (drawn in headless Chromium).
+    page = (settings.bi_snapshot.parent / "scorecard.html").read_text(encoding="utf-8")
+    with open_page(page, tmp_path / "shots") as view:
+        view.choose("quarter-select", "q-2025-Q1")
+        marked = view.evaluate(
+            "Array.from(document.querySelectorAll('#q-2025-Q1 .restated'))"
+            ".map(e => e.closest('[data-kr-id],[data-objective-id]'))"
+            ".map(e => e.dataset.krId || e.dataset.objectiveId)"
+        )
+        assert sorted(marked) == sorted(r[0] for r in restated)
+        text = view.evaluate(
+            "document.querySelector('#q-2025-Q1 .kr[data-kr-id=\"kr-visits-q1\"] .restated')"
+            ".innerText"
+        )
+        assert "reported green (80%)" in text and "now green (100%)" in text
+        view.screenshot("restated")
 
 
 def test_each_quarter_keeps_the_as_of_date_it_was_computed_at(tmp_path):

@@ -78,11 +78,27 @@ def insert(con: duckdb.DuckDBPyConnection, table: Table, rows: list[dict[str, An
 
 
 def quarter(**row: Any) -> dict[str, Any]:
-    return {"quarter": "2025-Q1", "quarter_start": Q_START, **row}
+    """A row of the running quarter: grades provisional, shown as its status."""
+    return {
+        "quarter": "2025-Q1",
+        "quarter_start": Q_START,
+        "grade_is_final": False,
+        "stale_after_days": 31,
+        "display_status": row.get("status"),
+        **row,
+    }
 
 
 def old_quarter(**row: Any) -> dict[str, Any]:
-    return {"quarter": "2024-Q4", "quarter_start": OLD_START, **row}
+    """A row of the closed quarter: grades final."""
+    return {
+        "quarter": "2024-Q4",
+        "quarter_start": OLD_START,
+        "grade_is_final": True,
+        "stale_after_days": 31,
+        "display_status": row.get("status"),
+        **row,
+    }
 
 
 def build_marts(con: duckdb.DuckDBPyConnection) -> None:

@@ -97,3 +97,57 @@ def test_every_quarter_of_the_demo_page_draws_its_charts_and_its_tree(demo, tmp_
         view.choose("quarter-select", next(iter(specs)))
         time.sleep(0.5)
         view.screenshot("latest")
+
+
+def kr_text(view, slug: str, kr_id: str) -> str:
+    """The visible text of a KR row of one quarter, as the browser lays it out."""
+    return view.evaluate(f"document.querySelector('#{slug} .kr[data-kr-id=\"{kr_id}\"]').innerText")
+
+
+def test_the_demo_page_shows_units_stale_provisional_grades_and_milestone_closeness(demo, tmp_path):
+    snapshot, page = demo
+    with duckdb.connect(str(snapshot), read_only=True) as con:
+        krs = {
+            row[0]: row
+            for row in con.sql(
+                "SELECT kr_id, display_value, denominator_value, best_value, display_status, "
+                "grade, data_through FROM marts.key_result_attainment WHERE quarter = '2026-Q4'"
+            ).fetchall()
+        }
+    with open_page(page, tmp_path) as view:
+        view.choose("quarter-select", "q-2026-Q4")
+        # a rate stored as a fraction reads as a percentage, with its denominator
+        conversion = krs["web-conversion-2026q4"]
+        text = kr_text(view, "q-2026-Q4", "web-conversion-2026q4")
+        assert f"current {conversion[1] * 100:.1f}% (n = {conversion[2]:,.0f})" in text
+        assert "target 2.5%" in text
+        # counts in their unit, no cents
+        assert re.search(
+            r"current [\d,]+ clients", kr_text(view, "q-2026-Q4", "major-clients-2026q4")
+        )
+        # stale: the badge, and why; the value as of the last day with data
+        churn = kr_text(view, "q-2026-Q4", "new-customer-churn-2026")
+        assert krs["new-customer-churn-2026"][4] == "stale"
+        assert "STALE" in churn.upper() and "no data since 2025-11-02" in churn
+        assert "as of 2025-11-02, the last day with data" in churn
+        # a milestone says how close it came; the running quarter's grades are provisional
+        milestone = kr_text(view, "q-2026-Q4", "milestone-90k-users-2026q4")
+        best = krs["milestone-90k-users-2026q4"][3]
+        assert f"best so far {best:,.0f} of 90,000" in milestone
+        assert "(provisional)" in milestone
+        assert (
+            view.evaluate("document.querySelectorAll('#q-2026-Q4 .grade.provisional').length") > 0
+        )
+        view.screenshot("running-quarter")
+        # a closed quarter's grades are final
+        view.choose("quarter-select", "q-2026-Q3")
+        assert (
+            view.evaluate("document.querySelectorAll('#q-2026-Q3 .grade.provisional').length") == 0
+        )
+        assert view.evaluate("document.querySelectorAll('#q-2026-Q3 .grade').length") > 0
+        assert "closed: grades are final" in view.evaluate(
+            "document.querySelector('#q-2026-Q3 .quarter-head').innerText"
+        )
+        view.screenshot("closed-quarter")
+    # the legend explains committed vs aspirational, provisional and stale
+    assert "aspirational ones at 70%" in page and "final once the quarter closes" in page

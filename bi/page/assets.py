@@ -50,6 +50,16 @@ section.quarter { margin-bottom: 40px; }
 .badge.status-at_risk { background: #fdf0d2; color: #7a4b00; }
 .badge.status-off_track { background: #fbe0e0; color: #8a1414; }
 .badge.status-missed { background: #f6d0d0; color: #6e0f0f; }
+.badge.status-stale { background: #e4e7eb; color: #323f4b; border: 1px dashed #7b8794; }
+.grade { display: inline-block; padding: 1px 7px; border-radius: 4px; font-size: 12px;
+  font-weight: 600; border: 1px solid transparent; }
+.grade.grade-green { background: #d3f2dc; color: #0b4d22; }
+.grade.grade-yellow { background: #fdf0d2; color: #7a4b00; }
+.grade.grade-red { background: #fbe0e0; color: #8a1414; }
+.grade.provisional { background: #fff; border-style: dashed; border-color: currentColor; }
+.restated { display: inline-block; padding: 1px 7px; border-radius: 4px; font-size: 12px;
+  font-weight: 600; background: #ede9fe; color: #4c1d95; }
+.stale-note { color: #7a4b00; }
 .progress { display: flex; align-items: center; gap: 10px; }
 .bar { position: relative; flex: 0 0 320px; height: 14px; background: #e4e7eb; border-radius: 7px; }
 .bar .fill { position: absolute; left: 0; top: 0; bottom: 0; border-radius: 7px; background: #3e4c59; }

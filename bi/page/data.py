@@ -50,6 +50,9 @@ class PageData:
     titles: dict[str, str]  # objective id -> title (its latest), for parents of other quarters
     teams: list[str] = field(default_factory=list)  # every team and owner of an objective or KR
     owners: list[str] = field(default_factory=list)
+    units: dict[str, str | None] = field(default_factory=dict)  # metric id -> unit
+    restated: dict[tuple[str, str, str], dict] = field(default_factory=dict)
+    """(object_type, object_id, quarter) -> its marts.grade_restatements row."""
 
 
 def table_exists(con: duckdb.DuckDBPyConnection, schema: str, name: str) -> bool:
@@ -135,7 +138,25 @@ def read_page_data(con: duckdb.DuckDBPyConnection, quarter: str | None = None) -
         titles=dict(zip(objectives["objective_id"][::-1], objectives["title"][::-1], strict=True)),
         teams=sorted({*objectives["team"].drop_nulls().to_list()}, key=str.casefold),
         owners=sorted(owners, key=str.casefold),
+        units=(
+            dict(con.sql("SELECT metric_id, unit FROM marts.dim_metrics").fetchall())
+            if table_exists(con, "marts", "dim_metrics")
+            else {}
+        ),
+        restated=_restated(con),
     )
+
+
+def _restated(con: duckdb.DuckDBPyConnection) -> dict[tuple[str, str, str], dict]:
+    """The reported grades of closed quarters that the current numbers restate."""
+    [(exists,)] = con.sql(
+        "SELECT count(*) FROM duckdb_views() WHERE schema_name = 'marts' "
+        "AND view_name = 'grade_restatements'"
+    ).fetchall()
+    if not exists:
+        return {}
+    rows = con.sql("SELECT * FROM marts.grade_restatements").pl()
+    return {(r["object_type"], r["object_id"], r["quarter"]): r for r in rows.iter_rows(named=True)}
 
 
 def _kpi_months(months: pl.DataFrame | None, as_of: date) -> pl.DataFrame | None:

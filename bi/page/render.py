@@ -20,6 +20,7 @@ import polars as pl
 from bi.page import assets, charts
 from bi.page.data import PageData, Quarter, ScorePoint, read_page_data
 from transforms.kr_types import KR_TYPES
+from transforms.units import format_value
 
 STATUSES = (
     "achieved",
@@ -60,6 +61,35 @@ def status_class(status: str | None) -> str:
 def badge(status: str | None) -> str:
     label = (status or "unknown").replace("_", " ")
     return f'<span class="badge {status_class(status)}">{esc(label)}</span>'
+
+
+def shown(row: dict[str, Any]) -> str:
+    """The status as shown (display_status; status in marts that predate it)."""
+    return row.get("display_status") or row["status"]
+
+
+def grade_badge(grade: str | None, final: bool | None) -> str:
+    """The grade, marked provisional while its quarter is still running."""
+    if grade is None:
+        return ""
+    if final is False:
+        return (
+            f'<span class="grade grade-{esc(grade)} provisional" title="provisional: the quarter '
+            f'is still running; grades are final once it closes">{esc(grade)} (provisional)</span>'
+        )
+    return f'<span class="grade grade-{esc(grade)}" title="final grade">{esc(grade)}</span>'
+
+
+def restated_badge(row: dict[str, Any] | None) -> str:
+    """Marks a closed quarter's grade that the current numbers restate (marts.grade_restatements)."""
+    if row is None:
+        return ""
+    text = (
+        f"reported {row['reported_grade']} ({pct(row['reported_progress'])}) at "
+        f"{row['reported_at']:%Y-%m-%d}; now {row['restated_grade']} "
+        f"({pct(row['restated_progress'])})"
+    )
+    return f'<span class="restated" title="{esc(text)}">restated: {esc(text)}</span>'
 
 
 def bar(progress: float | None, expected: float | None, status: str | None) -> str:
@@ -154,7 +184,7 @@ class QuarterView:
             return (
                 f'<li class="node" {self._node_attributes(objective_id)}>'
                 f'<div class="tree-row"><a href="#{self.anchors[(self.q.label, objective_id)]}">'
-                f"{esc(o['title'])}</a>{badge(o['status'])}"
+                f"{esc(o['title'])}</a>{badge(shown(o))}"
                 f'<span class="tree-score">{pct(_score(o))}</span>'
                 f'<span class="tree-meta">{meta}</span></div>'
                 + (f"<ul>{below}</ul>" if below else "")
@@ -195,7 +225,10 @@ class QuarterView:
         meta = [f"team {o['team']}"]
         if o["owner"]:
             meta.append(f"owner {o['owner']}")
-        meta.append(o["type"])
+        meta.append(
+            f"{o['type']} (achieved at "
+            f"{'100%' if o['type'] == 'committed' else '70%: 0.7 counts as achieved'})"
+        )
         if o["parent_id"]:
             meta.append(f"part of: {self.data.titles.get(o['parent_id'], o['parent_id'])}")
         if not has_krs:
@@ -204,9 +237,12 @@ class QuarterView:
         return (
             f'<div class="node" {self._node_attributes(objective_id)}>'
             f'<section class="objective" id="{self.anchors[(self.q.label, objective_id)]}">'
-            f'<div class="obj-head"><h3>{esc(o["title"])}</h3>{badge(o["status"])}</div>'
+            f'<div class="obj-head"><h3>{esc(o["title"])}</h3>{badge(shown(o))}'
+            f"{grade_badge(o.get('grade'), o.get('grade_is_final'))}"
+            f"{restated_badge(self.data.restated.get(('objective', objective_id, self.q.label)))}"
+            "</div>"
             f'<div class="meta">{" · ".join(esc(m) for m in meta)}</div>'
-            f"{bar(_score(o), expected, o['status'])}"
+            f"{bar(_score(o), expected, shown(o))}"
             f"{self._history(objective_id)}"
             + (
                 '<div class="krs">'
@@ -258,21 +294,49 @@ class QuarterView:
             )
         else:
             chart = '<div class="chart note">no daily history</div>'
-        meta = [kr["metric_id"], kr["kr_type"].replace("_", " ")]
+        status = shown(kr)
+        unit = self.data.units.get(kr["metric_id"])
+
+        def number(value: float | None) -> str:
+            return format_value(value, unit, with_unit=False)
+
+        meta = [
+            self.data.metric_names.get(kr["metric_id"], kr["metric_id"]),
+            kr["kr_type"].replace("_", " "),
+        ]
         if kr["owner"]:
             meta.append(kr["owner"])
         if kr["data_through"] is not None:
             meta.append(f"data through {kr['data_through']}")
         note = f'<div class="note">{esc(kr["note"])}</div>' if kr.get("note") else ""
-        target = KR_TYPES[kr["kr_type"]].target_text(kr, num)
+        if status == "stale":
+            note += (
+                f'<div class="note stale-note">stale: no data since {esc(kr["data_through"])}, '
+                f"more than {esc(kr.get('stale_after_days'))} days before "
+                f"{esc(kr['as_of_date'])}</div>"
+            )
+        target = KR_TYPES[kr["kr_type"]].target_text(kr, number)
+        value = kr.get("display_value", kr["current_value"])
+        values = [f"current <b>{esc(format_value(value, unit))}</b>"]
+        if kr.get("denominator_value") is not None:
+            values[0] += f" (n = {esc(format_value(kr['denominator_value'], None))})"
+        if (kr.get("display_value_date") or kr["as_of_date"]) < kr["as_of_date"]:
+            values.append(f"as of {esc(kr['display_value_date'])}, the last day with data")
+        values.append(f"target <b>{esc(target)}</b>")
+        if kr["kr_type"] == "milestone" and kr.get("best_value") is not None:
+            values.append(f"best so far <b>{esc(number(kr['best_value']))}</b> of {esc(target)}")
+        if kr["baseline"] is not None and kr["kr_type"] != "milestone":
+            values.append(f"baseline {esc(number(kr['baseline']))}")
+        restated = self.data.restated.get(("key_result", kr["kr_id"], self.q.label))
         return (
             f'<div class="kr" data-kr-id="{esc(kr["kr_id"])}" data-team="{esc(kr["team"])}" '
-            f'data-owner="{esc(kr["owner"])}"><div class="kr-info">'
-            f'<div class="kr-title">{esc(kr["kr_title"])} {badge(kr["status"])}</div>'
+            f'data-owner="{esc(kr["owner"])}" data-status="{esc(status)}"><div class="kr-info">'
+            f'<div class="kr-title">{esc(kr["kr_title"])} {badge(status)} '
+            f"{grade_badge(kr.get('grade'), kr.get('grade_is_final'))} "
+            f"{restated_badge(restated)}</div>"
             f'<div class="kr-meta">{" · ".join(esc(m) for m in meta)}</div>'
-            f"{bar(kr['progress'], kr['expected_progress'], kr['status'])}"
-            f'<div class="kr-meta">current <b>{esc(num(kr["current_value"]))}</b> / target '
-            f"<b>{esc(target)}</b> · baseline {esc(num(kr['baseline']))}</div>"
+            f"{bar(kr['progress'], kr['expected_progress'], status)}"
+            f'<div class="kr-meta values">{" · ".join(values)}</div>'
             f"{note}</div>{chart}</div>"
         )
 
@@ -322,7 +386,13 @@ class QuarterView:
             f'<div class="quarter-head"><h2>{esc(q.label)}{esc(running)}</h2>'
             f'<span class="subtitle">as of {esc(q.as_of.isoformat())} · '
             f"{q.objectives.height} objectives · {q.krs.height} key results · quarter "
-            f"{esc(q.start.isoformat())} to {esc(q.end.isoformat())}</span></div>"
+            f"{esc(q.start.isoformat())} to {esc(q.end.isoformat())} · "
+            + (
+                "grades are provisional until the quarter closes"
+                if q.running
+                else "closed: grades are final"
+            )
+            + "</span></div>"
             + alignment
             + cards
             + '<div class="no-match" hidden>No objective of this quarter matches the filters.</div>'
@@ -370,6 +440,14 @@ def render_scorecard_page(con: duckdb.DuckDBPyConnection, quarter: str | None = 
         '<span><span class="swatch" style="background:#4caf6a"></span>progress</span>'
         '<span><span class="marker-swatch"></span>expected progress today</span>'
         "<span>burn-up charts: solid line = progress per day, dashed line = expected</span>"
+        '<span><span class="grade grade-yellow provisional">yellow (provisional)</span> '
+        "a running quarter's grade; final once the quarter closes</span>"
+        "<span>committed objectives are achieved at 100%; aspirational ones at 70% (0.7 counts "
+        "as achieved, their KRs are on track against 0.7 of the expected progress)</span>"
+        '<span><span class="badge status-stale">stale</span> no data for longer than the '
+        "metric's freshness (else its trailing window, else 31 days)</span>"
+        '<span><span class="restated">restated</span> a closed quarter\'s reported grade that '
+        "later data changed</span>"
         "</div>"
     )
     span = (

@@ -61,8 +61,10 @@ def build_bi_assets(mart_keys: list[dg.AssetKey]) -> list[dg.AssetsDefinition]:
         kinds={"html"},
         owners=OWNERS,
         description=(
-            "One self-contained HTML page (scorecard.html beside the snapshot) of the latest "
-            "quarter: objectives, progress against expected, burn-up charts, KPI health."
+            "One self-contained HTML page (scorecard.html beside the snapshot) of every "
+            "published quarter (the latest first): objectives in their alignment tree, progress "
+            "against expected, provisional or final grades, restated grades, burn-up charts, "
+            "KPI health; values in their metric's unit."
         ),
     )
     def scorecard_page(
