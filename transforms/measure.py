@@ -22,7 +22,7 @@ import polars as pl
 
 from connectors.registry import METRIC_SOURCES
 from connectors.spec import SourceSpec
-from transforms.config import Metric, OkrConfig
+from transforms.config import Metric, OkrConfig, RatioMetric, SourceMetric
 from warehouse.sql import quote_ident, quote_literal
 
 SERIES_SCHEMA = {"date": pl.Date, "value": pl.Float64, "latest_date": pl.Date}
@@ -114,7 +114,7 @@ class MetricReader:
     def earliest_date(self, metric: Metric) -> date | None:
         """First day on which the metric's source has any row: every value before it is null
         (the metric has no data, and its source none to make a zero of)."""
-        if metric.aggregation == "ratio":
+        if isinstance(metric, RatioMetric):
             parts = [self.earliest_date(part) for part in self._parts(metric)]
             return min((d for d in parts if d is not None), default=None)
         source = METRIC_SOURCES[metric.source]
@@ -135,9 +135,13 @@ class MetricReader:
         """`series` of every request: `id`, `date`, `value`, `latest_date`, in request order."""
         requests = [r for r in requests if r.last >= r.first]
         self._require((r.metric, _first_day_read(r)) for r in requests)
-        ratios = [r for r in requests if r.metric.aggregation == "ratio"]
+        ratios = [r for r in requests if isinstance(r.metric, RatioMetric)]
         distinct = [r for r in requests if r.metric.aggregation == "count_distinct"]
-        plain = [r for r in requests if r.metric.aggregation not in ("ratio", "count_distinct")]
+        plain = [
+            r
+            for r in requests
+            if isinstance(r.metric, SourceMetric) and r.metric.aggregation != "count_distinct"
+        ]
         frames = [pl.DataFrame(schema={"id": pl.String, "date": pl.Date, "value": pl.Float64})]
         self.prefetch(r.metric for r in plain + distinct)
         if plain:
@@ -170,7 +174,7 @@ class MetricReader:
                 "metric_id": list(used),
                 "_kind": [
                     "ratio"
-                    if m.aggregation == "ratio"
+                    if isinstance(m, RatioMetric)
                     else "as_of_end"
                     if _valued_as_of_end(m)
                     else "windowed"
@@ -216,8 +220,8 @@ class MetricReader:
     ) -> pl.DataFrame:
         """For each (id, metric) and every d in [first, last]: `id`, `date`, `latest_date`."""
         requests = [SeriesRequest(i, m, first, last, first) for i, m in metrics]
-        ratios = [r for r in requests if r.metric.aggregation == "ratio"]
-        plain = [r for r in requests if r.metric.aggregation != "ratio"]
+        ratios = [r for r in requests if isinstance(r.metric, RatioMetric)]
+        plain = [r for r in requests if isinstance(r.metric, SourceMetric)]
         self.prefetch(r.metric for r in plain)
         frames = [pl.DataFrame(schema={"id": pl.String, "date": pl.Date, "latest_date": pl.Date})]
         if plain:
@@ -239,9 +243,9 @@ class MetricReader:
         `latest_dates` gives it, from one max() per key instead of the daily partials (lint and
         checks need only this, and it costs the same whatever the history)."""
         metrics = list(metrics)
-        parts = {i: self._parts(m) if m.aggregation == "ratio" else [m] for i, m in metrics}
+        parts = {i: self._source_metrics(m) for i, m in metrics}
         groups: dict[tuple, set[str]] = defaultdict(set)
-        unbatched: dict[str, Metric] = {}
+        unbatched: dict[str, SourceMetric] = {}
         for part in (p for ps in parts.values() for p in ps):
             batch = self._batch_of(part)
             if batch is None:
@@ -267,7 +271,7 @@ class MetricReader:
             [day] = self.latest_dates(part, as_of, as_of)["latest_date"].to_list()
             latest[(key,)] = (day, day)
 
-        def part_latest(part: Metric) -> date | None:
+        def part_latest(part: SourceMetric) -> date | None:
             batch = self._batch_of(part)
             if batch is None:
                 return latest[(_partial_key(part),)][0]
@@ -289,7 +293,7 @@ class MetricReader:
         for metric, day in needs:
             if day >= self.since:
                 continue
-            for part in self._parts(metric) if metric.aggregation == "ratio" else [metric]:
+            for part in self._source_metrics(metric):
                 key = _partial_key(part)
                 if key in self._unbounded:
                     continue
@@ -311,7 +315,7 @@ class MetricReader:
         pending: set[str] = set()
 
         def add(metric: Metric, only_to_scans: bool = False) -> None:
-            for part in self._parts(metric) if metric.aggregation == "ratio" else [metric]:
+            for part in self._source_metrics(metric):
                 key = _partial_key(part)
                 if key in self._partials or key in pending:
                     continue
@@ -492,7 +496,7 @@ class MetricReader:
             how="left",
         ).select("_i", "value")
 
-    def _window_distincts(self, metric: Metric, windows: pl.DataFrame) -> pl.DataFrame:
+    def _window_distincts(self, metric: SourceMetric, windows: pl.DataFrame) -> pl.DataFrame:
         """Distinct ids per window, counted from the raw rows (never summed over days): each
         window is spread over its days, so a row joins the windows holding its day by equality."""
         sql = f"""
@@ -532,7 +536,7 @@ class MetricReader:
             .filter(pl.col("date") >= first)
         )
 
-    def _distinct_deltas(self, metric: Metric, lo: date, last: date) -> pl.DataFrame:
+    def _distinct_deltas(self, metric: SourceMetric, lo: date, last: date) -> pl.DataFrame:
         """Per day, the change in distinct ids counted from `lo`: first sightings (period
         windows) or coverage spans opening and closing (trailing windows)."""
         trailing = metric.trailing_days
@@ -572,7 +576,7 @@ class MetricReader:
         self._distincts[key] = self._query(sql, [lo, last])
         return self._distincts[key]
 
-    def _sightings_table(self, metric: Metric) -> str:
+    def _sightings_table(self, metric: SourceMetric) -> str:
         """A temporary table of the distinct (date, id) pairs a distinct count reads, built once
         per reader: every window, first-seen and coverage query of the metric reads it, not the
         raw rows."""
@@ -590,12 +594,17 @@ class MetricReader:
 
     # -- ratios -------------------------------------------------------------------------------
 
-    def _parts(self, ratio: Metric) -> list[Metric]:
-        """A ratio's numerator and denominator, each measured over the ratio's own window."""
+    def _parts(self, ratio: RatioMetric) -> list[SourceMetric]:
+        """A ratio's numerator and denominator, each measured over the ratio's own window (the
+        config checked that both are source metrics)."""
         return [
             self.config.metrics[metric_id].model_copy(update={"window": ratio.window})
-            for metric_id in (ratio.numerator, ratio.denominator)
+            for metric_id in ratio.parts
         ]
+
+    def _source_metrics(self, metric: Metric) -> list[SourceMetric]:
+        """The source metrics whose daily partials `metric` is measured from."""
+        return self._parts(metric) if isinstance(metric, RatioMetric) else [metric]
 
     def _part_requests(self, ratios: list[SeriesRequest]) -> list[SeriesRequest]:
         return [
@@ -640,7 +649,7 @@ class MetricReader:
 
     # -- reading the warehouse ----------------------------------------------------------------
 
-    def _daily_partials(self, metric: Metric) -> pl.DataFrame:
+    def _daily_partials(self, metric: SourceMetric) -> pl.DataFrame:
         """Per day: the rows the metric matches (`matched_rows`), their `value_sum`, `value_min` and
         `value_max`, and all the source's rows (`source_rows`, for the zero-versus-null rule)."""
         key = _partial_key(metric)
@@ -676,7 +685,7 @@ class MetricReader:
     def _code(self, metric: Metric) -> int:
         return self._codes.setdefault(_partial_key(metric), len(self._codes))
 
-    def _batch_of(self, metric: Metric) -> tuple[tuple, list[str]] | None:
+    def _batch_of(self, metric: SourceMetric) -> tuple[tuple, list[str]] | None:
         """(scan group, wanted texts) for a metric filtered on one column by text values."""
         if len(metric.filter) != 1 or not self._has_table(METRIC_SOURCES[metric.source].table):
             return None
@@ -797,7 +806,7 @@ class MetricReader:
             how="vertical_relaxed",
         )
 
-    def _single_partials(self, metric: Metric) -> pl.DataFrame:
+    def _single_partials(self, metric: SourceMetric) -> pl.DataFrame:
         rows, params = self._rows_sql(metric, with_value=metric.aggregation in _NUMERIC)
         counted = "count(value)" if metric.aggregation in _NUMERIC else "count(*)"
         numeric = metric.aggregation in _NUMERIC
@@ -811,7 +820,7 @@ class MetricReader:
             FROM ({rows}) GROUP BY date ORDER BY date"""
         return self._query(sql, [self._code(metric), *params]).cast(PARTIALS_SCHEMA)  # type: ignore[arg-type]
 
-    def _rows_sql(self, metric: Metric, with_value: bool) -> tuple[str, list[Any]]:
+    def _rows_sql(self, metric: SourceMetric, with_value: bool) -> tuple[str, list[Any]]:
         """Source rows as (date, value, matches): `matches` is the metric's filter, kept as a flag
         so the same scan also counts the source's rows for the zero-versus-null rule."""
         source = METRIC_SOURCES[metric.source]
@@ -832,7 +841,7 @@ class MetricReader:
         )
         return sql, params
 
-    def _day_expr(self, metric: Metric) -> str:
+    def _day_expr(self, metric: SourceMetric) -> str:
         """The row's day: timestamps with a time zone are read in the config's time zone."""
         source = METRIC_SOURCES[metric.source]
         table, time_column = source.table, metric.time_column_or_default
@@ -930,7 +939,7 @@ def _partial_key(metric: Metric) -> str:
 
 
 def _valued_as_of_end(metric: Metric) -> bool:
-    return metric.aggregation != "ratio" and (
+    return isinstance(metric, SourceMetric) and (
         metric.window != "period" or metric.aggregation == "last"
     )
 
