@@ -12,7 +12,15 @@ import pytest
 import yaml
 
 from connectors.registry import METRIC_SOURCES
-from transforms.config import ConfigError, RelativeTarget, load_config, parse_target
+from transforms.config import (
+    METRIC_FIELDS,
+    ConfigError,
+    RatioMetric,
+    RelativeTarget,
+    SourceMetric,
+    load_config,
+    parse_target,
+)
 
 DROP = ...  # a field value meaning "leave this field out"
 
@@ -378,6 +386,41 @@ def test_ratio_of_sums_loads(tmp_path):
                    numerator="signups", denominator="visits", window="30d")  # fmt: skip
     config = load_config(write(tmp_path, metrics=[*METRICS, ratio]))
     assert config.metrics["conversion"].numerator == "signups"
+    assert isinstance(config.metrics["conversion"], RatioMetric)
+    assert isinstance(config.metrics["signups"], SourceMetric)
+
+
+@pytest.mark.parametrize(
+    ("fields", "field", "substance"),
+    [
+        ({"aggregation": DROP}, "aggregation", ["is required"]),
+        ({"aggregation": None}, "aggregation", ["'sum'", "'count_distinct'", "'ratio'"]),
+        ({"source": None}, "source", [f"is required; allowed: {', '.join(METRIC_SOURCES)}"]),
+        ({"aggregation": "ratio", "source": DROP, "column": DROP, "numerator": None, "denominator": "visits"}, "numerator", ["is required for aggregation 'ratio' (a metric id)"]),
+        ({"aggregation": "ratio", "source": "crm_deals", "column": DROP, "numerator": "signups", "denominator": "visits"}, "source", ["takes no 'source'"]),
+        ({"aggregation": "ratio", "source": DROP, "column": DROP, "time_column": "date", "numerator": "signups", "denominator": "visits"}, "time_column", ["takes no 'time_column'"]),
+        ({"aggregation": "ratio", "source": DROP, "column": DROP, "numerator": "signups", "denominator": "visits", "colum": "x"}, "colum", ["did you mean 'column'?", "allowed: id, name, description, source, aggregation, column, filter, time_column, window, numerator, denominator, unit"]),
+        ({"denominator": "visits"}, "denominator", ["only a ratio metric takes numerator and denominator"]),
+    ],
+    ids=case_id,
+)  # fmt: skip
+def test_what_each_kind_of_metric_takes(tmp_path, fields, field, substance):
+    """A metric's aggregation makes it a source metric or a ratio; each is told about the fields
+    of the other kind, and a missing or unknown aggregation is told like any other field's."""
+    only_problem(tmp_path, metric_where(field), *substance, metrics=[*METRICS, metric(**fields)])
+
+
+def test_empty_fields_of_the_other_kind_of_metric_are_as_if_left_out(tmp_path):
+    ratio = metric("conversion", aggregation="ratio", source=None, column="", filter={},
+                   time_column=None, numerator="signups", denominator="visits")  # fmt: skip
+    plain = metric("plain", numerator=None, denominator=None)
+    config = load_config(write(tmp_path, metrics=[*METRICS, ratio, plain]))
+    assert config.metrics["conversion"].parts == ("signups", "visits")
+    assert config.metrics["plain"].column == "value"
+
+
+def test_an_unknown_metric_field_is_told_every_field_of_either_kind():
+    assert set(METRIC_FIELDS) == set(SourceMetric.model_fields) | set(RatioMetric.model_fields)
 
 
 # -- objectives and the hierarchy -----------------------------------------------------------------

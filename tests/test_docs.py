@@ -11,7 +11,14 @@ from pathlib import Path
 
 import pytest
 
-from transforms.config import KeyResult, Metric, MetricTarget, Objective, Settings
+from transforms.config import (
+    KeyResult,
+    MetricTarget,
+    Objective,
+    RatioMetric,
+    Settings,
+    SourceMetric,
+)
 
 ROOT = Path(__file__).resolve().parent.parent
 DOCS = sorted((ROOT / "docs").glob("*.md"))
@@ -250,7 +257,8 @@ def documented_fields(text: str) -> set[str]:
     ("model", "section"),
     [
         (Settings, "The settings block"),
-        (Metric, "Metrics"),
+        (SourceMetric, "Metrics"),
+        (RatioMetric, "Metrics"),
         (MetricTarget, "Metrics"),
         (Objective, "Objectives"),
         (KeyResult, "Key results"),

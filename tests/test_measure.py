@@ -20,7 +20,6 @@ from okr_fixtures import (
     write_config,
 )
 
-from transforms import measure
 from transforms.attainment import auto_baseline, compute_okr_results
 from transforms.calendar import quarter_from_label
 from transforms.measure import MetricReader
@@ -641,7 +640,7 @@ def test_a_reader_bounded_by_since_measures_exactly_what_an_unbounded_one_does(
     )
     assert everything(bounded) == unbounded
     # windows summed a few at a time (as for thousands of metrics) give the same bits
-    monkeypatch.setattr(measure, "WINDOW_DAYS_PER_SLICE", 10)
+    monkeypatch.setattr("transforms.windows.WINDOW_DAYS_PER_SLICE", 10)
     assert everything(MetricReader(con, config)) == unbounded
     assert MetricReader(con, config).values_many(early).to_dicts() == fresh.values_many(
         early

@@ -10,7 +10,7 @@ import duckdb
 import polars as pl
 
 from transforms.calendar import Quarter
-from transforms.config import OkrConfig, ResolvedKeyResult
+from transforms.config import OkrConfig, RatioMetric, ResolvedKeyResult
 from transforms.history import krs_touching
 from transforms.measure import MetricReader, SeriesRequest
 from transforms.okr import (
@@ -128,7 +128,7 @@ def ratio_denominators(
 ) -> pl.DataFrame:
     """`denominator_value`: for a KR on a ratio, its denominator over the same window as the
     value shown (display_value_date), so a reader can tell 2 of 2 deals from 200 of 200."""
-    ratios = {m.id: m for m in config.metrics.values() if m.aggregation == "ratio"}
+    ratios = {m.id: m for m in config.metrics.values() if isinstance(m, RatioMetric)}
     parts = {
         ratio_id: config.metrics[ratio.denominator].model_copy(
             update={"id": f"{ratio_id}.denominator", "window": ratio.window}

@@ -21,6 +21,7 @@ from pydantic import (
     Discriminator,
     Field,
     Tag,
+    TypeAdapter,
     ValidationError,
     ValidationInfo,
     field_validator,
@@ -35,7 +36,8 @@ from transforms.kr_types import KR_TYPES, RELATIVE_TARGET, RelativeTarget, parse
 
 ID_PATTERN = r"^[a-z0-9][a-z0-9_.-]*$"
 Id = Annotated[str, Field(pattern=ID_PATTERN)]
-Aggregation = Literal["sum", "avg", "min", "max", "last", "count", "count_distinct", "ratio"]
+SourceAggregation = Literal["sum", "avg", "min", "max", "last", "count", "count_distinct"]
+Aggregation = Literal[SourceAggregation, "ratio"]
 KrType = Literal[*KR_TYPES]  # type: ignore[valid-type]
 CUMULATIVE_AGGREGATIONS = ("sum", "count", "count_distinct")
 DAYS = re.compile(r"^([1-9][0-9]*)d$")
@@ -96,24 +98,36 @@ class MetricTarget(_Strict):
     grain: Literal["week", "month", "quarter"] = "quarter"
 
 
-class Metric(_Strict):
+class _MetricBase(_Strict):
+    """What every metric has. A field only one kind of metric has may be written empty on the
+    other kind (`numerator: null` on a sum, `filter: {}` on a ratio), and null on its own kind:
+    either is as if left out, as it always was. Any other value on the other kind is a problem
+    (`_NOT_TAKEN`)."""
+
     id: Id
     name: str
     description: str | None = None
-    source: str | None = None
     aggregation: Aggregation
-    column: str | None = None
-    filter: dict[str, FilterValue | list[FilterValue]] = Field(default_factory=dict)
-    time_column: str | None = None
     window: str = "period"
-    numerator: str | None = None
-    denominator: str | None = None
     unit: str | None = None
     direction: Literal["higher_is_better", "lower_is_better"] = "higher_is_better"
     kind: Literal["leading", "lagging"] = "lagging"
     owner: str | None = None
     target: MetricTarget | None = None
     freshness: str | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _drop_empty_fields(cls, raw: Any) -> Any:
+        if not isinstance(raw, dict):
+            return raw
+        return {
+            key: value
+            for key, value in raw.items()
+            # on its own kind, '' and {} stay: `column: ''` is no column of the source
+            if value not in _EMPTY_VALUES.get(key, ())
+            or (key in cls.model_fields and value is not None)
+        }
 
     @field_validator("window")
     @classmethod
@@ -127,13 +141,6 @@ class Metric(_Strict):
     def _freshness(cls, value: str | None) -> str | None:
         if value is not None and not DAYS.match(value):
             raise ValueError(f"freshness '{value}' is not allowed; use 'Nd', e.g. 2d")
-        return value
-
-    @field_validator("source")
-    @classmethod
-    def _source(cls, value: str | None) -> str | None:
-        if value is not None and value not in METRIC_SOURCES:
-            raise ValueError(f"unknown source '{value}'; allowed: {', '.join(METRIC_SOURCES)}")
         return value
 
     @property
@@ -150,9 +157,75 @@ class Metric(_Strict):
         """Accumulates from zero over a KR window, so progress runs from zero (docs/computation.md)."""
         return self.window == "period" and self.aggregation in CUMULATIVE_AGGREGATIONS
 
+
+class SourceMetric(_MetricBase):
+    """Aggregates the rows of one source table that its filter selects."""
+
+    source: str
+    aggregation: SourceAggregation
+    column: str | None = Field(None, validate_default=True)
+    filter: dict[str, FilterValue | list[FilterValue]] = Field(default_factory=dict)
+    time_column: str | None = None
+
+    @field_validator("source")
+    @classmethod
+    def _source(cls, value: str) -> str:
+        if value not in METRIC_SOURCES:
+            raise ValueError(f"unknown source '{value}'; allowed: {', '.join(METRIC_SOURCES)}")
+        return value
+
+    @field_validator("column")
+    @classmethod
+    def _column_for_aggregation(cls, value: str | None, info: ValidationInfo) -> str | None:
+        """Whether the column exists is checked against the source once the config is read."""
+        aggregation = info.data.get("aggregation")
+        if aggregation == "count" and value:
+            raise ValueError("count counts the rows the filter selects; remove 'column'")
+        if aggregation not in (None, "count") and value is None:
+            raise ValueError(f"is required for aggregation '{aggregation}'")
+        return value
+
     @property
     def time_column_or_default(self) -> str:
         return self.time_column or METRIC_SOURCES[self.source].time_column
+
+
+class RatioMetric(_MetricBase):
+    """Divides the values of two cumulative metrics, each measured over the ratio's window."""
+
+    aggregation: Literal["ratio"]
+    numerator: str
+    denominator: str
+
+    @property
+    def parts(self) -> tuple[str, str]:
+        """The ids of the numerator and denominator metrics."""
+        return self.numerator, self.denominator
+
+
+Metric = Annotated[SourceMetric | RatioMetric, Field(discriminator="aggregation")]
+"""A metric of `metrics.yaml`: its `aggregation` says which kind."""
+METRIC_KINDS: dict[str, type[SourceMetric | RatioMetric]] = {
+    aggregation: kind
+    for kind in (SourceMetric, RatioMetric)
+    for aggregation in get_args(kind.model_fields["aggregation"].annotation)
+}
+METRIC_FIELDS = (
+    *("id", "name", "description", "source", "aggregation", "column", "filter", "time_column"),
+    *("window", "numerator", "denominator", "unit", "direction", "kind", "owner", "target"),
+    "freshness",
+)
+"""The fields a metric entry may hold, of either kind, in the order docs/configuration.md lists
+them (an unknown field's problem lists them all)."""
+_EMPTY_VALUES: dict[str, tuple[Any, ...]] = {
+    "source": (None,),
+    "column": (None, ""),
+    "time_column": (None, ""),
+    "filter": ({},),
+    "numerator": (None,),
+    "denominator": (None,),
+}
+"""Per field of one kind of metric, the values that say nothing on the other kind."""
 
 
 class PeriodRange(_Strict):
@@ -650,11 +723,12 @@ def _parse_one(model, raw, entry: _Entry, problems: list[str]):
         )
         return None
     try:
-        return model.model_validate(raw)
+        return _METRIC.validate_python(raw) if model is Metric else model.model_validate(raw)
     except ValidationError as error:
         for detail in error.errors():
-            loc = tuple(p for p in detail["loc"] if not _is_union_tag(p))
-            about, about_model, field_loc = entry, model, loc
+            about_model, loc = _metric_kind(detail) if model is Metric else (model, detail["loc"])
+            loc = tuple(p for p in loc if not _is_union_tag(p))
+            about, field_loc = entry, loc
             if len(loc) >= 2 and loc[0] == "key_results" and isinstance(loc[1], int):
                 krs = raw.get("key_results")
                 kr = krs[loc[1]] if isinstance(krs, list) and loc[1] < len(krs) else None
@@ -670,6 +744,17 @@ def _parse_one(model, raw, entry: _Entry, problems: list[str]):
             if line not in problems:  # union members report the same problem more than once
                 problems.append(line)
         return None
+
+
+_METRIC = TypeAdapter(Metric)
+
+
+def _metric_kind(detail: Any) -> tuple[type[BaseModel], tuple[Any, ...]]:
+    """The kind of metric a pydantic error is about, and where in it: the location starts with
+    the aggregation that chose the kind, or is the entry when no aggregation chose one."""
+    if detail["type"] in ("union_tag_not_found", "union_tag_invalid"):
+        return _MetricBase, ("aggregation",)
+    return METRIC_KINDS[detail["loc"][0]], detail["loc"][1:]
 
 
 def _is_union_tag(part: Any) -> bool:
@@ -688,11 +773,31 @@ _SHAPES = {
     (Objective, "period"): _PERIOD_SHAPE,
 }
 """What a field with several accepted forms allows, replacing pydantic's one message per form."""
+_REQUIRED = {
+    (SourceMetric, "source"): f"is required; allowed: {', '.join(METRIC_SOURCES)}",
+    (RatioMetric, "numerator"): "is required for aggregation 'ratio' (a metric id)",
+    (RatioMetric, "denominator"): "is required for aggregation 'ratio' (a metric id)",
+}
+"""What a missing field needs, where 'is required' alone would not say."""
+_NOT_TAKEN = {
+    **{
+        (SourceMetric, field): "only a ratio metric takes numerator and denominator"
+        for field in ("numerator", "denominator")
+    },
+    **{
+        (RatioMetric, field): "a ratio divides its numerator and denominator metrics and takes "
+        f"no '{field}'; set it on those metrics"
+        for field in ("source", "column", "time_column", "filter")
+    },
+}
+"""Why a field of the other kind of metric is refused, instead of 'unknown field'."""
 
 
 def _message(detail: dict[str, Any], model: type[BaseModel], loc: tuple[Any, ...]) -> str:
     kind = detail["type"]
     if kind == "extra_forbidden":
+        if not_taken := _NOT_TAKEN.get((model, *loc)):
+            return not_taken
         allowed = _fields_at(model, loc[:-1])
         close = difflib.get_close_matches(str(loc[-1]), allowed, n=1)
         hint = f"did you mean '{close[0]}'? " if close else ""
@@ -700,8 +805,11 @@ def _message(detail: dict[str, Any], model: type[BaseModel], loc: tuple[Any, ...
     shape = _SHAPES.get((model, loc[0] if loc else None))
     if shape and kind != "value_error" and not (kind == "missing" and isinstance(loc[-1], str)):
         return shape
-    if kind == "missing":
-        return "is required"
+    if kind in ("missing", "union_tag_not_found"):
+        return _REQUIRED.get((model, *loc), "is required")
+    if kind == "union_tag_invalid":  # as for any other literal
+        allowed = [f"'{aggregation}'" for aggregation in METRIC_KINDS]
+        return f"Input should be {', '.join(allowed[:-1])} or {allowed[-1]}"
     if kind == "string_pattern_mismatch" and loc and loc[-1] == "id":
         return (
             f"'{detail['input']}' is not a valid id; ids use lowercase letters, digits, '_', '.' "
@@ -722,7 +830,7 @@ def _fields_at(model: type[BaseModel], path: tuple[Any, ...]) -> list[str]:
         if nested is None:
             return []
         model = nested
-    return list(model.model_fields)
+    return list(METRIC_FIELDS if issubclass(model, _MetricBase) else model.model_fields)
 
 
 def _nested_model(annotation: Any) -> type[BaseModel] | None:
@@ -822,15 +930,15 @@ def _column_problem(source_name: str, column: str) -> str | None:
 
 
 def _check_metric(metric: Metric, entry: _Entry, metrics: _References, problems: list[str]) -> None:
+    """What a metric's model cannot check on its own: a ratio's parts against the other metrics,
+    a source metric's columns against its source."""
+
     def problem(field: str | tuple, message: str) -> None:
         problems.append(entry.problem(field, message))
 
-    if metric.aggregation == "ratio":
-        for field in ("numerator", "denominator"):
-            ref = getattr(metric, field)
-            if ref is None:
-                problem(field, "is required for aggregation 'ratio' (a metric id)")
-            elif unknown := metrics.unknown(ref):
+    if isinstance(metric, RatioMetric):
+        for field, ref in zip(("numerator", "denominator"), metric.parts, strict=True):
+            if unknown := metrics.unknown(ref):
                 problem(field, unknown)
             elif (part := metrics.by_id.get(ref)) and part.aggregation not in (
                 CUMULATIVE_AGGREGATIONS
@@ -840,37 +948,20 @@ def _check_metric(metric: Metric, entry: _Entry, metrics: _References, problems:
                     f"'{ref}' aggregates with '{part.aggregation}'; a ratio is a ratio of sums, "
                     f"so its parts use {', '.join(CUMULATIVE_AGGREGATIONS)}",
                 )
-        for field in ("source", "column", "time_column", "filter"):
-            if getattr(metric, field):
-                problem(
-                    field,
-                    "a ratio divides its numerator and denominator metrics and takes no "
-                    f"'{field}'; set it on those metrics",
-                )
-        return
-    for field in ("numerator", "denominator"):
-        if getattr(metric, field) is not None:
-            problem(field, "only a ratio metric takes numerator and denominator")
-    if metric.source is None:
-        problem("source", f"is required; allowed: {', '.join(METRIC_SOURCES)}")
         return
     source = METRIC_SOURCES[metric.source]
-    if metric.aggregation == "count":
-        if metric.column:
-            problem("column", "count counts the rows the filter selects; remove 'column'")
-    elif metric.column is None:
-        problem("column", f"is required for aggregation '{metric.aggregation}'")
-    elif unknown := _column_problem(metric.source, metric.column):
-        problem("column", unknown)
-    elif (
-        metric.aggregation != "count_distinct"
-        and (kind := source.column_kind(metric.column)) != NUMERIC
-    ):
-        problem(
-            "column",
-            f"aggregation '{metric.aggregation}' needs a numeric column; "
-            f"'{metric.column}' of '{metric.source}' is {kind} (count_distinct works on any)",
-        )
+    if metric.aggregation != "count" and metric.column is not None:  # count reads no column
+        if unknown := _column_problem(metric.source, metric.column):
+            problem("column", unknown)
+        elif (
+            metric.aggregation != "count_distinct"
+            and (kind := source.column_kind(metric.column)) != NUMERIC
+        ):
+            problem(
+                "column",
+                f"aggregation '{metric.aggregation}' needs a numeric column; "
+                f"'{metric.column}' of '{metric.source}' is {kind} (count_distinct works on any)",
+            )
     if metric.time_column is not None and source.column_kind(metric.time_column) != TIME:
         times = [c for c, kind in source.columns.items() if kind == TIME]
         problem(

@@ -6,7 +6,7 @@ import json
 
 import polars as pl
 
-from transforms.config import OkrConfig
+from transforms.config import OkrConfig, SourceMetric
 from transforms.tables import MARTS_DIM_KEY_RESULTS, MARTS_DIM_METRICS, MARTS_DIM_OBJECTIVES
 from transforms.units import d3_format, display_format
 
@@ -17,14 +17,19 @@ def dim_metrics(config: OkrConfig) -> pl.DataFrame:
             "metric_id": m.id,
             "name": m.name,
             "description": m.description,
-            "source": m.source,
             "aggregation": m.aggregation,
-            "column_name": m.column,
-            "filter": json.dumps(m.filter, sort_keys=True) if m.filter else None,
-            "time_column": m.time_column_or_default if m.source else None,
+            # the columns of the other kind of metric stay null
+            **(
+                {
+                    "source": m.source,
+                    "column_name": m.column,
+                    "filter": json.dumps(m.filter, sort_keys=True) if m.filter else None,
+                    "time_column": m.time_column_or_default,
+                }
+                if isinstance(m, SourceMetric)
+                else {"numerator": m.numerator, "denominator": m.denominator}
+            ),
             "metric_window": m.window,
-            "numerator": m.numerator,
-            "denominator": m.denominator,
             "unit": m.unit,
             "display_format": display_format(m.unit),
             "d3_format": d3_format(m.unit),

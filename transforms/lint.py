@@ -11,7 +11,7 @@ from datetime import date
 
 import polars as pl
 
-from transforms.config import OkrConfig
+from transforms.config import OkrConfig, RatioMetric, SourceMetric
 from transforms.measure import MetricReader
 from warehouse.tables import Column, Table
 
@@ -75,8 +75,8 @@ def unused_metric(inputs: LintInputs) -> Iterator[Finding]:
     used |= {
         part
         for metric_id in set(used)
-        for part in (config.metrics[metric_id].numerator, config.metrics[metric_id].denominator)
-        if part
+        if isinstance(metric := config.metrics[metric_id], RatioMetric)
+        for part in metric.parts
     }
     for metric_id in config.metrics:
         if metric_id not in used:
@@ -111,13 +111,14 @@ def stale_source(inputs: LintInputs) -> Iterator[Finding]:
             continue
         if latest is None or (inputs.today - latest).days > metric.freshness_days:
             seen = f"its latest data is from {latest}" if latest else "it has no data at all"
+            source = metric.source if isinstance(metric, SourceMetric) else "ratio parts"
             yield Finding(
                 "warning",
                 "metric",
                 metric.id,
                 "stale_source",
                 f"{seen}, older than its freshness of {metric.freshness}; check the "
-                f"'{metric.source or 'ratio parts'}' source",
+                f"'{source}' source",
             )
 
 

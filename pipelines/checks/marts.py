@@ -16,6 +16,7 @@ from pipelines.checks.core import (
     offending_rows,
     row_count,
 )
+from transforms.config import SourceMetric
 from transforms.measure import MetricReader
 from transforms.tables import MARTS_KEY_RESULT_ATTAINMENT, MARTS_KEY_RESULT_PROGRESS_DAILY
 from warehouse.sql import quote_ident
@@ -63,7 +64,13 @@ def every_kr_metric_has_data(inputs: CheckInputs) -> Outcome:
         metrics.items(), inputs.today
     )
     missing = [
-        (kr_id, kr.objective.id, kr.metric.id, kr.metric.source or "ratio", kr.start.isoformat())
+        (
+            kr_id,
+            kr.objective.id,
+            kr.metric.id,
+            kr.metric.source if isinstance(kr.metric, SourceMetric) else "ratio",
+            kr.start.isoformat(),
+        )
         for kr_id, kr in sorted(inputs.config.key_results.items())
         if latest[kr.metric.id] is None
     ]

@@ -27,6 +27,7 @@ from pipelines.checks.core import (
     rejected_share,
 )
 from pipelines.settings import MAX_REJECT_RATE_ENV, SOURCE_MAX_AGE_ENV, ChecksSettings
+from transforms.config import SourceMetric
 from warehouse.sql import quote_ident
 from warehouse.tables import Table
 from warehouse.writes import table_exists
@@ -228,7 +229,7 @@ def freshness(table: Table, source: SourceTable, max_age: int, inputs: CheckInpu
     readers = sorted(
         metric_id
         for metric_id, metric in inputs.config.metrics.items()
-        if metric.source == source.metric_source
+        if isinstance(metric, SourceMetric) and metric.source == source.metric_source
     )
     metadata: dict[str, Any] = {
         "latest_data_date": latest.isoformat() if latest else "",
