@@ -399,7 +399,7 @@ def test_ratio_of_sums_loads(tmp_path):
         ({"aggregation": "ratio", "source": DROP, "column": DROP, "numerator": None, "denominator": "visits"}, "numerator", ["is required for aggregation 'ratio' (a metric id)"]),
         ({"aggregation": "ratio", "source": "crm_deals", "column": DROP, "numerator": "signups", "denominator": "visits"}, "source", ["takes no 'source'"]),
         ({"aggregation": "ratio", "source": DROP, "column": DROP, "time_column": "date", "numerator": "signups", "denominator": "visits"}, "time_column", ["takes no 'time_column'"]),
-        ({"aggregation": "ratio", "source": DROP, "column": DROP, "numerator": "signups", "denominator": "visits", "colum": "x"}, "colum", ["did you mean 'column'?", "allowed: id, name, description, source, aggregation, column, filter, time_column, window, numerator, denominator, unit"]),
+        ({"aggregation": "ratio", "source": DROP, "column": DROP, "numerator": "signups", "denominator": "visits", "colum": "x"}, "colum", ["did you mean 'column'?", "allowed: id, name, description, source, aggregation, column, filter, time_column, window, numerator, denominator, min_denominator, unit"]),
         ({"denominator": "visits"}, "denominator", ["only a ratio metric takes numerator and denominator"]),
     ],
     ids=case_id,

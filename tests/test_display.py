@@ -11,6 +11,7 @@ from okr_fixtures import csv_metric, jan, key_result, objective, warehouse, writ
 
 from transforms.attainment import compute_okr_results
 from transforms.calendar import quarter_from_label
+from transforms.config import ConfigError
 from transforms.dimensions import dim_metrics
 from transforms.okr import DEFAULT_STALE_DAYS
 from transforms.units import d3_format, display_format, format_value
@@ -202,23 +203,26 @@ def test_a_trailing_window_does_not_slide_past_the_last_day_with_data(tmp_path):
     )
 
 
-def test_a_ratio_kr_shows_its_denominator(tmp_path):
+@pytest.mark.parametrize(
+    ("minimum", "shown_too_few"), [(None, False), (4, False), (5, True)]
+)
+def test_a_ratio_kr_shows_its_denominator_and_too_few_to_judge(tmp_path, minimum, shown_too_few):
     # won / closed deals over the KR window: Jan 1 one of one, Jan 2 none of one, Jan 3 one of
-    # two: as of Jan 3, 2 of 4 = 0.5 over a denominator of 4 deals
+    # two: as of Jan 3, 2 of 4 = 0.5 over a denominator of 4 deals; below a minimum of 5 deals
+    # the KR is too few to judge, at 4 it is judged
+    ratio = {
+        "id": "win_rate",
+        "name": "Win rate",
+        "aggregation": "ratio",
+        "numerator": "won",
+        "denominator": "closed",
+        "unit": "ratio",
+    }
+    if minimum is not None:
+        ratio["min_denominator"] = minimum
     results = _results(
         tmp_path,
-        [
-            csv_metric("won"),
-            csv_metric("closed"),
-            {
-                "id": "win_rate",
-                "name": "Win rate",
-                "aggregation": "ratio",
-                "numerator": "won",
-                "denominator": "closed",
-                "unit": "ratio",
-            },
-        ],
+        [csv_metric("won"), csv_metric("closed"), ratio],
         [objective("o", [key_result("kr", "win_rate", "maintain_above", target=0.4)])],
         [
             (jan(1), "won", 1),
@@ -232,3 +236,10 @@ def test_a_ratio_kr_shows_its_denominator(tmp_path):
     )
     row = _kr(results)
     assert (row["current_value"], row["denominator_value"]) == (0.5, 4)
+    assert row["status"] == "on_track"  # the rules themselves do not change
+    assert (row["display_status"] == "too_few_to_judge") is shown_too_few
+
+
+def test_min_denominator_belongs_to_ratios(tmp_path):
+    with pytest.raises(ConfigError, match="only a ratio metric has a denominator"):
+        write_config(tmp_path / "c", [csv_metric("won", min_denominator=5)])

@@ -12,6 +12,7 @@ import polars as pl
 from transforms.calendar import Quarter
 from transforms.config import OkrConfig, RatioMetric, ResolvedKeyResult
 from transforms.history import krs_touching
+from transforms.kr_types import rounded
 from transforms.measure import MetricReader, SeriesRequest
 from transforms.okr import (
     key_result_attainment,
@@ -127,7 +128,9 @@ def ratio_denominators(
     reader: MetricReader, config: OkrConfig, kr_rows: pl.DataFrame
 ) -> pl.DataFrame:
     """`denominator_value`: for a KR on a ratio, its denominator over the same window as the
-    value shown (display_value_date), so a reader can tell 2 of 2 deals from 200 of 200."""
+    value shown (display_value_date), so a reader can tell 2 of 2 deals from 200 of 200; below
+    the ratio's `min_denominator` a KR that would read on track, at risk or off track is shown
+    `too_few_to_judge`."""
     ratios = {m.id: m for m in config.metrics.values() if isinstance(m, RatioMetric)}
     parts = {
         ratio_id: config.metrics[ratio.denominator].model_copy(
@@ -143,6 +146,15 @@ def ratio_denominators(
         end=pl.col("display_value_date"),
     )
     denominators = reader.values_many(windows, {p.id: p for p in parts.values()})
+    minimums = pl.DataFrame(
+        {
+            "metric_id": list(ratios),
+            "min_denominator": [r.min_denominator for r in ratios.values()],
+        },
+        schema={"metric_id": pl.String, "min_denominator": pl.Float64},
+    )
+    judged = pl.col("display_status").is_in(["on_track", "at_risk", "off_track"])
+    too_few = rounded(pl.col("denominator_value").fill_null(0.0)) < pl.col("min_denominator")
     return (
         rows.join(
             denominators.select("_row", denominator_value="value"),
@@ -150,5 +162,11 @@ def ratio_denominators(
             how="left",
             maintain_order="left",
         )
-        .drop("_row")
+        .join(minimums, on="metric_id", how="left", maintain_order="left")
+        .with_columns(
+            display_status=pl.when(judged & too_few)
+            .then(pl.lit("too_few_to_judge"))
+            .otherwise("display_status")
+        )
+        .drop("_row", "min_denominator")
     )

@@ -196,6 +196,8 @@ class RatioMetric(_MetricBase):
     aggregation: Literal["ratio"]
     numerator: str
     denominator: str
+    min_denominator: float | None = Field(None, ge=0)
+    """Below this denominator a KR on the ratio is shown too few to judge (2 of 2 deals)."""
 
     @property
     def parts(self) -> tuple[str, str]:
@@ -212,7 +214,8 @@ METRIC_KINDS: dict[str, type[SourceMetric | RatioMetric]] = {
 }
 METRIC_FIELDS = (
     *("id", "name", "description", "source", "aggregation", "column", "filter", "time_column"),
-    *("window", "numerator", "denominator", "unit", "direction", "kind", "owner", "target"),
+    *("window", "numerator", "denominator", "min_denominator", "unit", "direction", "kind"),
+    *("owner", "target"),
     "freshness",
 )
 """The fields a metric entry may hold, of either kind, in the order docs/configuration.md lists
@@ -783,6 +786,10 @@ _NOT_TAKEN = {
     **{
         (SourceMetric, field): "only a ratio metric takes numerator and denominator"
         for field in ("numerator", "denominator")
+    },
+    **{
+        (SourceMetric, "min_denominator"): "only a ratio metric has a denominator to set a "
+        "minimum for"
     },
     **{
         (RatioMetric, field): "a ratio divides its numerator and denominator metrics and takes "

@@ -27,7 +27,11 @@ def dim_metrics(config: OkrConfig) -> pl.DataFrame:
                     "time_column": m.time_column_or_default,
                 }
                 if isinstance(m, SourceMetric)
-                else {"numerator": m.numerator, "denominator": m.denominator}
+                else {
+                    "numerator": m.numerator,
+                    "denominator": m.denominator,
+                    "min_denominator": m.min_denominator,
+                }
             ),
             "metric_window": m.window,
             "unit": m.unit,

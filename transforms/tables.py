@@ -100,7 +100,8 @@ MARTS_KEY_RESULT_ATTAINMENT = Table(
             "VARCHAR",
             "The status as shown on the page and in the CLI: status, except that a KR that would "
             "read on_track, at_risk or off_track is stale once as_of_date - data_through exceeds "
-            "stale_after_days (even without a configured freshness).",
+            "stale_after_days (even without a configured freshness), else too_few_to_judge when "
+            "its ratio's denominator_value is below the metric's min_denominator.",
         ),
         Column(
             "grade_is_final",
@@ -290,6 +291,11 @@ MARTS_DIM_METRICS = Table(
         Column("metric_window", "VARCHAR", "'period' or a trailing 'Nd' window.", False),
         Column("numerator", "VARCHAR", "Numerator metric of a ratio."),
         Column("denominator", "VARCHAR", "Denominator metric of a ratio."),
+        Column(
+            "min_denominator",
+            "DOUBLE",
+            "A ratio's minimum denominator: below it its KRs are shown too_few_to_judge.",
+        ),
         Column("unit", "VARCHAR", "Unit of the value."),
         Column(
             "display_format",
