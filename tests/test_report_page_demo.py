@@ -62,6 +62,13 @@ def test_the_demo_page_holds_every_published_quarter_latest_first(demo):
     assert not {r["metric"] for r in heatmap} & set(names) - set(names.values())
     assert all(r["label"] not in ("", "–") for r in heatmap if r["value"] is not None)
     assert {"no_target"} <= {r["health"] for r in heatmap}
+    # cells read in their metric's unit: a ratio as a percentage, a currency with its code
+    with duckdb.connect(str(snapshot), read_only=True) as con:
+        units = dict(con.sql("SELECT metric_id, unit FROM marts.dim_metrics").fetchall())
+    measured = [r for r in heatmap if r["value"] is not None]
+    for unit, pattern in (("ratio", r"^-?[\d,.]+%$"), ("EUR", r"^EUR -?[\d,.]+[kMB]?$")):
+        cells = [r["label"] for r in measured if units[r["metric_id"]] == unit]
+        assert cells and all(re.match(pattern, label) for label in cells), (unit, cells[:5])
 
 
 def test_every_quarter_of_the_demo_page_draws_its_charts_and_its_tree(demo, tmp_path):

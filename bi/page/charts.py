@@ -19,6 +19,7 @@ import polars as pl
 import vl_convert
 
 from transforms import cache
+from transforms.units import CURRENCY, FRACTION, PERCENT_POINTS, format_value
 
 # Colours the charts draw with. None of them is used by the page's CSS, so a screenshot showing
 # them proves that Vega rendered (the page tests rely on this).
@@ -158,6 +159,15 @@ def short_number(value: float | None) -> str:
     return f"{value:,.4g}"
 
 
+def cell_number(value: float | None, unit: str | None) -> str:
+    """A value in a heatmap cell, in its metric's unit: percentages as such, a currency code
+    before the short number, other units left to the row label."""
+    if value is not None and unit in (PERCENT_POINTS, FRACTION):
+        return format_value(value, unit)
+    text = short_number(value)
+    return f"{unit} {text}" if value is not None and unit and CURRENCY.match(unit) else text
+
+
 def metric_labels(metric_ids: list[str], names: dict[str, str]) -> dict[str, str]:
     """Each metric's row label: its display name, with its id added where two share a name."""
     label = {m: names.get(m) or m for m in metric_ids}
@@ -167,7 +177,9 @@ def metric_labels(metric_ids: list[str], names: dict[str, str]) -> dict[str, str
     return {m: text if counts[text] == 1 else f"{text} ({m})" for m, text in label.items()}
 
 
-def kpi_health_spec(summary: pl.DataFrame, names: dict[str, str]) -> dict[str, Any]:
+def kpi_health_spec(
+    summary: pl.DataFrame, names: dict[str, str], units: dict[str, str | None] | None = None
+) -> dict[str, Any]:
     """Heatmap of health per metric (rows, by display name) and month (columns), the value
     written in each cell; `no_target` (measured, no target: solid blue-grey, value and "no
     target" written) and `no_data` (nothing measured: white hatched, "no data" written) read
@@ -187,7 +199,7 @@ def kpi_health_spec(summary: pl.DataFrame, names: dict[str, str]) -> dict[str, A
         if health == "no_data" and value is None:
             label, word = word, ""
         else:
-            label = short_number(value)
+            label = cell_number(value, (units or {}).get(row["metric_id"]))
         rows.append(
             {
                 "metric": labels[row["metric_id"]],

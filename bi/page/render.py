@@ -348,7 +348,9 @@ class QuarterView:
         q = self.q
         if q.kpi is not None and q.kpi.height:
             chart_id = f"{q.slug}-kpi-health"
-            self.specs[chart_id] = charts.kpi_health_spec(q.kpi, self.data.metric_names)
+            self.specs[chart_id] = charts.kpi_health_spec(
+                q.kpi, self.data.metric_names, self.data.units
+            )
             return (
                 f'<section class="kpi" id="{q.slug}-kpi"><h3>KPI health</h3>'
                 f'<div class="note">Success metrics per month, last {charts.KPI_MONTHS} months up '
