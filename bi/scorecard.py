@@ -7,6 +7,7 @@ from __future__ import annotations
 import duckdb
 import polars as pl
 
+from bi.page.data import metric_units
 from transforms.kr_types import KR_TYPES
 from transforms.units import format_value
 
@@ -53,7 +54,7 @@ def scorecard_text(con: duckdb.DuckDBPyConnection, quarters: list[str] | None = 
         "SELECT * FROM marts.objective_attainment ORDER BY quarter_start, team, objective_id"
     ).pl()
     krs = con.sql("SELECT * FROM marts.key_result_attainment ORDER BY kr_id").pl()
-    units = _units(con)
+    units = metric_units(con)
     if quarters:
         objectives = objectives.filter(pl.col("quarter").is_in(quarters))
     lines: list[str] = []
@@ -83,17 +84,6 @@ def scorecard_text(con: duckdb.DuckDBPyConnection, quarters: list[str] | None = 
     if lines:
         lines += ["", LEGEND]
     return "\n".join(lines).lstrip("\n")
-
-
-def _units(con: duckdb.DuckDBPyConnection) -> dict[str, str | None]:
-    """Each metric's unit, from marts.dim_metrics (none before the dimensions are built)."""
-    [(exists,)] = con.execute(
-        "SELECT count(*) FROM duckdb_tables() WHERE schema_name = 'marts' "
-        "AND table_name = 'dim_metrics'"
-    ).fetchall()
-    if not exists:
-        return {}
-    return dict(con.execute("SELECT metric_id, unit FROM marts.dim_metrics").fetchall())
 
 
 def _kr_lines(krs: pl.DataFrame, units: dict[str, str | None]) -> list[str]:

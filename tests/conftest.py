@@ -38,3 +38,26 @@ VAR_BEFORE = fingerprint(CHECKOUT_VAR)
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """The checkout check runs after every other test."""
     items.sort(key=lambda item: item.module.__name__ == "test_checkout_untouched")
+
+
+@pytest.fixture(scope="session")
+def demo_run(tmp_path_factory) -> tuple[Path, str]:
+    """`okr demo` once for the session (defaults for config, data and as-of; warehouse,
+    snapshot, page and Dagster instance in a temp folder): the folder, and what it printed.
+    Tests only read what it wrote."""
+    from contextlib import redirect_stdout
+    from io import StringIO
+
+    from pipelines.cli import main
+
+    root = tmp_path_factory.mktemp("demo")
+    with pytest.MonkeyPatch.context() as patch:
+        for name in ("OKR_CONFIG_DIR", "OKR_DATA_DIR", "OKR_AS_OF"):
+            patch.delenv(name, raising=False)
+        patch.setenv("OKR_WAREHOUSE", str(root / "warehouse.duckdb"))
+        patch.setenv("OKR_BI_SNAPSHOT", str(root / "okr_bi.duckdb"))
+        patch.setenv("DAGSTER_HOME", str(root / "dagster_home"))
+        out = StringIO()
+        with redirect_stdout(out):
+            assert main(["demo"]) == 0
+    return root, out.getvalue()

@@ -8,10 +8,8 @@ import csv
 import gzip
 import json
 from collections import defaultdict
-from contextlib import redirect_stdout
 from datetime import date, datetime, timedelta
 from functools import cache
-from io import StringIO
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -20,7 +18,6 @@ import polars as pl
 import pytest
 
 from connectors.crm.simulator import generate_data
-from pipelines.cli import main
 from pipelines.settings import EXAMPLE_AS_OF, EXAMPLE_DIR
 from transforms.calendar import quarters_between
 from transforms.config import load_config
@@ -98,19 +95,10 @@ def live_crm(crm_object: str) -> tuple[dict, ...]:
 
 
 @pytest.fixture(scope="module")
-def demo(tmp_path_factory) -> tuple[Path, str]:
-    """Run `okr demo` once (defaults for config, data and as-of; warehouse in a temp folder)."""
-    root = tmp_path_factory.mktemp("demo")
-    with pytest.MonkeyPatch.context() as patch:
-        for name in ("OKR_CONFIG_DIR", "OKR_DATA_DIR", "OKR_AS_OF"):
-            patch.delenv(name, raising=False)
-        patch.setenv("OKR_WAREHOUSE", str(root / "warehouse.duckdb"))
-        patch.setenv("OKR_BI_SNAPSHOT", str(root / "okr_bi.duckdb"))
-        patch.setenv("DAGSTER_HOME", str(root / "dagster_home"))
-        out = StringIO()
-        with redirect_stdout(out):
-            assert main(["demo"]) == 0
-    return root / "warehouse.duckdb", out.getvalue()
+def demo(demo_run) -> tuple[Path, str]:
+    """The session's `okr demo` run: its warehouse, and what it printed."""
+    root, printed = demo_run
+    return root / "warehouse.duckdb", printed
 
 
 def kr_row(warehouse: Path, kr_id: str, quarter: str = "2026-Q4") -> dict:

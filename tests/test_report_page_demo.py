@@ -7,8 +7,6 @@ from __future__ import annotations
 
 import re
 import time
-from contextlib import redirect_stdout
-from io import StringIO
 from pathlib import Path
 
 import duckdb
@@ -16,25 +14,15 @@ import pytest
 from test_report_page import all_specs, open_page
 
 from bi.page import rows_of
-from pipelines.cli import main
 
 MAX_PAGE_BYTES = 2_500_000  # the Vega bundle (~0.9 MB) and nine quarters of the example
 
 
 @pytest.fixture(scope="module")
-def demo(tmp_path_factory) -> tuple[Path, str]:
-    """Run `okr demo` once; return the snapshot's path and the page it published."""
-    root = tmp_path_factory.mktemp("demo")
-    with pytest.MonkeyPatch.context() as patch:
-        for name in ("OKR_CONFIG_DIR", "OKR_DATA_DIR", "OKR_AS_OF"):
-            patch.delenv(name, raising=False)
-        patch.setenv("OKR_WAREHOUSE", str(root / "warehouse.duckdb"))
-        patch.setenv("OKR_BI_SNAPSHOT", str(root / "okr_bi.duckdb"))
-        patch.setenv("DAGSTER_HOME", str(root / "dagster_home"))
-        with redirect_stdout(StringIO()):
-            assert main(["demo"]) == 0
-    page = (root / "scorecard.html").read_text(encoding="utf-8")
-    return root / "okr_bi.duckdb", page
+def demo(demo_run) -> tuple[Path, str]:
+    """The session's `okr demo` run: its snapshot, and the page it published."""
+    root, _ = demo_run
+    return root / "okr_bi.duckdb", (root / "scorecard.html").read_text(encoding="utf-8")
 
 
 def test_the_demo_page_holds_every_published_quarter_latest_first(demo):

@@ -25,13 +25,13 @@ class Column:
 
 
 @dataclass(frozen=True)
-class Table:
+class _Relation:
+    """What tables and views share: where they live, what they are, their columns."""
+
     schema: str
     name: str
     description: str
     columns: tuple[Column, ...]
-    primary_key: tuple[str, ...] = ()
-    partition_column: str | None = field(default=None)
 
     @property
     def fqn(self) -> str:
@@ -40,6 +40,12 @@ class Table:
     @property
     def column_names(self) -> list[str]:
         return [c.name for c in self.columns]
+
+
+@dataclass(frozen=True)
+class Table(_Relation):
+    primary_key: tuple[str, ...] = ()
+    partition_column: str | None = field(default=None)
 
     def ddl(self) -> str:
         cols = ",\n  ".join(
@@ -115,26 +121,14 @@ _ARROW_TYPES = {
 
 
 @dataclass(frozen=True)
-class View:
+class View(_Relation):
     """A view BI users query, defined once: its SQL, description and column comments (the
     columns' types are what the SQL gives; they document it)."""
 
-    schema: str
-    name: str
-    description: str
-    columns: tuple[Column, ...]
     sql: str
     """The SELECT the view runs; it reads only tables of the published schemas."""
     example: str = ""
     """A query people run on it (shown in the data dictionary)."""
-
-    @property
-    def fqn(self) -> str:
-        return f"{self.schema}.{self.name}"
-
-    @property
-    def column_names(self) -> list[str]:
-        return [c.name for c in self.columns]
 
     def create(self, con: duckdb.DuckDBPyConnection) -> None:
         """Create or replace the view and apply its comments."""

@@ -138,22 +138,21 @@ def read_page_data(con: duckdb.DuckDBPyConnection, quarter: str | None = None) -
         titles=dict(zip(objectives["objective_id"][::-1], objectives["title"][::-1], strict=True)),
         teams=sorted({*objectives["team"].drop_nulls().to_list()}, key=str.casefold),
         owners=sorted(owners, key=str.casefold),
-        units=(
-            dict(con.sql("SELECT metric_id, unit FROM marts.dim_metrics").fetchall())
-            if table_exists(con, "marts", "dim_metrics")
-            else {}
-        ),
+        units=metric_units(con),
         restated=_restated(con),
     )
 
 
+def metric_units(con: duckdb.DuckDBPyConnection) -> dict[str, str | None]:
+    """Each metric's unit, from marts.dim_metrics (none before the dimensions are built)."""
+    if not table_exists(con, "marts", "dim_metrics"):
+        return {}
+    return dict(con.sql("SELECT metric_id, unit FROM marts.dim_metrics").fetchall())
+
+
 def _restated(con: duckdb.DuckDBPyConnection) -> dict[tuple[str, str, str], dict]:
     """The reported grades of closed quarters that the current numbers restate."""
-    [(exists,)] = con.sql(
-        "SELECT count(*) FROM duckdb_views() WHERE schema_name = 'marts' "
-        "AND view_name = 'grade_restatements'"
-    ).fetchall()
-    if not exists:
+    if not table_exists(con, "marts", "grade_restatements"):
         return {}
     rows = con.sql("SELECT * FROM marts.grade_restatements").pl()
     return {(r["object_type"], r["object_id"], r["quarter"]): r for r in rows.iter_rows(named=True)}
