@@ -22,6 +22,7 @@ from pipelines.settings import EXAMPLE_AS_OF, EXAMPLE_DIR
 from transforms.calendar import quarters_between
 from transforms.config import load_config
 from transforms.marts import okr_mart_frames
+from transforms.units import format_value
 
 AS_OF = date.fromisoformat(EXAMPLE_AS_OF)
 Q4_START, Q4_END = date(2026, 10, 1), date(2026, 12, 31)
@@ -209,8 +210,8 @@ def test_the_printed_scorecard_shows_every_quarter_and_the_measured_values(demo)
     # a rate stored as a fraction reads as a percentage, with its denominator beside it
     conversion = kr_row(warehouse, "web-conversion-2026q4")
     assert (
-        f"{conversion['current_value'] * 100:.1f}% (n = {conversion['denominator_value']:,.0f})"
-        " / 2.5%"
+        f"{conversion['current_value'] * 100:.2f}% (n = {conversion['denominator_value']:,.0f})"
+        " / 2.50%"
     ) in line_of("website conversion")
     # a milestone says how close it came
     milestone = kr_row(warehouse, "milestone-90k-users-2026q4")
@@ -221,7 +222,8 @@ def test_the_printed_scorecard_shows_every_quarter_and_the_measured_values(demo)
     # ... and its 365-day window is shown as of that day, not slid past the data to 0%
     stopped = kr_row(warehouse, "new-customer-churn-2026")
     assert stopped["display_value_date"] == date(2025, 11, 2) and stopped["display_value"] > 0
-    assert f"{stopped['display_value'] * 100:.1f}% (n = " in churn and "/ 12.0%" in churn
+    shown = format_value(stopped["display_value"], "ratio")
+    assert f" {shown} (n = " in churn and "/ 12.0%" in churn
     # closed quarters' grades are final (no *), and the legend explains both
     assert "*" not in line_of("Acquire 5 major new clients", "2026-Q3")
     assert "grade*: provisional" in printed and "aspirational" in printed

@@ -22,9 +22,11 @@ Q1 = quarter_from_label("2025-Q1")  # 2025-01-01 .. 2025-03-31
 @pytest.mark.parametrize(
     ("value", "unit", "shown"),
     [
-        (0.025, "ratio", "2.5%"),  # a fraction
+        (0.025, "ratio", "2.50%"),  # a fraction; two decimals under 10%
+        (0.628, "ratio", "62.8%"),
         (0.0049, "ratio", "0.49%"),
         (85, "%", "85.0%"),  # percent points
+        (1.85, "%", "1.85%"),
         (1315.2, "users", "1,315 users"),  # +20% of 1,096 users: no cents on a count
         (86146, "EUR", "EUR 86,146"),
         (12.345, "index", "12.3 index"),

@@ -114,8 +114,8 @@ def test_the_demo_page_shows_units_stale_provisional_grades_and_milestone_closen
         # a rate stored as a fraction reads as a percentage, with its denominator
         conversion = krs["web-conversion-2026q4"]
         text = kr_text(view, "q-2026-Q4", "web-conversion-2026q4")
-        assert f"current {conversion[1] * 100:.1f}% (n = {conversion[2]:,.0f})" in text
-        assert "target 2.5%" in text
+        assert f"current {conversion[1] * 100:.2f}% (n = {conversion[2]:,.0f})" in text
+        assert "target 2.50%" in text
         # counts in their unit, no cents
         assert re.search(
             r"current [\d,]+ clients", kr_text(view, "q-2026-Q4", "major-clients-2026q4")

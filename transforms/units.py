@@ -4,11 +4,12 @@ shown is rounded.
 
 | unit | stored | shown | Excel / Evidence | d3 / Superset |
 | --- | --- | --- | --- | --- |
-| `%` | percent points (85 = 85%) | 85.0% | `0.0"%"` | `.1f` + `%` suffix |
-| `ratio` | a fraction (0.025) | 2.5% | `0.0%` | `.1%` |
+| `%` | percent points (85 = 85%) | 85.0% (2.55% under 10) | `0.0"%"` | `.1f` + `%` suffix |
+| `ratio` | a fraction (0.0255) | 2.55% (62.8% from 10) | `0.0%` | `.1%` |
 | a currency code (`EUR`, `USD`) | amount | EUR 1,234 | `"EUR "#,##0` | `,.0f` |
 | anything else (`users`, `deals`) or none | amount | 1,316 users | `#,##0` | `,.0f` |
 
+Percentages under 10% keep two decimals, so a 2.55% rate and its 2.60% target read apart.
 Whole numbers show no decimals (5 clients). Other amounts under 100 keep decimals (1 under
 100, 2 under 10) so small averages and indices stay readable; larger ones are whole numbers, as
 a count is (a relative target of +20% on 1,096 users is shown as 1,315 users, not 1,315.20)."""
@@ -37,11 +38,9 @@ def format_value(value: float | None, unit: str | None, *, with_unit: bool = Tru
     """`value` as people read it in `unit`; an em dash when there is none."""
     if value is None or (isinstance(value, float) and not math.isfinite(value)):
         return "—"
-    if unit == PERCENT_POINTS:
-        return f"{value:,.1f}%"
-    if unit == FRACTION:
-        points = value * 100
-        return f"{points:,.{1 if abs(points) >= 1 or points == 0 else 2}f}%"
+    if unit in (PERCENT_POINTS, FRACTION):
+        points = value * 100 if unit == FRACTION else value
+        return f"{points:,.{1 if abs(points) >= 10 else 2}f}%"
     if unit and CURRENCY.match(unit):
         return f"{unit} {_amount(value)}" if with_unit else _amount(value)
     if unit and with_unit:
