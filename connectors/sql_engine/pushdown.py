@@ -1,0 +1,377 @@
+"""Pushdown of an SQL-engine source (docs/sources.md, "SQL-engine sources"): the per-day partials
+the metrics reading `sql_events` need are computed by the engine, and only they land in DuckDB.
+
+From the config, `plan` makes one partials query per filter column (rows, and count, sum, min,
+max of each numeric column metrics read, per local day and filter value) and one sightings
+query per filter column and distinct-counted column (the distinct (day, filter value, id)).
+Every query is SQLAlchemy Core, compiled by the engine's dialect: config text reaches it only
+as bound parameters or as identifiers SQLAlchemy quotes. `land_quarter` runs them for one fiscal
+quarter and replaces that quarter's partitions of both DuckDB tables in one transaction, with
+lineage (engine and table without the password, the SHA-256 of each compiled query, batch)."""
+
+from __future__ import annotations
+
+import hashlib
+import uuid
+from collections import defaultdict
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, time, timedelta
+from typing import Any
+
+import duckdb
+import polars as pl
+import sqlalchemy as sa
+
+from connectors.sql_engine.tables import (
+    RAW_SQL_EVENTS_PARTIALS,
+    RAW_SQL_EVENTS_SIGHTINGS,
+    SQL_EVENTS,
+)
+from warehouse.writes import replace_partitions
+
+URL_ENV = "OKR_SQL_SOURCE_URL"
+TABLE_ENV = "OKR_SQL_SOURCE_TABLE"
+DEFAULT_TABLE = "events"
+NUMERIC_AGGREGATIONS = ("sum", "avg", "min", "max", "last")
+# Any UTC offset is at most 14 hours, so the rows of local days [start, end] lie in this range.
+_MARGIN = timedelta(days=2)
+_FETCH_BATCH = 50_000
+
+
+@dataclass(frozen=True)
+class PartialsQuery:
+    filter_column: str
+    """'' when the metrics do not filter: one group per day."""
+    wanted: tuple[str, ...]
+    value_columns: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class SightingsQuery:
+    filter_column: str
+    wanted: tuple[str, ...]
+    id_column: str
+
+
+@dataclass(frozen=True)
+class Plan:
+    partials: tuple[PartialsQuery, ...]
+    sightings: tuple[SightingsQuery, ...]
+
+
+def filter_text(value: Any) -> str:
+    """A filter value as the text it compares as (the same rule as `transforms.scan`)."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value)
+
+
+def metric_filter(metric: Any) -> tuple[str, list[str]]:
+    """(filter column, wanted texts) of a metric of the source: ('', []) when it does not filter."""
+    if not metric.filter:
+        return "", []
+    [(column, wanted)] = metric.filter.items()
+    values = wanted if isinstance(wanted, list) else [wanted]
+    return column, sorted({filter_text(v) for v in values})
+
+
+def plan(config: Any, source: str = SQL_EVENTS.name) -> Plan:
+    """The queries the metrics of `config` reading `source` need (ratio parts included)."""
+    wanted: dict[str, set[str]] = defaultdict(set)
+    values: dict[str, set[str]] = defaultdict(set)
+    distinct: dict[tuple[str, str], set[str]] = defaultdict(set)
+    for metric in config.metrics.values():
+        if getattr(metric, "source", None) != source:
+            continue
+        column, texts = metric_filter(metric)
+        wanted[column].update(texts)
+        if metric.aggregation in NUMERIC_AGGREGATIONS:
+            values[column].add(metric.column)
+        if metric.aggregation == "count_distinct":
+            distinct[(column, metric.column)].update(texts)
+    return Plan(
+        tuple(
+            PartialsQuery(column, tuple(sorted(texts)), tuple(sorted(values[column])))
+            for column, texts in sorted(wanted.items())
+        ),
+        tuple(
+            SightingsQuery(column, tuple(sorted(texts)), id_column)
+            for (column, id_column), texts in sorted(distinct.items())
+        ),
+    )
+
+
+# -- SQLAlchemy Core ----------------------------------------------------------------------------
+
+
+def engine_table(name: str, plan_: Plan) -> sa.TableClause:
+    """The engine's table (`schema.table` or `table`) with the columns the plan reads; no
+    reflection, so nothing is asked of the engine before the queries themselves."""
+    schema, _, table = name.rpartition(".")
+    columns = {"timestamp": sa.DateTime(timezone=True)}
+    for query in plan_.partials:
+        for column in (query.filter_column, *query.value_columns):
+            _add_column(columns, column, sa.Float() if column in query.value_columns else None)
+    for query in plan_.sightings:
+        _add_column(columns, query.filter_column)
+        _add_column(columns, query.id_column)
+    return sa.table(
+        table, *(sa.column(n, t) for n, t in columns.items()), schema=schema or None
+    )
+
+
+def _add_column(columns: dict[str, Any], column: str, kind: Any = None) -> None:
+    if not column:
+        return
+    if nested := SQL_EVENTS.json_key(column):
+        columns.setdefault(nested[0], sa.JSON())
+    else:
+        columns.setdefault(column, kind or sa.String())
+
+
+def _column(table: sa.TableClause, column: str) -> sa.ColumnElement:
+    """A column, or a key of a JSON column read as text (`properties.plan`)."""
+    if nested := SQL_EVENTS.json_key(column):
+        return table.c[nested[0]][nested[1]].as_string()
+    return table.c[column]
+
+
+def _day(table: sa.TableClause, dialect: str, timezone: str) -> sa.ColumnElement:
+    """The row's local day in `timezone`."""
+    stamp = table.c["timestamp"]
+    if dialect in ("postgresql", "duckdb"):
+        return sa.cast(sa.func.timezone(sa.literal(timezone, sa.String), stamp), sa.Date)
+    if timezone == "UTC":
+        return sa.cast(stamp, sa.Date)
+    raise NotImplementedError(
+        f"local days in '{timezone}' are not implemented for the {dialect} dialect "
+        "(PostgreSQL and DuckDB are; other engines need settings.timezone UTC)"
+    )
+
+
+def _key(table: sa.TableClause, column: str, wanted: tuple[str, ...]) -> sa.ColumnElement:
+    """The filter value as text when a metric names it, else null (such rows still count as
+    the source's rows of the day)."""
+    if not column:
+        return sa.literal("", sa.String)
+    text = sa.cast(_column(table, column), sa.String)
+    return sa.case((text.in_(list(wanted)), text), else_=sa.null())
+
+
+def _window(table: sa.TableClause, start: date, end: date):
+    low = datetime.combine(start - _MARGIN, time(), UTC)
+    high = datetime.combine(end + _MARGIN, time(), UTC)
+    stamp = table.c["timestamp"]
+    return sa.and_(stamp >= low, stamp < high)
+
+
+def partials_select(
+    table: sa.TableClause, query: PartialsQuery, dialect: str, timezone: str, start: date, end: date
+) -> sa.Select:
+    inner = (
+        sa.select(
+            _day(table, dialect, timezone).label("day"),
+            _key(table, query.filter_column, query.wanted).label("key"),
+            *(
+                _column(table, column).label(f"v{i}")
+                for i, column in enumerate(query.value_columns)
+            ),
+        )
+        .where(_window(table, start, end))
+        .subquery("r")
+    )
+    aggregates = []
+    for i in range(len(query.value_columns)):
+        value = inner.c[f"v{i}"]
+        aggregates += [
+            sa.func.count(value).label(f"n{i}"),
+            sa.func.sum(value).label(f"s{i}"),
+            sa.func.min(value).label(f"lo{i}"),
+            sa.func.max(value).label(f"hi{i}"),
+        ]
+    return (
+        sa.select(inner.c.day, inner.c.key, sa.func.count().label("rows"), *aggregates)
+        .where(inner.c.day.between(start, end))
+        .group_by(inner.c.day, inner.c.key)
+    )
+
+
+def sightings_select(
+    table: sa.TableClause, query: SightingsQuery, dialect: str, timezone: str, start: date, end: date
+) -> sa.Select:
+    ident = _column(table, query.id_column)
+    conditions = [_window(table, start, end), ident.is_not(None)]
+    if query.filter_column:
+        text = sa.cast(_column(table, query.filter_column), sa.String)
+        conditions.append(text.in_(list(query.wanted)))
+        key = text
+    else:
+        key = sa.literal("", sa.String)
+    inner = (
+        sa.select(
+            _day(table, dialect, timezone).label("day"),
+            key.label("key"),
+            sa.cast(ident, sa.String).label("id"),
+        )
+        .where(*conditions)
+        .subquery("r")
+    )
+    return (
+        sa.select(inner.c.day, inner.c.key, inner.c.id)
+        .where(inner.c.day.between(start, end))
+        .distinct()
+    )
+
+
+def fingerprint(statement: sa.Select, engine: sa.Engine) -> str:
+    """SHA-256 of the SQL the engine runs (bound values are placeholders in it)."""
+    return hashlib.sha256(str(statement.compile(dialect=engine.dialect)).encode()).hexdigest()
+
+
+def redacted(engine: sa.Engine) -> str:
+    return engine.url.render_as_string(hide_password=True)
+
+
+# -- one quarter ------------------------------------------------------------------------------
+
+
+@dataclass
+class QuarterReport:
+    quarter_start: date
+    source_rows: int = 0
+    """The engine's rows of the quarter's local days (what landing them would copy)."""
+    rows_fetched: int = 0
+    """Result rows the engine sent: partials plus sightings."""
+    partial_rows: int = 0
+    sighting_rows: int = 0
+    fingerprints: list[str] = field(default_factory=list)
+
+    @property
+    def summary(self) -> str:
+        return (
+            f"{self.quarter_start}: {self.rows_fetched:,} rows fetched for "
+            f"{self.source_rows:,} source rows"
+        )
+
+
+def _fetch(connection: sa.Connection, statement: sa.Select) -> list[tuple]:
+    result = connection.execution_options(stream_results=True).execute(statement)
+    rows: list[tuple] = []
+    while batch := result.fetchmany(_FETCH_BATCH):
+        rows.extend(batch)
+    return rows
+
+
+def _number(value: Any) -> float | None:
+    return None if value is None else float(value)
+
+
+def land_quarter(
+    con: duckdb.DuckDBPyConnection,
+    engine: sa.Engine,
+    table_name: str,
+    config: Any,
+    quarter_start: date,
+    quarter_end: date,
+) -> QuarterReport:
+    """Compute the quarter's partials and sightings in the engine and replace the quarter's
+    partitions of both DuckDB tables with them, in one transaction."""
+    timezone = config.settings.timezone
+    the_plan = plan(config)
+    table = engine_table(table_name, the_plan)
+    dialect = engine.dialect.name
+    ref = f"{redacted(engine)}#{table_name}"
+    batch = uuid.uuid4().hex
+    loaded_at = datetime.now(UTC)
+    report = QuarterReport(quarter_start)
+    partial_rows: list[dict] = []
+    sighting_rows: list[dict] = []
+    with engine.connect() as connection:
+        for query in the_plan.partials:
+            statement = partials_select(
+                table, query, dialect, timezone, quarter_start, quarter_end
+            )
+            digest = fingerprint(statement, engine)
+            report.fingerprints.append(digest)
+            rows = _fetch(connection, statement)
+            report.partial_rows += len(rows)
+            quarter_rows = 0
+            for day, key, count, *aggregates in rows:
+                quarter_rows += count
+                lineage = {"_query_fingerprint": digest, "day": day, "key": key}
+                partial_rows.append(_partial(lineage, query.filter_column, "", count, None))
+                for i, column in enumerate(query.value_columns):
+                    partial_rows.append(
+                        _partial(
+                            lineage, query.filter_column, column, count, aggregates[4 * i : 4 * i + 4]
+                        )
+                    )
+            report.source_rows = max(report.source_rows, quarter_rows)
+        for query in the_plan.sightings:
+            statement = sightings_select(
+                table, query, dialect, timezone, quarter_start, quarter_end
+            )
+            digest = fingerprint(statement, engine)
+            report.fingerprints.append(digest)
+            rows = _fetch(connection, statement)
+            report.sighting_rows += len(rows)
+            sighting_rows.extend(
+                {
+                    "date": day,
+                    "filter_column": query.filter_column,
+                    "filter_value": key,
+                    "id_column": query.id_column,
+                    "id": ident,
+                    "_query_fingerprint": digest,
+                }
+                for day, key, ident in rows
+            )
+        if not the_plan.partials:
+            statement = sa.select(sa.func.count()).select_from(table).where(
+                _day(table, dialect, timezone).between(quarter_start, quarter_end)
+            )
+            report.source_rows = connection.execute(statement).scalar_one()
+    report.rows_fetched = report.partial_rows + report.sighting_rows
+    lineage = {
+        "quarter_start": quarter_start,
+        "_source": "sql",
+        "_source_ref": ref,
+        "_batch_id": batch,
+        "_loaded_at": loaded_at,
+    }
+    frames = {
+        RAW_SQL_EVENTS_PARTIALS: _frame(RAW_SQL_EVENTS_PARTIALS, partial_rows, lineage),
+        RAW_SQL_EVENTS_SIGHTINGS: _frame(RAW_SQL_EVENTS_SIGHTINGS, sighting_rows, lineage),
+    }
+    replace_partitions(con, frames, [quarter_start])
+    return report
+
+
+def _partial(
+    lineage: dict, filter_column: str, value_column: str, rows: int, aggregates: Any
+) -> dict:
+    vals, total, low, high = aggregates or (None, None, None, None)
+    return {
+        "date": lineage["day"],
+        "filter_column": filter_column,
+        "filter_value": lineage["key"],
+        "value_column": value_column,
+        "rows": rows,
+        "vals": vals,
+        "value_sum": _number(total),
+        "value_min": _number(low),
+        "value_max": _number(high),
+        "_query_fingerprint": lineage["_query_fingerprint"],
+    }
+
+
+def _frame(table: Any, rows: list[dict], lineage: dict) -> pl.DataFrame:
+    schema = table.polars_schema()
+    if not rows:
+        return pl.DataFrame(schema=schema)
+    frame = pl.DataFrame(rows, infer_schema_length=None)
+    return frame.with_columns(
+        *(pl.lit(value).alias(name) for name, value in lineage.items())
+    ).select([pl.col(name).cast(dtype) for name, dtype in schema.items()])
