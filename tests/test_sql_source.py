@@ -4,10 +4,12 @@ marts equal to those of the same rows landed as an analytics export."""
 
 from __future__ import annotations
 
+import json
 import sys
 from datetime import date
 from pathlib import Path
 
+import dagster as dg
 import duckdb
 import polars as pl
 import pytest
@@ -20,6 +22,8 @@ from connectors.analytics.staging import stage_analytics_events
 from connectors.analytics.tables import STAGING_ANALYTICS_EVENTS
 from connectors.sql_engine.pushdown import land_quarter, plan
 from connectors.sql_engine.tables import RAW_SQL_EVENTS_PARTIALS, RAW_SQL_EVENTS_SIGHTINGS
+from pipelines.cli import backfill
+from pipelines.settings import Settings
 from transforms.calendar import quarter_from_label
 from transforms.config import ConfigError
 from transforms.marts import okr_mart_frames
@@ -297,3 +301,46 @@ def test_ten_million_rows_pushdown_equals_scanning_the_rows(pg, tmp_path):
     ).fetchall()
     revenue = ours["key_result_attainment"].filter(pl.col("kr_id") == "kr-revenue-2026-q1")
     assert revenue["current_value"][0] == pytest.approx(expected, rel=1e-12)
+
+
+def test_the_sql_source_asset_through_the_graph(pg, tmp_path, monkeypatch):
+    """`okr backfill` with OKR_SQL_SOURCE_URL set: the asset lands the partials (and the history
+    quarter the baselines read), the marts read them, and the URL and password show nowhere."""
+    fill(pg, "events_graph", 30_000, users=100)
+    sql_config, _ = configs(tmp_path)
+    monkeypatch.setenv("OKR_SQL_SOURCE_URL", pg.url)
+    settings = Settings(
+        config_dir=sql_config.folder,
+        data_dir=tmp_path / "data",
+        warehouse=tmp_path / "warehouse.duckdb",
+        bi_snapshot=tmp_path / "bi.duckdb",
+        as_of="2026-06-30",
+        sql_source_table="events_graph",
+    )
+    result = backfill(settings, None, None, dg.DagsterInstance.ephemeral())
+    assert result.success
+    [metadata, *_] = [  # one per partition, the same metadata
+        e.materialization.metadata
+        for e in result.get_asset_materialization_events()
+        if e.asset_key == dg.AssetKey(["raw", "sql_events_partials"])
+    ]
+    assert metadata["source_rows"].value > 0
+    assert 0 < metadata["rows_fetched"].value < metadata["source_rows"].value
+    assert metadata["history_quarters_built"].text == "2025-Q3, 2025-Q4"  # baselines read them
+    text = json.dumps(result.dagster_run.run_config, default=str) + "".join(
+        str(e.materialization.metadata) for e in result.get_asset_materialization_events()
+    )
+    text += "".join(str(e.message) for e in result.all_events)
+    assert pg.password not in text and pg.url not in text
+
+    [(signups,)] = pg.query(
+        "SELECT count(*)::float8 FROM events_graph WHERE event = 'signup' AND "
+        "(timezone(%s, \"timestamp\"))::date BETWEEN '2026-01-01' AND '2026-03-31'",
+        (TIMEZONE,),
+    )
+    with duckdb.connect(str(settings.warehouse), read_only=True) as con:
+        [(value,)] = con.execute(
+            "SELECT current_value FROM marts.key_result_attainment WHERE kr_id = ?",
+            ["kr-signups-2026-q1"],
+        ).fetchall()
+    assert value == signups

@@ -251,7 +251,7 @@ class QuarterReport:
     @property
     def summary(self) -> str:
         return (
-            f"{self.quarter_start}: {self.rows_fetched:,} rows fetched for "
+            f"{self.rows_fetched:,} rows fetched for "
             f"{self.source_rows:,} source rows"
         )
 
