@@ -117,9 +117,7 @@ def engine_table(name: str, plan_: Plan) -> sa.TableClause:
     for query in plan_.sightings:
         _add_column(columns, query.filter_column)
         _add_column(columns, query.id_column)
-    return sa.table(
-        table, *(sa.column(n, t) for n, t in columns.items()), schema=schema or None
-    )
+    return sa.table(table, *(sa.column(n, t) for n, t in columns.items()), schema=schema or None)
 
 
 def _add_column(columns: dict[str, Any], column: str, kind: Any = None) -> None:
@@ -199,7 +197,12 @@ def partials_select(
 
 
 def sightings_select(
-    table: sa.TableClause, query: SightingsQuery, dialect: str, timezone: str, start: date, end: date
+    table: sa.TableClause,
+    query: SightingsQuery,
+    dialect: str,
+    timezone: str,
+    start: date,
+    end: date,
 ) -> sa.Select:
     ident = _column(table, query.id_column)
     conditions = [_window(table, start, end), ident.is_not(None)]
@@ -250,10 +253,7 @@ class QuarterReport:
 
     @property
     def summary(self) -> str:
-        return (
-            f"{self.rows_fetched:,} rows fetched for "
-            f"{self.source_rows:,} source rows"
-        )
+        return f"{self.rows_fetched:,} rows fetched for {self.source_rows:,} source rows"
 
 
 def _fetch(connection: sa.Connection, statement: sa.Select) -> list[tuple]:
@@ -286,29 +286,17 @@ def land_quarter(
     batch = uuid.uuid4().hex
     loaded_at = datetime.now(UTC)
     report = QuarterReport(quarter_start)
-    partial_rows: list[dict] = []
-    sighting_rows: list[dict] = []
+    partials: list[pl.DataFrame] = []
+    sightings: list[pl.DataFrame] = []
     with engine.connect() as connection:
         for query in the_plan.partials:
-            statement = partials_select(
-                table, query, dialect, timezone, quarter_start, quarter_end
-            )
+            statement = partials_select(table, query, dialect, timezone, quarter_start, quarter_end)
             digest = fingerprint(statement, engine)
             report.fingerprints.append(digest)
             rows = _fetch(connection, statement)
             report.partial_rows += len(rows)
-            quarter_rows = 0
-            for day, key, count, *aggregates in rows:
-                quarter_rows += count
-                lineage = {"_query_fingerprint": digest, "day": day, "key": key}
-                partial_rows.append(_partial(lineage, query.filter_column, "", count, None))
-                for i, column in enumerate(query.value_columns):
-                    partial_rows.append(
-                        _partial(
-                            lineage, query.filter_column, column, count, aggregates[4 * i : 4 * i + 4]
-                        )
-                    )
-            report.source_rows = max(report.source_rows, quarter_rows)
+            report.source_rows = max(report.source_rows, sum(row[2] for row in rows))
+            partials += _partial_frames(rows, query, digest)
         for query in the_plan.sightings:
             statement = sightings_select(
                 table, query, dialect, timezone, quarter_start, quarter_end
@@ -317,20 +305,18 @@ def land_quarter(
             report.fingerprints.append(digest)
             rows = _fetch(connection, statement)
             report.sighting_rows += len(rows)
-            sighting_rows.extend(
-                {
-                    "date": day,
-                    "filter_column": query.filter_column,
-                    "filter_value": key,
-                    "id_column": query.id_column,
-                    "id": ident,
-                    "_query_fingerprint": digest,
-                }
-                for day, key, ident in rows
+            sightings.append(
+                _columns(rows, ["date", "filter_value", "id"]).with_columns(
+                    filter_column=pl.lit(query.filter_column),
+                    id_column=pl.lit(query.id_column),
+                    _query_fingerprint=pl.lit(digest),
+                )
             )
         if not the_plan.partials:
-            statement = sa.select(sa.func.count()).select_from(table).where(
-                _day(table, dialect, timezone).between(quarter_start, quarter_end)
+            statement = (
+                sa.select(sa.func.count())
+                .select_from(table)
+                .where(_day(table, dialect, timezone).between(quarter_start, quarter_end))
             )
             report.source_rows = connection.execute(statement).scalar_one()
     report.rows_fetched = report.partial_rows + report.sighting_rows
@@ -342,36 +328,66 @@ def land_quarter(
         "_loaded_at": loaded_at,
     }
     frames = {
-        RAW_SQL_EVENTS_PARTIALS: _frame(RAW_SQL_EVENTS_PARTIALS, partial_rows, lineage),
-        RAW_SQL_EVENTS_SIGHTINGS: _frame(RAW_SQL_EVENTS_SIGHTINGS, sighting_rows, lineage),
+        RAW_SQL_EVENTS_PARTIALS: _frame(RAW_SQL_EVENTS_PARTIALS, partials, lineage),
+        RAW_SQL_EVENTS_SIGHTINGS: _frame(RAW_SQL_EVENTS_SIGHTINGS, sightings, lineage),
     }
     replace_partitions(con, frames, [quarter_start])
     return report
 
 
-def _partial(
-    lineage: dict, filter_column: str, value_column: str, rows: int, aggregates: Any
-) -> dict:
-    vals, total, low, high = aggregates or (None, None, None, None)
-    return {
-        "date": lineage["day"],
-        "filter_column": filter_column,
-        "filter_value": lineage["key"],
-        "value_column": value_column,
-        "rows": rows,
-        "vals": vals,
-        "value_sum": _number(total),
-        "value_min": _number(low),
-        "value_max": _number(high),
-        "_query_fingerprint": lineage["_query_fingerprint"],
-    }
+def _columns(rows: list[tuple], names: list[str], numbers: frozenset = frozenset()) -> pl.DataFrame:
+    """Result rows as a frame, column by column; `numbers` (sums, min, max: Decimal for NUMERIC
+    columns) become floats, one rounding each."""
+    columns = list(zip(*rows, strict=True)) if rows else [[] for _ in names]
+    return pl.DataFrame(
+        {
+            name: pl.Series(
+                name,
+                [_number(v) for v in column] if name in numbers else column,
+                strict=False,
+            )
+            for name, column in zip(names, columns, strict=True)
+        }
+    )
 
 
-def _frame(table: Any, rows: list[dict], lineage: dict) -> pl.DataFrame:
+def _partial_frames(rows: list[tuple], query: PartialsQuery, digest: str) -> list[pl.DataFrame]:
+    """One partials row per result row for row counts (`value_column` ''), and one per numeric
+    column with its count, sum, min and max."""
+    names, numbers = ["date", "filter_value", "rows"], set()
+    for i in range(len(query.value_columns)):
+        names += [f"n{i}", f"s{i}", f"lo{i}", f"hi{i}"]
+        numbers |= {f"s{i}", f"lo{i}", f"hi{i}"}
+    result = _columns(rows, names, frozenset(numbers))
+    common = {"filter_column": pl.lit(query.filter_column), "_query_fingerprint": pl.lit(digest)}
+    frames = [result.select("date", "filter_value", "rows", value_column=pl.lit(""), **common)]
+    for i, column in enumerate(query.value_columns):
+        frames.append(
+            result.select(
+                "date",
+                "filter_value",
+                "rows",
+                value_column=pl.lit(column),
+                vals=pl.col(f"n{i}"),
+                value_sum=pl.col(f"s{i}").cast(pl.Float64),
+                value_min=pl.col(f"lo{i}").cast(pl.Float64),
+                value_max=pl.col(f"hi{i}").cast(pl.Float64),
+                **common,
+            )
+        )
+    return frames
+
+
+def _frame(table: Any, parts: list[pl.DataFrame], lineage: dict) -> pl.DataFrame:
+    """The parts as one frame of exactly `table`'s columns and types, lineage added."""
     schema = table.polars_schema()
-    if not rows:
+    frame = pl.concat(parts, how="diagonal_relaxed") if parts else pl.DataFrame()
+    if frame.is_empty():
         return pl.DataFrame(schema=schema)
-    frame = pl.DataFrame(rows, infer_schema_length=None)
-    return frame.with_columns(
-        *(pl.lit(value).alias(name) for name, value in lineage.items())
-    ).select([pl.col(name).cast(dtype) for name, dtype in schema.items()])
+    frame = frame.with_columns(*(pl.lit(value).alias(name) for name, value in lineage.items()))
+    return frame.select(
+        [
+            (pl.col(name) if name in frame.columns else pl.lit(None)).cast(dtype).alias(name)
+            for name, dtype in schema.items()
+        ]
+    )
