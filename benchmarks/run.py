@@ -43,12 +43,15 @@ from dataclasses import dataclass, field, replace
 from datetime import date, timedelta
 from pathlib import Path
 
+from benchmarks import sql_source
 from benchmarks.generate import Spec, generate, spec_for, write_quarter_data
 
 ROOT = Path(__file__).resolve().parent.parent
 BASELINE_SQL = Path(__file__).resolve().parent / "rollup_baseline.sql"
 RESULT_PREFIX = "BENCH_RESULT "
 SCENARIOS = ("ingest", "rollup", "memory", "config-memory", "incremental", "orchestration")
+EXTRA_SCENARIOS = ("sql-source",)
+"""Run only when named: sql-source needs PostgreSQL server binaries (benchmarks/sql_source.py)."""
 MEMORY_TARGET_MB = 2048.0
 CONFIG_GROWTH = 10  # config-memory: the large config has this many times the metrics and KRs
 DUCKDB_THREADS = 2  # WarehouseResource's default, used by the baselines too
@@ -370,6 +373,8 @@ CHILDREN = {
     "rollup_compare": child_rollup_compare,
     "backfill": child_backfill,
     "import": child_import,
+    "sql_pushdown": sql_source.child_sql_pushdown,
+    "sql_rows": sql_source.child_sql_rows,
 }
 
 
@@ -737,6 +742,60 @@ class Runner:
                       f"examples/acme; import dagster {median['bare']:.2f}s (+{extra:.2f}s, "
                       f"acme +{median['acme'] - median['bare']:.2f}s)"]))
 
+    def sql_source(self) -> None:
+        """The SQL-engine source (pushdown) vs landing the raw rows, on the same PostgreSQL
+        table: interleaved pairs, min and median; the marts of both sides must agree."""
+        sys.path.insert(0, str(ROOT / "tests"))
+        from pg_server import postgres_server
+
+        rows = sql_source.ROWS[self.scale_name]
+        run = self.workdir / "runs" / "sql-source"
+        sides = {"pushdown": ("sql_pushdown", "sql_events"),
+                 "rows": ("sql_rows", "analytics_events")}  # fmt: skip
+        results: dict[str, list[dict]] = {name: [] for name in sides}
+        with postgres_server("bench") as server:
+            os.environ["OKR_SQL_SOURCE_URL"] = server.url  # the children's, never logged
+            try:
+                self.log(f"sql-source: {rows:,} events into PostgreSQL")
+                sql_source.fill(server.url, rows)
+                for name, (_, source) in sides.items():
+                    sql_source.write_config(run / name / "config", source)
+                for _ in range(self.scale.pairs):
+                    for name, (task, _) in sides.items():
+                        warehouse = run / name / "warehouse.duckdb"
+                        self.fresh(warehouse)
+                        results[name].append(self.child(
+                            task, warehouse=str(warehouse), config_dir=str(run / name / "config"),
+                            csv=str(run / "events.csv")))  # fmt: skip
+                        self.fresh(warehouse)
+            finally:
+                os.environ.pop("OKR_SQL_SOURCE_URL", None)
+        seconds = {k: [r["seconds"] for r in v] for k, v in results.items()}
+        median = {k: statistics.median(v) for k, v in seconds.items()}
+        peak = {k: statistics.median(r["peak_mb"] for r in v) for k, v in results.items()}
+        mine, base = results["pushdown"][0], results["rows"][0]
+        agree = len({r["digest"] for v in results.values() for r in v}) == 1
+        fewer = mine["rows_transferred"] * 100 <= base["rows_transferred"]
+        ratio = median["pushdown"] / median["rows"]
+
+        def phases(side: str) -> str:
+            return ", ".join(f"{k} {v:.2f}s" for k, v in results[side][-1]["phases"].items())
+
+        self.add(Row("sql-source", median["pushdown"], median["rows"], peak["pushdown"],
+                     peak["rows"], "rows <= 1%", ratio, agree and fewer,
+                     [f"{mine['source_rows']:,} events in PostgreSQL; rows transferred "
+                      f"{mine['rows_transferred']:,} vs {base['rows_transferred']:,} "
+                      f"({mine['rows_transferred'] / base['rows_transferred']:.2%}), bytes "
+                      f"{mine['bytes_transferred']:,} vs {base['bytes_transferred']:,} "
+                      f"({mine['bytes_transferred'] / base['bytes_transferred']:.2%}); of the "
+                      f"rows, {mine['partial_rows']:,} partials (counts, sums, min, max) and "
+                      f"{mine['sighting_rows']:,} distinct (day, value, id) for distinct counts",
+                      f"{self.scale.pairs} interleaved pair(s), seconds min/median "
+                      f"{min(seconds['pushdown']):.2f}/{median['pushdown']:.2f} vs "
+                      f"{min(seconds['rows']):.2f}/{median['rows']:.2f}; phases: pushdown "
+                      f"{phases('pushdown')}; rows {phases('rows')}",
+                      f"marts agreement: {'OK (bit-identical)' if agree else 'MISMATCH'}"]))
+
     def run(self, scenarios: list[str]) -> int:
         print(machine_line(), flush=True)
         print(f"scale: {self.scale_name}; workdir: {self.workdir}; DuckDB memory_limit "
@@ -786,9 +845,10 @@ def main(argv: list[str] | None = None) -> int:
     if args.child:
         return run_child_main(*args.child)
     scenarios = [s.strip() for s in args.scenarios.split(",") if s.strip()]
-    unknown = [s for s in scenarios if s not in SCENARIOS]
+    unknown = [s for s in scenarios if s not in (*SCENARIOS, *EXTRA_SCENARIOS)]
     if unknown:
-        parser.error(f"unknown scenarios {unknown}; choose from {', '.join(SCENARIOS)}")
+        parser.error(f"unknown scenarios {unknown}; choose from "
+                     f"{', '.join((*SCENARIOS, *EXTRA_SCENARIOS))}")  # fmt: skip
     runner = Runner(args.scale, args.workdir, args.timeout, verbose=not args.quiet,
                     profile=args.profile, memory_limit=args.memory_limit)
     return runner.run(scenarios)

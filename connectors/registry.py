@@ -1,13 +1,15 @@
 """The sources, in one place: every metric source (`SourceSpec`) a metric may name, every
 table the sources write, and the sources' descriptors the pipeline builds its raw and staging
 assets, checks and file sensor from. The order (CSV, analytics, CRM) is the order of
-`allowed:` messages, assets and checks."""
+`allowed:` messages, assets and checks; the SQL-engine source (`sql_events`, aggregated in its
+engine, see connectors.sql_engine) comes last."""
 
 from __future__ import annotations
 
 import connectors.analytics.tables as analytics
 import connectors.crm.tables as crm
 import connectors.csv_drop.tables as csv_drop
+import connectors.sql_engine.tables as sql_engine
 from connectors.analytics.source import SOURCE as ANALYTICS
 from connectors.crm.source import SOURCE as CRM
 from connectors.csv_drop.source import SOURCE as CSV_DROP
@@ -16,7 +18,7 @@ from connectors.spec import SourceSpec
 from connectors.tables import SHARED_TABLES
 from warehouse.tables import Table
 
-SOURCE_TABLES = (csv_drop, analytics, crm)
+SOURCE_TABLES = (csv_drop, analytics, crm, sql_engine)
 """Each source's `tables` module: its `TABLES` and its `METRIC_SOURCES`."""
 
 METRIC_SOURCES: dict[str, SourceSpec] = {

@@ -29,6 +29,10 @@ class SourceSpec:
     metrics read it instead of converting every timestamp again."""
     row_filter: str | None = None
     """SQL condition a row must meet to count at all (CRM: archived records count nowhere)."""
+    pushdown: str | None = None
+    """For a source aggregated in an external SQL engine (`connectors.sql_engine`): `table` holds
+    the engine's per-day partials, not rows, and this is the table of its distinct (day, filter
+    value, id) sightings. Metrics on it filter on at most one column."""
 
     def column_kind(self, column: str) -> str | None:
         if column in self.columns:

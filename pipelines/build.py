@@ -13,6 +13,7 @@ from pipelines.assets.api import api_resource, api_staging_keys, build_api_asset
 from pipelines.assets.bi import build_bi_assets
 from pipelines.assets.marts import build_mart_assets
 from pipelines.assets.raw import build_raw_assets
+from pipelines.assets.sql_engine import build_sql_source_assets, sql_source_keys
 from pipelines.assets.staging import build_staging_assets, staged_tables
 from pipelines.automation import build_automation
 from pipelines.checks import build_asset_checks
@@ -53,8 +54,17 @@ def build_definitions(settings: Settings, sources: Sequence[Source] = SOURCES) -
     files = [source for source in sources if isinstance(source, FileSource)]
     apis = [source for source in sources if isinstance(source, ApiSource)]
     resources |= {source.name: api_resource(source) for source in apis}
+    sql_assets = (
+        build_sql_source_assets(partitions, settings.sql_source_table)
+        if settings.sql_source_table
+        else []
+    )
     mart_assets = build_mart_assets(
-        partitions, config, api_staging_keys(apis), staged_tables(files)
+        partitions,
+        config,
+        api_staging_keys(apis),
+        staged_tables(files),
+        sql_source_keys() if sql_assets else [],
     )
     schedules, sensors = build_automation(
         partitions, settings, config.settings.fiscal_year_start_month, files
@@ -64,6 +74,7 @@ def build_definitions(settings: Settings, sources: Sequence[Source] = SOURCES) -
             *build_raw_assets(files),
             *build_api_assets(apis),
             *build_staging_assets(partitions, files),
+            *sql_assets,
             *mart_assets,
             *build_bi_assets([key for a in mart_assets for key in a.keys]),
         ],

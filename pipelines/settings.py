@@ -96,6 +96,9 @@ class Settings:
     strict_files: bool = False
     """OKR_STRICT_FILES: a source file that cannot be read fails the raw step (after the others
     loaded) instead of only being quarantined."""
+    sql_source_table: str | None = None
+    """OKR_SQL_SOURCE_TABLE (default `events`) when OKR_SQL_SOURCE_URL is set: the SQL-engine
+    source's assets exist; the URL itself is read at run time only (it holds the password)."""
     checks: ChecksSettings = field(default_factory=ChecksSettings)
     """The data-quality checks' thresholds (OKR_MAX_REJECT_RATE, OKR_SOURCE_MAX_AGE_DAYS)."""
 
@@ -138,6 +141,11 @@ class Settings:
                 source.name for source in API_SOURCES if os.environ.get(source.base_url_env)
             ),
             strict_files=flag("OKR_STRICT_FILES"),
+            sql_source_table=(
+                (os.environ.get("OKR_SQL_SOURCE_TABLE") or "events").strip()
+                if os.environ.get("OKR_SQL_SOURCE_URL")
+                else None
+            ),
             warehouse_lock_timeout=seconds("OKR_WAREHOUSE_LOCK_TIMEOUT", 180.0),
             checks=ChecksSettings.from_env(os.environ),
         )

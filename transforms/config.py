@@ -911,7 +911,12 @@ SNAKE_CASE = re.compile(r"^[a-z_][a-z0-9_]*$")
 def _column_problem(source_name: str, column: str) -> str | None:
     """Why `column` is not a column of the source, or None."""
     source = METRIC_SOURCES[source_name]
-    if source.open_columns and source.column_kind(column) != TIME and not SNAKE_CASE.match(column):
+    if (
+        source.open_columns
+        and source.column_kind(column) != TIME
+        and source.json_key(column) is None
+        and not SNAKE_CASE.match(column)
+    ):
         return (
             f"'{column}' cannot be a column of '{source_name}': report columns are the snake_case "
             "of their display name ('Active users' -> 'active_users')"
@@ -979,6 +984,12 @@ def _check_metric(metric: Metric, entry: _Entry, metrics: _References, problems:
     for column in metric.filter:
         if unknown := _column_problem(metric.source, column):
             problem(("filter", column), unknown)
+    if source.pushdown and len(metric.filter) > 1:
+        problem(
+            "filter",
+            f"a metric of '{metric.source}' filters on at most one column (the engine computes "
+            "its partials per filter column); use one column, or a ratio of metrics",
+        )
 
 
 def _resolve_period(period: Period, settings: Settings, entry: _Entry, problems: list[str]):

@@ -21,6 +21,7 @@ import polars as pl
 
 from connectors.registry import METRIC_SOURCES
 from connectors.spec import SourceSpec
+from connectors.sql_engine.pushdown import metric_filter
 from transforms.config import OkrConfig, SourceMetric
 from warehouse.sql import quote_ident, quote_literal
 
@@ -173,20 +174,20 @@ class Scanner:
             else:
                 groups[batch[0]].update(batch[1])
         latest: dict[tuple, tuple[date | None, date | None]] = {}
-        for (source_name, day, value, key_expr), wanted in groups.items():
-            source = METRIC_SOURCES[source_name]
+        for group, wanted in groups.items():
+            day, f = group[1], _fragments(group)
             rows = self.con.sql(
                 f"""
-                SELECT CAST({key_expr} AS VARCHAR) AS key, max({day}) AS row_day,
-                    max({day}) FILTER (WHERE {value} IS NOT NULL) AS value_day
-                FROM {source.table}
-                WHERE CAST({key_expr} AS VARCHAR) IN (SELECT unnest(?::VARCHAR[]))
-                    AND {day} <= ?{_and(source.row_filter)}
+                SELECT {f.key} AS key, max({day}) AS row_day,
+                    max({day}) FILTER (WHERE {f.has_value}) AS value_day
+                FROM {f.table}
+                WHERE {f.key} IN (SELECT unnest(?::VARCHAR[]))
+                    AND {day} <= ?{_and(f.scope)}
                 GROUP BY ALL""",
                 params=[sorted(wanted), as_of],
             ).fetchall()
             for key, row_day, value_day in rows:
-                latest[(source_name, day, value, key_expr, key)] = (row_day, value_day)
+                latest[(*group, key)] = (row_day, value_day)
         for key, metric in unbatched.items():
             matched = self.daily(metric).filter(
                 (pl.col("matched_rows") > 0) & (pl.col("date") <= as_of)
@@ -272,7 +273,19 @@ class Scanner:
         key = partial_key(metric)
         if key not in self._sightings:
             name = f"_okr_sightings_{uuid.uuid4().hex[:12]}"
-            rows, params = self._rows_sql(metric, with_value=True)
+            source = METRIC_SOURCES[metric.source]
+            if source.pushdown:  # the distinct (day, filter value, id) the engine computed
+                column, texts = metric_filter(metric)
+                rows = (
+                    f"SELECT date, id AS value, TRUE AS matches FROM {source.pushdown} "
+                    "WHERE filter_column = ? AND id_column = ? "
+                    "AND filter_value IN (SELECT unnest(?::VARCHAR[]))"
+                )
+                params: list[Any] = [column, metric.column, texts or [""]]
+                if not self._has_table(source.pushdown):
+                    rows, params = "SELECT NULL::DATE AS date, NULL AS value, FALSE AS matches", []
+            else:
+                rows, params = self._rows_sql(metric, with_value=True)
             self.con.execute(
                 f"CREATE TEMP TABLE {name} AS SELECT DISTINCT date, value FROM ({rows}) "
                 f"WHERE matches AND value IS NOT NULL{_bound('date', self._since(key))}",
@@ -287,14 +300,22 @@ class Scanner:
         return None if key in self._unbounded else self.since
 
     def _batch_of(self, metric: SourceMetric) -> tuple[tuple, list[str]] | None:
-        """(scan group, wanted texts) for a metric filtered on one column by text values."""
+        """(scan group, wanted texts) for a metric filtered on one column by text values; every
+        metric of a pushdown source (its partials are per filter column, '' for none)."""
+        source = METRIC_SOURCES[metric.source]
+        if source.pushdown:
+            if not self._has_table(source.table):
+                return None
+            column, texts = metric_filter(metric)
+            numeric = metric.aggregation in NUMERIC_AGGREGATIONS
+            group = (metric.source, "date", metric.column if numeric else "", column)
+            return group, texts or [""]
         if len(metric.filter) != 1 or not self._has_table(METRIC_SOURCES[metric.source].table):
             return None
         [(column, wanted)] = metric.filter.items()
         values = wanted if isinstance(wanted, list) else [wanted]
         if any(isinstance(v, int | float) and not isinstance(v, bool) for v in values):
             return None  # numbers compare as numbers (see _filter_condition)
-        source = METRIC_SOURCES[metric.source]
         numeric = metric.aggregation in NUMERIC_AGGREGATIONS
         value = _column_expr(source, metric.column) if numeric else "NULL"
         group = (metric.source, self._day_expr(metric), value, _column_expr(source, column))
@@ -305,8 +326,7 @@ class Scanner:
     ) -> None:
         """One scan for the metrics of a group: rows per (day, key) are summed into each metric's
         partials inside DuckDB, on every day the source has rows."""
-        source_name, day, value, key_expr = group
-        source = METRIC_SOURCES[source_name]
+        day, f = group[1], _fragments(group)
         wanted = sorted({text for _, _, texts in members for text in texts})
         wanted_by = pl.DataFrame(
             [
@@ -325,12 +345,12 @@ class Scanner:
             partials = self._query(
                 f"""
                 WITH matched AS (
-                    SELECT {day} AS date, CAST({key_expr} AS VARCHAR) AS key,
-                        count(*) AS rows, count({value}) AS vals, {_exact_sum(value)} AS value_sum,
-                        min({value})::DOUBLE AS value_min, max({value})::DOUBLE AS value_max
-                    FROM {source.table}
-                    WHERE CAST({key_expr} AS VARCHAR) IN (SELECT unnest(?::VARCHAR[]))
-                        {_and(source.row_filter)}{_bound(day, since)}
+                    SELECT {day} AS date, {f.key} AS key,
+                        {f.rows} AS rows, {f.vals} AS vals, {f.sum} AS value_sum,
+                        {f.min} AS value_min, {f.max} AS value_max
+                    FROM {f.table}
+                    WHERE {f.key} IN (SELECT unnest(?::VARCHAR[]))
+                        {_and(f.scope)}{_bound(day, since)}
                     GROUP BY ALL
                 ), per_metric AS (
                     SELECT w.pkey, m.date,
@@ -339,8 +359,8 @@ class Scanner:
                     FROM matched AS m JOIN _okr_wanted AS w USING (key)
                     GROUP BY ALL
                 ), days AS (
-                    SELECT {day} AS date, count(*)::DOUBLE AS source_rows FROM {source.table}
-                    WHERE TRUE{_and(source.row_filter)}{_bound(day, since)}
+                    SELECT {day} AS date, ({f.rows})::DOUBLE AS source_rows FROM {f.table}
+                    WHERE TRUE{_and(f.scope)}{_bound(day, since)}
                     GROUP BY ALL
                 )
                 SELECT k.pkey, d.date, coalesce(p.matched_rows, 0)::DOUBLE AS matched_rows, p.value_sum, p.value_min, p.value_max, d.source_rows
@@ -364,8 +384,7 @@ class Scanner:
     def _carried_days(self, group: tuple, wanted: list[str], since: date | None) -> pl.DataFrame:
         """With `since`: per key, the aggregates of its latest day before `since` with rows and
         of its latest day with a value, so `last` values and staleness look back past it."""
-        source_name, day, value, key_expr = group
-        source = METRIC_SOURCES[source_name]
+        day, f = group[1], _fragments(group)
         empty = pl.DataFrame(
             schema={
                 "date": pl.Date,
@@ -379,10 +398,10 @@ class Scanner:
         )
         if since is None:
             return empty
-        key_text = f"CAST({key_expr} AS VARCHAR)"
+        key_text = f.key
         before = (
-            f"FROM {source.table} WHERE {key_text} IN (SELECT unnest(?::VARCHAR[])) "
-            f"AND {day} < DATE '{since.isoformat()}'{_and(source.row_filter)}"
+            f"FROM {f.table} WHERE {key_text} IN (SELECT unnest(?::VARCHAR[])) "
+            f"AND {day} < DATE '{since.isoformat()}'{_and(f.scope)}"
         )
         return pl.concat(
             [
@@ -391,12 +410,12 @@ class Scanner:
                     f"""
             WITH last_days AS (
                 SELECT {key_text} AS key, max({day}) AS row_day,
-                    max({day}) FILTER (WHERE {value} IS NOT NULL) AS value_day
+                    max({day}) FILTER (WHERE {f.has_value}) AS value_day
                 {before} GROUP BY ALL
             )
             SELECT {day} AS date, {key_text} AS key,
-                count(*)::DOUBLE AS rows, count({value})::DOUBLE AS vals,
-                {_exact_sum(value)} AS value_sum, min({value})::DOUBLE AS value_min, max({value})::DOUBLE AS value_max
+                ({f.rows})::DOUBLE AS rows, ({f.vals})::DOUBLE AS vals,
+                {f.sum} AS value_sum, {f.min} AS value_min, {f.max} AS value_max
             {before}
                 AND ({key_text}, {day}) IN (
                     SELECT (key, row_day) FROM last_days
@@ -446,6 +465,8 @@ class Scanner:
     def _day_expr(self, metric: SourceMetric) -> str:
         """The row's day: timestamps with a time zone are read in the config's time zone."""
         source = METRIC_SOURCES[metric.source]
+        if source.pushdown:  # the engine computed the local days
+            return "date"
         table, time_column = source.table, metric.time_column_or_default
         local_day = source.local_day_column
         if time_column == source.time_column and local_day and self._column_type(table, local_day):
@@ -480,6 +501,52 @@ class Scanner:
                 ).fetchall()
             )
         return self._column_types[table].get(column)
+
+
+@dataclass(frozen=True)
+class _Fragments:
+    """How a scan group's SQL reads its relation: rows of a staging table, or the per-day
+    partials an engine computed (pushdown sources), which add up to the same aggregates."""
+
+    table: str
+    key: str
+    rows: str
+    vals: str
+    sum: str
+    min: str
+    max: str
+    has_value: str
+    scope: str | None
+
+
+def _fragments(group: tuple) -> _Fragments:
+    source_name, _, value, key_expr = group
+    source = METRIC_SOURCES[source_name]
+    if source.pushdown:
+        # One partials row per (day, filter value) of the group's filter and value column.
+        return _Fragments(
+            table=source.table,
+            key="filter_value",
+            rows="sum(rows)",
+            vals="coalesce(sum(vals), 0)",
+            sum="sum(value_sum ORDER BY value_sum)::DOUBLE",
+            min="min(value_min)::DOUBLE",
+            max="max(value_max)::DOUBLE",
+            has_value="vals > 0",
+            scope=f"filter_column = {quote_literal(key_expr)} "
+            f"AND value_column = {quote_literal(value)}",
+        )
+    return _Fragments(
+        table=source.table,
+        key=f"CAST({key_expr} AS VARCHAR)",
+        rows="count(*)",
+        vals=f"count({value})",
+        sum=_exact_sum(value),
+        min=f"min({value})::DOUBLE",
+        max=f"max({value})::DOUBLE",
+        has_value=f"{value} IS NOT NULL",
+        scope=source.row_filter,
+    )
 
 
 def _bound(day: str, since: date | None) -> str:

@@ -84,12 +84,15 @@ def build_mart_assets(
     config: OkrConfig,
     unpartitioned_staging: list[dg.AssetKey],
     staged_tables: list[StagedTable],
+    partitioned_inputs: list[dg.AssetKey] | None = None,
 ) -> list[dg.AssetsDefinition]:
+    """`partitioned_inputs`: other quarterly tables metrics read (the SQL-engine partials)."""
     history = dg.TimeWindowPartitionMapping(start_offset=-lookback_quarters(config))
     staging = [
         dg.AssetDep([t.schema, t.name], partition_mapping=history)
         for t in (staged.table for staged in staged_tables)
-    ] + unpartitioned_staging
+    ] + [dg.AssetDep(key, partition_mapping=history) for key in partitioned_inputs or []]
+    staging += unpartitioned_staging
     specs = [
         _spec(
             table,
