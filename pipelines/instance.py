@@ -55,8 +55,9 @@ def prepare_dagster_home(default: Path = DEFAULT_DAGSTER_HOME) -> Path:
     if missing:
         raise ValueError(
             f"the instance in {home} reads {', '.join(missing)} from the environment, which "
-            f"{'is' if len(missing) == 1 else 'are'} unset (its dagster.yaml keeps runs in "
-            "PostgreSQL); set it, or point DAGSTER_HOME at another folder"
+            f"{'is' if len(missing) == 1 else 'are'} unset (its dagster.yaml names "
+            f"{'it' if len(missing) == 1 else 'them'} with `env:`); set "
+            f"{'it' if len(missing) == 1 else 'them'}, or point DAGSTER_HOME at another folder"
         )
     if pg_url:
         check_postgres_answers(pg_url)
