@@ -27,9 +27,9 @@ test: install  ## the whole test suite (what CI runs)
 lint: install
 	.venv/bin/ruff check .
 
-dev: install  ## the Dagster UI on http://127.0.0.1:3000 (PORT=3001 for another port)
+dev: install  ## the Dagster UI on http://127.0.0.1:3000 (PORT=3001 for another port), webserver and daemon in one
 	mkdir -p $(DAGSTER_HOME)
-	test -f $(DAGSTER_HOME)/dagster.yaml || cp pipelines/dagster.yaml $(DAGSTER_HOME)/
+	.venv/bin/python -m pipelines.instance >/dev/null
 	VIRTUAL_ENV=$(CURDIR)/.venv PATH=$(CURDIR)/.venv/bin:$$PATH .venv/bin/dg dev --host 127.0.0.1 --port $(PORT)
 
 backfill: install  ## make backfill FROM=2025-Q1 TO=2025-Q4 (either may be left out: first / running quarter)

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import shutil
 import signal
 import socket
 import sys
@@ -30,14 +29,15 @@ from bi.scorecard import scorecard_text
 from connectors.crm.simulator import CrmSimulator
 from pipelines.assets.staging import HISTORY_TAG
 from pipelines.build import build_definitions
+from pipelines.instance import prepare_dagster_home
 from pipelines.partitions import partition_key
 from pipelines.resources import WAREHOUSE_POOL, WarehouseLockedError, open_when_free
 from pipelines.settings import (
     DEFAULT_DAGSTER_HOME,
     EXAMPLE_AS_OF,
     EXAMPLE_DIR,
-    INSTANCE_TEMPLATE,
     Settings,
+    dagster_pg_url,
 )
 from transforms.calendar import normalize_label, quarter_of
 from transforms.config import ConfigError, load_config
@@ -54,12 +54,12 @@ class UsageError(Exception):
 
 def _instance() -> dg.DagsterInstance:
     """The persistent instance under DAGSTER_HOME (default var/dagster_home, the same one
-    `make dev` shows), set up from the project's instance file on first use."""
-    home = Path(os.environ.get("DAGSTER_HOME") or DEFAULT_DAGSTER_HOME)
-    os.environ["DAGSTER_HOME"] = str(home)
-    home.mkdir(parents=True, exist_ok=True)
-    if not (home / "dagster.yaml").exists():
-        shutil.copy(INSTANCE_TEMPLATE, home / "dagster.yaml")
+    `make dev` shows), set up on first use from the project's instance file: SQLite, or
+    PostgreSQL when OKR_DAGSTER_PG_URL is set (pipelines/instance.py)."""
+    try:
+        prepare_dagster_home(DEFAULT_DAGSTER_HOME)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
     return dg.DagsterInstance.get()
 
 
@@ -282,6 +282,7 @@ def _command(args: argparse.Namespace) -> int:
             return _demo()
         try:
             settings = Settings.from_env()
+            dagster_pg_url()  # checked before any work; the instance opens once a run starts
         except ValueError as exc:
             raise UsageError(f"{exc} (an environment setting)") from None
         if args.command == "scorecard":

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import dagster as dg
 import duckdb
-from pydantic import Field
+from pydantic import Field, PrivateAttr
 
 from transforms.config import OkrConfig, load_config
 
@@ -42,6 +42,13 @@ class WarehouseResource(dg.ConfigurableResource):
         "another run) to release the warehouse file before it fails (OKR_WAREHOUSE_LOCK_TIMEOUT).",
     )
 
+    _instance: dg.DagsterInstance | None = PrivateAttr(None)
+    _run_id: str | None = PrivateAttr(None)
+
+    def setup_for_execution(self, context: dg.InitResourceContext) -> None:
+        run = context.run
+        self._instance, self._run_id = context.instance, run.run_id if run else None
+
     @contextmanager
     def connect(self) -> Iterator[duckdb.DuckDBPyConnection]:
         Path(self.path).parent.mkdir(parents=True, exist_ok=True)
@@ -53,6 +60,11 @@ class WarehouseResource(dg.ConfigurableResource):
             self.lock_timeout_seconds,
             dg.get_dagster_logger().warning,
         )
+        try:
+            self._check_the_run_goes_on()
+        except BaseException:
+            con.close()
+            raise
         con.execute("SET enable_progress_bar = false")  # step logs get events, not a bar
         if self.allowed_directories is not None:
             # Defence in depth: even SQL built wrongly from config or data text cannot read
@@ -70,6 +82,25 @@ class WarehouseResource(dg.ConfigurableResource):
             raise KeyboardInterrupt from exc
         finally:
             con.close()
+
+    def _check_the_run_goes_on(self) -> None:
+        """A step whose run has already ended does not write. When a run's worker process is
+        killed, the step processes it had started live on; the run is marked failed and its
+        pool slot given to the next run, so such a step, still waiting for the file, must not
+        write once it gets it."""
+        if self._instance is None or self._run_id is None:
+            return  # used outside a run (tests, scripts)
+        run = self._instance.get_run_by_id(self._run_id)
+        if run is not None and run.is_finished:
+            raise RunEndedError(
+                f"run {self._run_id} has already ended ({run.status.value}; its worker process "
+                "died or it was stopped) and its hold on the warehouse was released: this step "
+                "of it does not write"
+            )
+
+
+class RunEndedError(Exception):
+    """The step's run ended (its worker died) while the step waited for the warehouse."""
 
 
 _QUERY_INTERRUPTED = "Query interrupted"

@@ -8,6 +8,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
+from urllib.parse import parse_qs, urlsplit
 
 from connectors.registry import API_SOURCES, SOURCES
 
@@ -18,6 +19,10 @@ DEFAULT_DAGSTER_HOME = PROJECT_ROOT / "var" / "dagster_home"
 INSTANCE_TEMPLATE = PROJECT_ROOT / "pipelines" / "dagster.yaml"
 """Copied into a DAGSTER_HOME that has no dagster.yaml yet (kept out of the project root, where
 `dagster dev` would warn that a dagster.yaml there is not the instance's)."""
+POSTGRES_INSTANCE_TEMPLATE = PROJECT_ROOT / "pipelines" / "dagster_postgres.yaml"
+"""The instance template when DAGSTER_PG_URL_ENV is set: runs, event logs, schedules and sensor
+cursors in PostgreSQL, for the daemon, the webserver and code servers as separate processes."""
+DAGSTER_PG_URL_ENV = "OKR_DAGSTER_PG_URL"
 EXAMPLE_AS_OF = "2026-11-20"
 """The last day of the shipped example data: the demo measures as of this day."""
 MAX_REJECT_RATE_ENV = "OKR_MAX_REJECT_RATE"
@@ -149,3 +154,44 @@ class Settings:
             warehouse_lock_timeout=seconds("OKR_WAREHOUSE_LOCK_TIMEOUT", 180.0),
             checks=ChecksSettings.from_env(os.environ),
         )
+
+
+def dagster_pg_url(environ: Mapping[str, str] | None = None) -> str | None:
+    """OKR_DAGSTER_PG_URL, the PostgreSQL database of the Dagster instance, or None when unset
+    (the instance then stays SQLite under DAGSTER_HOME). A ValueError for a value that is not a
+    PostgreSQL URL; the message never quotes the value, which holds the password."""
+    environ = os.environ if environ is None else environ
+    text = environ.get(DAGSTER_PG_URL_ENV) or ""
+    if not text.strip():
+        return None
+    try:
+        parts = urlsplit(text)
+        port = parts.port  # a ValueError when it is not a number
+    except ValueError:
+        problem = "its host or port does not parse"
+    else:
+        if any(char.isspace() for char in text):
+            problem = "it contains white space"
+        elif parts.scheme in ("postgresql", "postgres"):
+            # SQLAlchemy 2.1 reads a bare postgresql:// as psycopg 3, which is not installed.
+            problem = (
+                f"it starts with {parts.scheme}://, which SQLAlchemy 2.1 reads as the psycopg 3 "
+                "driver (not installed): write postgresql+psycopg2://"
+            )
+        elif parts.scheme != "postgresql+psycopg2":
+            problem = "it does not start with postgresql+psycopg2://"
+        elif not parts.username:
+            problem = "it names no user"
+        elif not parts.hostname and "host" not in parse_qs(parts.query):
+            problem = "it names no host"
+        elif not parts.path.strip("/") or "/" in parts.path.strip("/"):
+            problem = "it names no database (the path after the host)"
+        elif port == 0:
+            problem = "its port is 0"
+        else:
+            return text
+    raise ValueError(
+        f"{DAGSTER_PG_URL_ENV} is not a PostgreSQL URL: {problem}; expected "
+        "postgresql+psycopg2://USER:PASSWORD@HOST[:PORT]/DATABASE, the password percent-encoded "
+        "(the value is not shown: it holds the password)"
+    )
