@@ -24,6 +24,10 @@ ROWS = {"smoke": 200_000, "1m": 2_000_000, "10m": 10_000_000, "100m": 50_000_000
 USERS = 2_000
 SPAN_SECONDS = 184 * 86_400
 TABLE = "bench_events"
+# Deterministic rows (the benchmark and tests/test_sql_source.py): i -> a hash h picks the
+# event, user, plan and amount; one row per distinct second, so no two rows are exact duplicates
+# (staging would keep one); every row has a user_id or an anonymous_id (the analytics loader
+# rejects events with neither).
 INSERT = """
 INSERT INTO {table}
 SELECT (ARRAY['page_view','page_view','page_view','login','signup','purchase'])[1 + h % 6],
@@ -36,16 +40,15 @@ FROM (SELECT i, (i * 2654435761) % 4294967291 AS h FROM generate_series(1::bigin
 """
 
 
-def write_config(folder: Path, source: str) -> None:
-    """Five metrics (counts, a filter on a JSON key, distinct users, a trailing distinct count),
-    a ratio, and one objective per reported quarter with a KR on each."""
-    folder.mkdir(parents=True, exist_ok=True)
+def event_metrics(source: str) -> list[dict]:
+    """Five metrics on `source` (counts, a filter on a JSON key, distinct users, a trailing
+    distinct count) and a ratio: what the benchmark and tests/test_sql_source.py measure."""
 
     def metric(metric_id: str, aggregation: str, **fields) -> dict:
         return {"id": metric_id, "name": metric_id, "source": source,
                 "aggregation": aggregation, **fields}  # fmt: skip
 
-    metrics = [
+    return [
         metric("signups", "count", filter={"event": "signup"}),
         metric("events", "count"),
         metric("pro_events", "count", filter={"properties.plan": ["pro", "team"]}),
@@ -59,6 +62,12 @@ def write_config(folder: Path, source: str) -> None:
             "denominator": "events",
         },  # fmt: skip
     ]
+
+
+def write_config(folder: Path, source: str) -> None:
+    """The event metrics, and one objective per reported quarter with a KR on each."""
+    folder.mkdir(parents=True, exist_ok=True)
+    metrics = event_metrics(source)
     objectives = [
         {
             "id": f"grow-{q.lower()}",

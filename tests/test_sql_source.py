@@ -17,6 +17,7 @@ import sqlalchemy as sa
 from okr_fixtures import key_result, objective, warehouse, write_config
 from sqlalchemy.pool import NullPool
 
+from benchmarks.sql_source import INSERT, event_metrics
 from connectors.analytics.extract import load_analytics_exports
 from connectors.analytics.staging import stage_analytics_events
 from connectors.analytics.tables import STAGING_ANALYTICS_EVENTS
@@ -43,40 +44,6 @@ CREATE TABLE IF NOT EXISTS {table} (
     event text NOT NULL, "timestamp" timestamptz NOT NULL, user_id text, anonymous_id text,
     properties jsonb NOT NULL DEFAULT '{{}}', amount numeric(12, 2))
 """
-# Deterministic rows: i -> a hash h picks the event, user, plan and amount; one row per
-# distinct second, so no two rows are exact duplicates (staging would keep one); every row has
-# a user_id or an anonymous_id (the analytics loader rejects events with neither).
-INSERT = """
-INSERT INTO {table}
-SELECT (ARRAY['page_view','page_view','page_view','login','signup','purchase'])[1 + h % 6],
-       timestamptz '2025-12-30 00:00:00+00' + interval '1 second' * (i * {span} / {n}),
-       CASE WHEN i % 53 = 0 THEN NULL ELSE 'u' || (h / 6 % {users}) END,
-       CASE WHEN i % 7 = 0 OR i % 53 = 0 THEN 'a' || (h % 1000) END,
-       jsonb_build_object('plan', (ARRAY['free','pro','team'])[1 + h / 7 % 3]),
-       CASE WHEN h % 6 = 5 THEN (h / 11 % 100000) / 100.0 END
-FROM (SELECT i, (i * 2654435761) % 4294967291 AS h FROM generate_series(1::bigint, {n}) AS i) s
-"""
-
-
-def shared_metrics(source: str) -> list[dict]:
-    def metric(metric_id: str, aggregation: str, **fields) -> dict:
-        return {"id": metric_id, "name": metric_id, "source": source,
-                "aggregation": aggregation, **fields}  # fmt: skip
-
-    return [
-        metric("signups", "count", filter={"event": "signup"}),
-        metric("events", "count"),
-        metric("pro_events", "count", filter={"properties.plan": ["pro", "team"]}),
-        metric("login_users", "count_distinct", column="user_id", filter={"event": "login"}),
-        metric("weekly_users", "count_distinct", column="user_id", window="7d"),
-        {
-            "id": "conversion",
-            "name": "conversion",
-            "aggregation": "ratio",
-            "numerator": "signups",
-            "denominator": "events",
-        },  # fmt: skip
-    ]
 
 
 def okrs(extra_metric: str | None = None) -> list[dict]:
@@ -111,14 +78,14 @@ def okrs(extra_metric: str | None = None) -> list[dict]:
 
 def configs(tmp_path: Path, with_revenue: bool = False):
     settings = {"timezone": TIMEZONE}
-    sql_metrics = shared_metrics("sql_events")
+    sql_metrics = event_metrics("sql_events")
     if with_revenue:
         sql_metrics.append({"id": "revenue", "name": "revenue", "source": "sql_events",
                             "aggregation": "sum", "column": "amount"})  # fmt: skip
     sql = write_config(tmp_path / "sql_config", sql_metrics,
                        okrs("revenue" if with_revenue else None), settings)  # fmt: skip
     analytics = write_config(
-        tmp_path / "analytics_config", shared_metrics("analytics_events"), okrs(), settings
+        tmp_path / "analytics_config", event_metrics("analytics_events"), okrs(), settings
     )
     return sql, analytics
 
