@@ -379,6 +379,20 @@ def test_a_sensor_tick_queues_a_run_whose_killed_worker_fails_it_and_frees_its_s
             return None
 
         [run_id] = wait_until(successful_tick, RUN_TIMEOUT, "a sensor tick with a run", 1.0)
+        # The sensor's cursor, in its instigator state in PostgreSQL, names the file. The daemon
+        # records the tick before it saves the cursor, so wait for it, and stop the sensor only
+        # then (stopping rewrites the state it read).
+        def cursor() -> str | None:
+            for (body,) in deployment.pg.query(
+                "SELECT instigator_body FROM instigators WHERE instigator_type = 'SENSOR'"
+            ):
+                state = dg.deserialize_value(body, InstigatorState)
+                if state.instigator_name == SENSOR and state.instigator_data is not None:
+                    return state.instigator_data.cursor
+            return None
+
+        saved = wait_until(cursor, RUN_TIMEOUT, "the sensor's cursor in PostgreSQL", 0.5)
+        assert "csv/visits.csv" in saved
         deployment.graphql(
             STOP_SENSOR, {"id": sensor["id"], "selectorId": sensor["sensorState"]["selectorId"]}
         )
@@ -388,15 +402,6 @@ def test_a_sensor_tick_queues_a_run_whose_killed_worker_fails_it_and_frees_its_s
         assert tags["dagster/sensor_name"] == SENSOR
         assert re.fullmatch(r"csv/visits\.csv@[0-9a-f]{16}", tags["dagster/run_key"]), tags
 
-        # The sensor's cursor, in its instigator state in PostgreSQL, names the file.
-        [state] = [
-            state
-            for (body,) in deployment.pg.query(
-                "SELECT instigator_body FROM instigators WHERE instigator_type = 'SENSOR'"
-            )
-            if (state := dg.deserialize_value(body, InstigatorState)).instigator_name == SENSOR
-        ]
-        assert "csv/visits.csv" in (state.instigator_data.cursor or ""), state
 
         # Queued, dequeued by the daemon, started by the code server: it holds the slot.
         def holding_the_slot() -> bool:
