@@ -64,6 +64,24 @@ def event_metrics(source: str) -> list[dict]:
     ]
 
 
+def stage_copied_events(con, csv_path: Path, *, header: bool) -> None:
+    """The engine's rows, copied out as CSV, straight into staging.analytics_events: what
+    landing the raw rows costs (the baseline), and the rows the pushdown must equal."""
+    from connectors.analytics.tables import STAGING_ANALYTICS_EVENTS
+
+    STAGING_ANALYTICS_EVENTS.create(con)
+    con.execute(
+        f"""
+        INSERT INTO {STAGING_ANALYTICS_EVENTS.fqn}
+        SELECT event, "timestamp", CAST(timezone(?, "timestamp") AS DATE), user_id, anonymous_id,
+            properties, date_trunc('quarter', timezone(?, "timestamp"))::DATE, 'copy', 0, 'b'
+        FROM read_csv(?, header = ?, columns = {{'event': 'VARCHAR',
+            'timestamp': 'TIMESTAMPTZ', 'user_id': 'VARCHAR', 'anonymous_id': 'VARCHAR',
+            'properties': 'JSON', 'amount': 'DECIMAL(12,2)'}})""",
+        [TIMEZONE, TIMEZONE, str(csv_path), header],
+    )
+
+
 def write_config(folder: Path, source: str) -> None:
     """The event metrics, and one objective per reported quarter with a KR on each."""
     folder.mkdir(parents=True, exist_ok=True)
@@ -204,17 +222,7 @@ def child_sql_rows(args: dict) -> dict:
         connection.close()
     copied = time.perf_counter()
     con = duckdb.connect(args["warehouse"], config={"threads": 2})
-    STAGING_ANALYTICS_EVENTS.create(con)
-    con.execute(
-        f"""
-        INSERT INTO {STAGING_ANALYTICS_EVENTS.fqn}
-        SELECT event, "timestamp", CAST(timezone(?, "timestamp") AS DATE), user_id, anonymous_id,
-            properties, date_trunc('quarter', timezone(?, "timestamp"))::DATE, 'copy', 0, 'b'
-        FROM read_csv(?, header = false, columns = {{'event': 'VARCHAR',
-            'timestamp': 'TIMESTAMPTZ', 'user_id': 'VARCHAR', 'anonymous_id': 'VARCHAR',
-            'properties': 'JSON', 'amount': 'DECIMAL(12,2)'}})""",
-        [TIMEZONE, TIMEZONE, str(csv_path)],
-    )
+    stage_copied_events(con, csv_path, header=False)
     loaded = time.perf_counter()
     [(rows,)] = con.execute(f"SELECT count(*) FROM {STAGING_ANALYTICS_EVENTS.fqn}").fetchall()
     frames = _marts(con, Path(args["config_dir"]))

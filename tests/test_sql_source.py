@@ -17,10 +17,9 @@ import sqlalchemy as sa
 from okr_fixtures import key_result, objective, warehouse, write_config
 from sqlalchemy.pool import NullPool
 
-from benchmarks.sql_source import INSERT, event_metrics
+from benchmarks.sql_source import INSERT, event_metrics, stage_copied_events
 from connectors.analytics.extract import load_analytics_exports
 from connectors.analytics.staging import stage_analytics_events
-from connectors.analytics.tables import STAGING_ANALYTICS_EVENTS
 from connectors.sql_engine.pushdown import land_quarter, plan
 from connectors.sql_engine.tables import RAW_SQL_EVENTS_PARTIALS, RAW_SQL_EVENTS_SIGHTINGS
 from pipelines.cli import backfill
@@ -245,17 +244,7 @@ def test_ten_million_rows_pushdown_equals_scanning_the_rows(pg, tmp_path):
         csv,
     )
     rows_con = duckdb.connect(str(tmp_path / "rows.duckdb"))
-    STAGING_ANALYTICS_EVENTS.create(rows_con)
-    rows_con.execute(
-        f"""
-        INSERT INTO {STAGING_ANALYTICS_EVENTS.fqn}
-        SELECT event, "timestamp", CAST(timezone(?, "timestamp") AS DATE), user_id, anonymous_id,
-            properties, date_trunc('quarter', timezone(?, "timestamp"))::DATE, 'events.csv', 0, 'b'
-        FROM read_csv(?, header = true, columns = {{'event': 'VARCHAR',
-            'timestamp': 'TIMESTAMPTZ', 'user_id': 'VARCHAR', 'anonymous_id': 'VARCHAR',
-            'properties': 'JSON', 'amount': 'DECIMAL(12,2)'}})""",
-        [TIMEZONE, TIMEZONE, str(csv)],
-    )
+    stage_copied_events(rows_con, csv, header=True)
     ours = assert_same_marts(sql_con, sql_config, rows_con, analytics_config)
 
     # Revenue (a sum of a NUMERIC column; analytics events have no numeric column) against
