@@ -21,6 +21,7 @@ import polars as pl
 
 from connectors.registry import METRIC_SOURCES
 from connectors.spec import SourceSpec
+from connectors.spec import SourceSpec
 from connectors.sql_engine.pushdown import metric_filter
 from transforms.config import OkrConfig, SourceMetric
 from warehouse.sql import quote_ident, quote_literal
@@ -317,7 +318,7 @@ class Scanner:
         if any(isinstance(v, int | float) and not isinstance(v, bool) for v in values):
             return None  # numbers compare as numbers (see _filter_condition)
         numeric = metric.aggregation in NUMERIC_AGGREGATIONS
-        value = _column_expr(source, metric.column) if numeric else "NULL"
+        value = self._value_expr(source, metric.column) if numeric else "NULL"
         group = (metric.source, self._day_expr(metric), value, _column_expr(source, column))
         return group, sorted({_filter_text(v) for v in values})
 
@@ -447,7 +448,7 @@ class Scanner:
         source = METRIC_SOURCES[metric.source]
         if not self._has_table(source.table):  # a source never loaded has no data: null, not 0
             return "SELECT NULL::DATE AS date, NULL AS value, FALSE AS matches WHERE FALSE", []
-        value = _column_expr(source, metric.column) if with_value and metric.column else "NULL"
+        value = self._value_expr(source, metric.column) if with_value and metric.column else "NULL"
         conditions, params = ["TRUE"], []
         for column, wanted in metric.filter.items():
             condition, values = _filter_condition(
@@ -478,6 +479,13 @@ class Scanner:
 
     def _query(self, sql: str, params: list[Any]) -> pl.DataFrame:
         return self.con.sql(sql, params=params).pl()
+
+    def _value_expr(self, source: SourceSpec, column: str) -> str:
+        """The measured column; on a source whose columns follow its files (report CSVs), a
+        column no file has had yet is no data (null), not an error."""
+        if source.open_columns and self._column_type(source.table, column) is None:
+            return "CAST(NULL AS DOUBLE)"
+        return _column_expr(source, column)
 
     def _has_table(self, table: str) -> bool:
         if self._tables is None:
