@@ -16,7 +16,7 @@ from pipelines.assets.raw import build_raw_assets
 from pipelines.assets.sql_engine import build_sql_source_assets, sql_source_keys
 from pipelines.assets.staging import build_staging_assets, staged_tables
 from pipelines.automation import build_automation
-from pipelines.checks import build_asset_checks
+from pipelines.checks import checks_by_asset
 from pipelines.partitions import quarterly_partitions
 from pipelines.resources import (
     BiOutputsResource,
@@ -59,26 +59,27 @@ def build_definitions(settings: Settings, sources: Sequence[Source] = SOURCES) -
         if settings.sql_source_table
         else []
     )
+    checks = checks_by_asset(settings.checks, sources)
     mart_assets = build_mart_assets(
         partitions,
         config,
         api_staging_keys(apis),
         staged_tables(files),
         sql_source_keys() if sql_assets else [],
+        checks,
     )
     schedules, sensors = build_automation(
         partitions, settings, config.settings.fiscal_year_start_month, files
     )
     return dg.Definitions(
         assets=[
-            *build_raw_assets(files),
-            *build_api_assets(apis),
-            *build_staging_assets(partitions, files),
+            *build_raw_assets(files, checks),
+            *build_api_assets(apis, checks),
+            *build_staging_assets(partitions, files, checks),
             *sql_assets,
             *mart_assets,
             *build_bi_assets([key for a in mart_assets for key in a.keys]),
         ],
-        asset_checks=build_asset_checks(settings.checks, sources),
         schedules=schedules,
         sensors=sensors,
         resources=resources,

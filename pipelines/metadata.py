@@ -1,5 +1,5 @@
-"""Metadata every asset records: row count, column schema (from the table's one definition) and
-a markdown preview."""
+"""Metadata every asset has: its column schema (from the table's one definition) in the asset's
+definition, and for each materialization its row counts and a markdown preview."""
 
 from __future__ import annotations
 
@@ -38,7 +38,8 @@ def definition_metadata(table: Table) -> dict[str, Any]:
 def table_metadata(
     con: duckdb.DuckDBPyConnection, table: Table, where: str = "TRUE", params: list | None = None
 ) -> dict[str, Any]:
-    """Rows and a preview of the part of `table` a run wrote (`where`), plus the total."""
+    """Rows and a preview of the part of `table` a run wrote (`where`), plus the total. (The
+    column schema is the definition's, `definition_metadata`: the same for every run.)"""
     params = params or []
     written = con.execute(f"SELECT count(*) FROM {table.fqn} WHERE {where}", params).fetchall()[0][
         0
@@ -48,7 +49,6 @@ def table_metadata(
     return {
         "dagster/row_count": dg.MetadataValue.int(written),
         "table_row_count": dg.MetadataValue.int(total),
-        "dagster/column_schema": column_schema(table),
         "preview": dg.MetadataValue.md(_markdown(preview)),
     }
 

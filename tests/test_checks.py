@@ -22,8 +22,8 @@ from connectors.csv_drop.extract import load_csv_folder
 from connectors.registry import FILE_SOURCES, SOURCES
 from pipelines import checks
 from pipelines.build import build_definitions
-from pipelines.checks import build_asset_checks, checked_tables, quality_checks
-from pipelines.checks.core import CheckInputs, real_today
+from pipelines.checks import checked_tables, checks_by_asset, quality_checks
+from pipelines.checks.core import CheckInputs, QualityCheck, real_today
 from pipelines.checks.tables import id_columns
 from pipelines.cli import backfill
 from pipelines.settings import (
@@ -511,11 +511,11 @@ def test_thresholds_come_from_the_environment(monkeypatch, built):
     monkeypatch.setenv(SOURCE_MAX_AGE_ENV, "5")
     specs = {
         (spec.asset_key.to_user_string(), spec.name): spec
-        for checks in build_asset_checks(
+        for checks in checks_by_asset(
             Settings.from_env().checks,  # the thresholds are read with every setting
             FILE_SOURCES,
-        )
-        for spec in checks.check_specs
+        ).values()
+        for spec in map(QualityCheck.spec, checks)
     }
     assert specs[("raw/csv_observations", "reject_rate")].metadata["max_reject_rate"] == 0.25
     assert specs[("raw/analytics_report", "freshness")].metadata["max_age_days"] == 5

@@ -54,31 +54,39 @@ class Table(_Relation):
         )
         return f"CREATE TABLE IF NOT EXISTS {self.fqn} (\n  {cols}\n)"
 
-    def comment_statements(self) -> list[str]:
-        statements = [f"COMMENT ON TABLE {self.fqn} IS {quote_literal(self.description)}"]
+    def comment_statements(self, current: dict[str | None, str | None] | None = None) -> list[str]:
+        """COMMENT statements for the table (key None) and its columns, leaving out those whose
+        comment is already as in `current`."""
+        current = current or {}
+        statements = []
+        if current.get(None, "") != self.description:
+            statements.append(f"COMMENT ON TABLE {self.fqn} IS {quote_literal(self.description)}")
         statements += [
             f"COMMENT ON COLUMN {self.fqn}.{quote_ident(c.name)} IS {quote_literal(c.description)}"
             for c in self.columns
+            if current.get(c.name, "") != c.description
         ]
         return statements
 
     def create(self, con: duckdb.DuckDBPyConnection) -> None:
         """Create the schema and table if missing, add the columns a warehouse written by an
-        earlier version lacks (null in its rows), and (re)apply every comment."""
-        con.execute(f"CREATE SCHEMA IF NOT EXISTS {self.schema}")
-        con.execute(self.ddl())
-        existing = {
-            name
-            for (name,) in con.execute(
-                "SELECT column_name FROM duckdb_columns() WHERE database_name = current_database()"
-                " AND schema_name = ? AND table_name = ?",
-                [self.schema, self.name],
-            ).fetchall()
-        }
+        earlier version lacks (null in its rows), and apply every comment that differs. A
+        table already as defined costs one catalog query (this runs before every write)."""
+        found = con.execute(
+            "SELECT NULL, comment FROM duckdb_tables() WHERE database_name = current_database()"
+            " AND schema_name = ? AND table_name = ? UNION ALL "
+            "SELECT column_name, comment FROM duckdb_columns() WHERE database_name = "
+            "current_database() AND schema_name = ? AND table_name = ?",
+            [self.schema, self.name] * 2,
+        ).fetchall()
+        current: dict[str | None, str | None] = dict(found)
+        if not found:
+            con.execute(f"CREATE SCHEMA IF NOT EXISTS {self.schema}")
+            con.execute(self.ddl())
         for c in self.columns:
-            if c.name not in existing:
+            if found and c.name not in current:
                 con.execute(f"ALTER TABLE {self.fqn} ADD COLUMN {quote_ident(c.name)} {c.type}")
-        for statement in self.comment_statements():
+        for statement in self.comment_statements(current):
             con.execute(statement)
 
     def polars_schema(self) -> dict[str, pl.DataType]:

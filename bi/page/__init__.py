@@ -45,27 +45,30 @@ Modules: `data` reads the marts (one query per mart, split by quarter), `charts`
 and the bundle, `render` writes the HTML, `assets` holds the CSS and the script.
 """
 
-from bi.page.charts import (
-    BURNUP_COLOR,
-    EXPECTED_COLOR,
-    HEALTH_COLORS,
-    NO_DATA_STRIPE,
-    TEAM_COLOR,
-    rows_of,
-)
-from bi.page.charts import burnup_spec as _burnup_spec
-from bi.page.charts import vega_bundle as _vega_bundle
-from bi.page.render import render_scorecard_page, write_scorecard_page
+import importlib
+from typing import Any
 
-__all__ = [
-    "BURNUP_COLOR",
-    "EXPECTED_COLOR",
-    "HEALTH_COLORS",
-    "NO_DATA_STRIPE",
-    "TEAM_COLOR",
-    "_burnup_spec",
-    "_vega_bundle",
-    "render_scorecard_page",
-    "rows_of",
-    "write_scorecard_page",
-]
+# Exported names and the module holding each: imported on first use, so a command that only
+# reads the marts (`okr scorecard` through `bi.page.data`) does not load Altair.
+_EXPORTS = {
+    "BURNUP_COLOR": "charts",
+    "EXPECTED_COLOR": "charts",
+    "HEALTH_COLORS": "charts",
+    "NO_DATA_STRIPE": "charts",
+    "TEAM_COLOR": "charts",
+    "rows_of": "charts",
+    "_burnup_spec": "charts",
+    "_vega_bundle": "charts",
+    "render_scorecard_page": "render",
+    "write_scorecard_page": "render",
+}
+_RENAMED = {"_burnup_spec": "burnup_spec", "_vega_bundle": "vega_bundle"}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _EXPORTS:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    module = importlib.import_module(f"{__name__}.{_EXPORTS[name]}")
+    return getattr(module, _RENAMED.get(name, name))

@@ -9,17 +9,23 @@ instead of once per point (the burn-ups of every quarter hold thousands of days)
 from __future__ import annotations
 
 import functools
+import hashlib
 import json
 import math
+from collections.abc import Callable
 from datetime import date
-from typing import Any
+from importlib.metadata import version
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
-import altair as alt
 import polars as pl
 import vl_convert
 
 from transforms import cache
 from transforms.units import CURRENCY, FRACTION, PERCENT_POINTS, format_value
+
+if TYPE_CHECKING:
+    import altair as alt
 
 # Colours the charts draw with. None of them is used by the page's CSS, so a screenshot showing
 # them proves that Vega rendered (the page tests rely on this).
@@ -37,7 +43,6 @@ NO_DATA_STRIPE = "#d3cbbf"  # warm grey: nothing in the CSS or its anti-aliasing
 OTHER_HEALTH_COLOR = "#bdbdbd"
 HEALTH_LABELS = {"no_target": "no target", "no_data": "no data"}
 DARK_TEXT, LIGHT_TEXT = "#1f2933", "#ffffff"
-KPI_MONTHS = 6
 HEATMAP_ROW = 36  # pixels per metric row: two lines of text fit
 # Hatching of a no_data cell: stripes across its width. (Vertical, not diagonal: Vega's canvas
 # renderer paints a diagonal gradient as a pattern anchored at the chart's corner, not the cell's.)
@@ -51,6 +56,8 @@ def finite(value: float | None) -> float | None:
 
 
 def _utc(day: date) -> alt.DateTime:
+    import altair as alt
+
     return alt.DateTime(year=day.year, month=day.month, date=day.day, utc=True)
 
 
@@ -68,6 +75,22 @@ def rows_of(spec: dict[str, Any]) -> list[dict[str, Any]]:
     [columns] = spec["data"]["values"]
     names = list(columns)
     return [dict(zip(names, row, strict=True)) for row in zip(*columns.values(), strict=True)]
+
+
+@functools.cache
+def _template(name: str, build: Callable[..., str], *args: Any) -> str:
+    """A chart's spec without its data, as JSON: built and validated by Altair once, then kept
+    in the user's cache (named by the chart, its arguments, this module's source and Altair's
+    version, which determine it), so a run that finds it neither imports Altair nor builds it."""
+    key = repr((name, args, _SOURCE_DIGEST, version("altair")))
+    entry = f"chart-{name}-{hashlib.sha256(key.encode()).hexdigest()[:20]}.json"
+    if (spec := cache.read_text(entry)) is None:
+        spec = build(*args)
+        cache.write_text(entry, spec)
+    return spec
+
+
+_SOURCE_DIGEST = hashlib.sha256(Path(__file__).read_bytes()).hexdigest()
 
 
 def _spec(chart: alt.TopLevelMixin, data: dict[str, Any]) -> dict[str, Any]:
@@ -100,16 +123,17 @@ def burnup_spec(daily: pl.DataFrame, start: date, end: date) -> dict[str, Any]:
         }
         for row in daily.iter_rows(named=True)
     ]
-    spec = json.loads(_burnup_template())
+    spec = json.loads(_template("burnup", _burnup_template))
     spec["encoding"]["x"]["scale"]["domain"] = [_utc_json(start), _utc_json(end)]
     spec["data"] = _columns(BURNUP_FIELDS, rows)
     return spec
 
 
-@functools.cache
 def _burnup_template() -> str:
-    """Every KR's burn-up has the same spec but for its data and days: built and validated
-    once (as JSON, so each KR gets its own copy)."""
+    """Every KR's burn-up has the same spec but for its data and days (each KR gets its own
+    copy of the JSON)."""
+    import altair as alt
+
     x = alt.X(
         "day:T",
         title=None,
@@ -213,16 +237,27 @@ def kpi_health_spec(
                 "word": word,
             }
         )
-    order = sorted(labels.values(), key=str.casefold)
+    spec = json.loads(_template("kpi-health", _kpi_health_template, tuple(domain), tuple(colors)))
+    spec["encoding"]["x"]["sort"] = periods["period_label"].to_list()
+    spec["encoding"]["y"]["sort"] = sorted(labels.values(), key=str.casefold)
+    spec["data"] = _columns(HEATMAP_FIELDS, rows)
+    return spec
+
+
+def _kpi_health_template(domain: tuple[str, ...], colors: tuple[str, ...]) -> str:
+    """The heatmap's spec but for its data and the order of its rows and columns (one per set
+    of health colours)."""
+    import altair as alt
+
     x = alt.X(
         "period:O",
-        sort=periods["period_label"].to_list(),
+        sort=[],
         title=None,
         axis=alt.Axis(labelAngle=0, orient="top", labelFontSize=12, domain=False, ticks=False),
     )
     y = alt.Y(
         "metric:N",
-        sort=order,
+        sort=[],
         title=None,
         axis=alt.Axis(labelLimit=360, labelFontSize=12, domain=False, ticks=False),
     )
@@ -239,7 +274,7 @@ def kpi_health_spec(
     cells = cells.encode(
         color=alt.Color(
             "health:N",
-            scale=alt.Scale(domain=domain, range=colors),
+            scale=alt.Scale(domain=list(domain), range=list(colors)),
             legend=alt.Legend(
                 title="health",
                 orient="bottom",
@@ -295,10 +330,13 @@ def kpi_health_spec(
         .properties(width="container", height=alt.Step(HEATMAP_ROW))
         .configure_view(stroke=None)
     )
-    return _spec(chart, _columns(HEATMAP_FIELDS, rows))
+    return json.dumps(_spec(chart, {"values": []}))
 
 
 # -- team roll-up ---------------------------------------------------------------------------------
+
+
+TEAM_FIELDS = ["team", "score", "expected", "objectives"]
 
 
 def team_spec(teams: pl.DataFrame) -> dict[str, Any]:
@@ -312,7 +350,18 @@ def team_spec(teams: pl.DataFrame) -> dict[str, Any]:
         }
         for row in teams.iter_rows(named=True)
     ]
-    y = alt.Y("team:N", title=None, sort=teams["team"].to_list())
+    spec = json.loads(_template("team", _team_template))
+    spec["encoding"]["y"]["sort"] = teams["team"].to_list()
+    spec["height"] = 32 * teams.height
+    spec["data"] = _columns(TEAM_FIELDS, rows)
+    return spec
+
+
+def _team_template() -> str:
+    """The team chart's spec but for its data, rows and height."""
+    import altair as alt
+
+    y = alt.Y("team:N", title=None, sort=[])
     x_scale = alt.Scale(domain=[0, 1], clamp=True)
     bars = alt.Chart().mark_bar(color=TEAM_COLOR, height=16)
     bars = bars.encode(
@@ -329,11 +378,11 @@ def team_spec(teams: pl.DataFrame) -> dict[str, Any]:
     chart = (
         alt.layer(bars, ticks, data=alt.Data(values=[]))
         .encode(y=y)
-        .transform_flatten(["team", "score", "expected", "objectives"])
-        .properties(width=520, height=32 * teams.height)
+        .transform_flatten(TEAM_FIELDS)
+        .properties(width=520, height=0)
         .configure_view(stroke=None)
     )
-    return _spec(chart, _columns(["team", "score", "expected", "objectives"], rows))
+    return json.dumps(_spec(chart, {"values": []}))
 
 
 # -- the libraries --------------------------------------------------------------------------------
@@ -343,11 +392,13 @@ def team_spec(teams: pl.DataFrame) -> dict[str, Any]:
 def vega_bundle() -> str:
     """Vega, Vega-Lite (the version Altair writes) and vega-embed as one script; they set
     `window.vegaEmbed`. Building it takes a second or two, so it is kept in the user's cache,
-    named by the vl-convert and Vega-Lite versions that determine it."""
-    wanted = ".".join(alt.SCHEMA_VERSION.lstrip("v").split(".")[:2])
-    version = wanted if wanted in vl_convert.get_vegalite_versions() else None
-    name = f"vega-bundle-{vl_convert.__version__}-{version or 'default'}.js"
+    named by the vl-convert and Altair versions that determine it."""
+    name = f"vega-bundle-{vl_convert.__version__}-altair-{version('altair')}.js"
     if (bundle := cache.read_text(name)) is None:
-        bundle = vl_convert.javascript_bundle(vl_version=version)
+        import altair as alt
+
+        wanted = ".".join(alt.SCHEMA_VERSION.lstrip("v").split(".")[:2])
+        known = wanted in vl_convert.get_vegalite_versions()
+        bundle = vl_convert.javascript_bundle(vl_version=wanted if known else None)
         cache.write_text(name, bundle)
     return bundle.replace("</script", "<\\/script")

@@ -10,7 +10,8 @@ from datetime import date, timedelta
 import duckdb
 import polars as pl
 
-from bi.page.charts import KPI_MONTHS
+KPI_MONTHS = 6  # months of success metrics the page shows per quarter
+
 
 
 @dataclass(frozen=True)

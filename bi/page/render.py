@@ -18,7 +18,7 @@ import duckdb
 import polars as pl
 
 from bi.page import assets, charts
-from bi.page.data import PageData, Quarter, ScorePoint, read_page_data
+from bi.page.data import KPI_MONTHS, PageData, Quarter, ScorePoint, read_page_data
 from transforms.kr_types import KR_TYPES
 from transforms.units import format_value
 
@@ -353,7 +353,7 @@ class QuarterView:
             )
             return (
                 f'<section class="kpi" id="{q.slug}-kpi"><h3>KPI health</h3>'
-                f'<div class="note">Success metrics per month, last {charts.KPI_MONTHS} months up '
+                f'<div class="note">Success metrics per month, last {KPI_MONTHS} months up '
                 f"to {esc(q.as_of.isoformat())}; each cell shows the month's value; faded cells "
                 "are months still running. Team and owner filters do not apply here.</div>"
                 f'<div class="chart wide kpi-heatmap" id="{chart_id}"></div>'

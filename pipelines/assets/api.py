@@ -7,6 +7,7 @@ from collections.abc import Sequence
 import dagster as dg
 
 from connectors.source import ApiSource
+from pipelines.checks import AssetChecks, check_specs, checks_of, run_checks
 from pipelines.metadata import definition_metadata, table_metadata
 from pipelines.resources import WAREHOUSE_POOL, ApiResource
 from warehouse.tables import Table
@@ -31,12 +32,15 @@ def api_resource(source: ApiSource) -> ApiResource:
     return ApiResource(base_url=dg.EnvVar(source.base_url_env), token=dg.EnvVar(source.token_env))
 
 
-def _raw_asset(source: ApiSource) -> dg.AssetsDefinition:
+def _raw_asset(source: ApiSource, checks: AssetChecks) -> dg.AssetsDefinition:
+    own_checks = checks_of(checks, [raw.table for raw in source.raw])
+
     @dg.multi_asset(
         pool=WAREHOUSE_POOL,
         name=f"raw_{source.name}",
         specs=[_spec(raw.table, "raw", [], {"duckdb", *raw.kinds}) for raw in source.raw],
-        required_resource_keys={"warehouse", source.name},
+        check_specs=check_specs(own_checks),
+        required_resource_keys={"warehouse", "okr_config", source.name},
         description=f"Syncs {source.description} into its raw tables.",
     )
     def _asset(context: dg.AssetExecutionContext):
@@ -49,14 +53,16 @@ def _raw_asset(source: ApiSource) -> dg.AssetsDefinition:
                     asset_key=[raw.table.schema, raw.table.name],
                     metadata={**table_metadata(con, raw.table), **report.metadata(raw.table)},
                 )
-        context.log.info(report.summary)
+            context.log.info(report.summary)
+            yield from run_checks(context, con, context.resources.okr_config, own_checks)
 
     return _asset
 
 
-def _staging_asset(source: ApiSource) -> dg.AssetsDefinition:
+def _staging_asset(source: ApiSource, checks: AssetChecks) -> dg.AssetsDefinition:
     """Current state, replaced whole: records change after the fact, so quarters of staging
     would go stale; a full refresh of a few hundred thousand rows takes seconds."""
+    own_checks = checks_of(checks, [staged.table for staged in source.staged])
 
     @dg.multi_asset(
         pool=WAREHOUSE_POOL,
@@ -70,7 +76,8 @@ def _staging_asset(source: ApiSource) -> dg.AssetsDefinition:
             )
             for staged in source.staged
         ],
-        required_resource_keys={"warehouse"},
+        check_specs=check_specs(own_checks),
+        required_resource_keys={"warehouse", "okr_config"},
     )
     def _asset(context: dg.AssetExecutionContext):
         with context.resources.warehouse.connect() as con:
@@ -80,12 +87,20 @@ def _staging_asset(source: ApiSource) -> dg.AssetsDefinition:
                     asset_key=[staged.table.schema, staged.table.name],
                     metadata=table_metadata(con, staged.table),
                 )
+            yield from run_checks(context, con, context.resources.okr_config, own_checks)
 
     return _asset
 
 
-def build_api_assets(sources: Sequence[ApiSource]) -> list[dg.AssetsDefinition]:
-    return [asset for source in sources for asset in (_raw_asset(source), _staging_asset(source))]
+def build_api_assets(
+    sources: Sequence[ApiSource], checks: AssetChecks | None = None
+) -> list[dg.AssetsDefinition]:
+    checks = checks or {}
+    return [
+        asset
+        for source in sources
+        for asset in (_raw_asset(source, checks), _staging_asset(source, checks))
+    ]
 
 
 def api_staging_keys(sources: Sequence[ApiSource]) -> list[dg.AssetKey]:

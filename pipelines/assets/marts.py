@@ -7,6 +7,7 @@ import dagster as dg
 import polars as pl
 
 from connectors.source import StagedTable
+from pipelines.checks import AssetChecks, check_specs, checks_of, run_checks
 from pipelines.metadata import definition_metadata, table_metadata
 from pipelines.partitions import quarters_in_window
 from pipelines.resources import WAREHOUSE_POOL, OkrConfigResource, WarehouseResource
@@ -85,8 +86,13 @@ def build_mart_assets(
     unpartitioned_staging: list[dg.AssetKey],
     staged_tables: list[StagedTable],
     partitioned_inputs: list[dg.AssetKey] | None = None,
+    checks: AssetChecks | None = None,
 ) -> list[dg.AssetsDefinition]:
     """`partitioned_inputs`: other quarterly tables metrics read (the SQL-engine partials)."""
+    checks = checks or {}
+    mart_checks = checks_of(checks, [*OKR_MARTS.values(), *RECORD_MARTS.values()])
+    dimension_checks = checks_of(checks, [table for table, _ in DIMENSIONS.values()])
+    lint_checks = checks_of(checks, [MARTS_OKR_LINT])
     history = dg.TimeWindowPartitionMapping(start_offset=-lookback_quarters(config))
     staging = [
         dg.AssetDep([t.schema, t.name], partition_mapping=history)
@@ -109,6 +115,7 @@ def build_mart_assets(
         name="okr_marts",
         partitions_def=partitions,
         backfill_policy=dg.BackfillPolicy.single_run(),
+        check_specs=check_specs(mart_checks),
     )
     def okr_marts(
         context: dg.AssetExecutionContext,
@@ -155,17 +162,23 @@ def build_mart_assets(
                     "recorded_this_run": recorded[MARTS_REPORTED_GRADES.fqn],
                 },
             )
-        context.log.info(
-            f"{', '.join(q.label for q in quarters)} as of {today}: "
-            f"{frames['key_result_attainment'].height} KR rows"
-        )
+            context.log.info(
+                f"{', '.join(q.label for q in quarters)} as of {today}: "
+                f"{frames['key_result_attainment'].height} KR rows"
+            )
+            yield from run_checks(context, con, okr_config, mart_checks)
 
     @dg.multi_asset(
         pool=WAREHOUSE_POOL,
         specs=[_spec(table, []) for table, _ in DIMENSIONS.values()],
         name="okr_dimensions",
+        check_specs=check_specs(dimension_checks),
     )
-    def okr_dimensions(warehouse: WarehouseResource, okr_config: OkrConfigResource):
+    def okr_dimensions(
+        context: dg.AssetExecutionContext,
+        warehouse: WarehouseResource,
+        okr_config: OkrConfigResource,
+    ):
         config = okr_config.load()
         with warehouse.connect() as con:
             for table, build in DIMENSIONS.values():
@@ -173,6 +186,7 @@ def build_mart_assets(
                 yield dg.MaterializeResult(
                     asset_key=[table.schema, table.name], metadata=table_metadata(con, table)
                 )
+            yield from run_checks(context, con, okr_config, dimension_checks)
 
     @dg.asset(
         pool=WAREHOUSE_POOL,
@@ -183,10 +197,13 @@ def build_mart_assets(
         owners=OWNERS,
         description=MARTS_OKR_LINT.description,
         metadata=definition_metadata(MARTS_OKR_LINT),
+        check_specs=check_specs(lint_checks),
     )
     def okr_lint_asset(
-        warehouse: WarehouseResource, okr_config: OkrConfigResource
-    ) -> dg.MaterializeResult:
+        context: dg.AssetExecutionContext,
+        warehouse: WarehouseResource,
+        okr_config: OkrConfigResource,
+    ):
         config = okr_config.load()
         today = okr_config.today(config)
         with warehouse.connect() as con:
@@ -195,10 +212,13 @@ def build_mart_assets(
             latest = latest_data_dates(MetricReader(con, config), config, today)
             findings = okr_lint(LintInputs(config, attainment, latest, today))
             replace_rows(con, MARTS_OKR_LINT, findings, "TRUE")
-            metadata = table_metadata(con, MARTS_OKR_LINT)
-        counts = findings.group_by("severity").len().iter_rows()
-        return dg.MaterializeResult(
-            metadata={**metadata, **{f"severity/{name}": n for name, n in counts}}
-        )
+            counts = findings.group_by("severity").len().iter_rows()
+            yield dg.MaterializeResult(
+                metadata={
+                    **table_metadata(con, MARTS_OKR_LINT),
+                    **{f"severity/{name}": n for name, n in counts},
+                }
+            )
+            yield from run_checks(context, con, okr_config, lint_checks)
 
     return [okr_marts, okr_dimensions, okr_lint_asset]

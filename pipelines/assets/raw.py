@@ -10,8 +10,14 @@ from connectors.files import FileLoadReport
 from connectors.registry import FILE_SOURCES
 from connectors.source import FileSource
 from connectors.tables import RAW_REJECTED_ROWS
+from pipelines.checks import AssetChecks, check_specs, checks_of, run_checks
 from pipelines.metadata import definition_metadata, table_metadata
-from pipelines.resources import WAREHOUSE_POOL, SourceFoldersResource, WarehouseResource
+from pipelines.resources import (
+    WAREHOUSE_POOL,
+    OkrConfigResource,
+    SourceFoldersResource,
+    WarehouseResource,
+)
 from warehouse.writes import ensure_tables
 
 OWNERS = ["team:data-platform"]
@@ -43,9 +49,11 @@ def _folder_metadata(
     }
 
 
-def _raw_asset(source: FileSource) -> dg.AssetsDefinition:
-    """One step per source: it loads the source's folder into all of its raw tables."""
+def _raw_asset(source: FileSource, checks: AssetChecks) -> dg.AssetsDefinition:
+    """One step per source: it loads the source's folder into all of its raw tables, then
+    checks them."""
     (first, *_) = source.raw
+    own_checks = checks_of(checks, [raw.table for raw in source.raw])
 
     @dg.multi_asset(
         pool=WAREHOUSE_POOL,
@@ -61,11 +69,13 @@ def _raw_asset(source: FileSource) -> dg.AssetsDefinition:
             )
             for raw in source.raw
         ],
+        check_specs=check_specs(own_checks),
     )
     def _asset(
         context: dg.AssetExecutionContext,
         warehouse: WarehouseResource,
         sources: SourceFoldersResource,
+        okr_config: OkrConfigResource,
     ):
         with warehouse.connect() as con:
             report = source.load(con, sources.folder(source.folder), strict=sources.strict_files)
@@ -91,9 +101,12 @@ def _raw_asset(source: FileSource) -> dg.AssetsDefinition:
                         "rejected_rows_total": rejected,
                     },
                 )
+            yield from run_checks(context, con, okr_config, own_checks)
 
     return _asset
 
 
-def build_raw_assets(sources: Sequence[FileSource] = FILE_SOURCES) -> list[dg.AssetsDefinition]:
-    return [_raw_asset(source) for source in sources]
+def build_raw_assets(
+    sources: Sequence[FileSource] = FILE_SOURCES, checks: AssetChecks | None = None
+) -> list[dg.AssetsDefinition]:
+    return [_raw_asset(source, checks or {}) for source in sources]

@@ -8,6 +8,7 @@ import dagster as dg
 
 from connectors.registry import FILE_SOURCES
 from connectors.source import FileSource, StagedTable
+from pipelines.checks import AssetChecks, check_specs, checks_of, run_checks
 from pipelines.metadata import definition_metadata, table_metadata
 from pipelines.partitions import quarters_in_window
 from pipelines.resources import WAREHOUSE_POOL, OkrConfigResource, WarehouseResource
@@ -24,8 +25,9 @@ def staged_tables(sources: Sequence[FileSource] = FILE_SOURCES) -> list[StagedTa
     return [staged for source in sources for staged in source.staged]
 
 
-def _staging_asset(staged: StagedTable, partitions: dg.PartitionsDefinition):
+def _staging_asset(staged: StagedTable, partitions: dg.PartitionsDefinition, checks: AssetChecks):
     table = staged.table
+    own_checks = checks_of(checks, [table])
 
     @dg.asset(
         pool=WAREHOUSE_POOL,
@@ -38,12 +40,13 @@ def _staging_asset(staged: StagedTable, partitions: dg.PartitionsDefinition):
         backfill_policy=dg.BackfillPolicy.single_run(),
         description=table.description,
         metadata=definition_metadata(table),
+        check_specs=check_specs(own_checks),
     )
     def _asset(
         context: dg.AssetExecutionContext,
         warehouse: WarehouseResource,
         okr_config: OkrConfigResource,
-    ) -> dg.MaterializeResult:
+    ):
         config = okr_config.load()
         fiscal_month = config.settings.fiscal_year_start_month
         timezone = config.settings.timezone
@@ -61,17 +64,20 @@ def _staging_asset(staged: StagedTable, partitions: dg.PartitionsDefinition):
             metadata = table_metadata(
                 con, table, f"quarter_start IN ({', '.join('?' for _ in starts)})", starts
             )
-        if history:
-            labels = ", ".join(q.label for q in history)
-            context.log.info(f"{table.fqn}: also built {labels} for history (read by the marts)")
-            _tag_history(context, history)
-        return dg.MaterializeResult(
-            metadata={
-                **metadata,
-                "quarters": ", ".join(q.label for q in quarters),
-                "history_quarters_built": ", ".join(q.label for q in history) or "none",
-            }
-        )
+            if history:
+                labels = ", ".join(q.label for q in history)
+                context.log.info(
+                    f"{table.fqn}: also built {labels} for history (read by the marts)"
+                )
+                _tag_history(context, history)
+            yield dg.MaterializeResult(
+                metadata={
+                    **metadata,
+                    "quarters": ", ".join(q.label for q in quarters),
+                    "history_quarters_built": ", ".join(q.label for q in history) or "none",
+                }
+            )
+            yield from run_checks(context, con, okr_config, own_checks)
 
     return _asset
 
@@ -86,6 +92,8 @@ def _tag_history(context: dg.AssetExecutionContext, history: list[Quarter]) -> N
 
 
 def build_staging_assets(
-    partitions: dg.PartitionsDefinition, sources: Sequence[FileSource] = FILE_SOURCES
+    partitions: dg.PartitionsDefinition,
+    sources: Sequence[FileSource] = FILE_SOURCES,
+    checks: AssetChecks | None = None,
 ) -> list[dg.AssetsDefinition]:
-    return [_staging_asset(staged, partitions) for staged in staged_tables(sources)]
+    return [_staging_asset(staged, partitions, checks or {}) for staged in staged_tables(sources)]

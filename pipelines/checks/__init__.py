@@ -1,8 +1,9 @@
 """Asset checks: the data-quality gates of the graph.
 
-Generated from the table definitions (`warehouse.tables.Table`, one source of truth), one
-`multi_asset_check` step per checked asset (so a run adds one step per asset, not per check).
-One module per layer: `tables` (what every keyed table gets, and finite marts values),
+Generated from the table definitions (`warehouse.tables.Table`, one source of truth) and run in
+the step that wrote the table, on the same warehouse connection (check specs on the asset): a
+run has no step of its own per check or per checked asset, and re-running a check
+re-materializes its asset. One module per layer: `tables` (what every keyed table gets, and finite marts values),
 `sources` (raw and staging), `marts`; `core` is what a check is made of.
 
 | check | assets | on failure |
@@ -26,8 +27,9 @@ published.
 settings.timezone); rows after `OKR_AS_OF` but not after the real date are beyond the as-of day,
 which the marts ignore, so a rerun as of a past date passes (they are counted in its metadata).
 
-A blocking check that fails stops the assets downstream of its asset in the same run: bad raw
-rows never reach staging, bad staging rows never reach the marts, and bad marts are never
+A blocking check that fails fails its asset's step once the asset is written (the check result
+and the materialization are both recorded) and so stops the assets downstream of it in the same
+run: bad raw rows never reach staging, bad staging rows never reach the marts, and bad marts are never
 published: BI readers keep the last good snapshot. Checks read whole tables
 (partitioned ones too), so bad rows written by an earlier run keep failing until they are fixed.
 
@@ -39,9 +41,10 @@ Thresholds, read with the other settings (`pipelines.settings.ChecksSettings`):
   e.g. `csv=2,analytics=1,crm=7`.
 """
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 
 import dagster as dg
+import duckdb
 
 from connectors.registry import SOURCES
 from connectors.source import Source
@@ -49,7 +52,7 @@ from pipelines.checks.core import CheckInputs, QualityCheck, real_today
 from pipelines.checks.marts import kr_data_check, progress_checks
 from pipelines.checks.sources import future_check, future_columns, raw_sources, source_checks
 from pipelines.checks.tables import double_columns, finite_check, key_checks
-from pipelines.resources import WAREHOUSE_POOL, OkrConfigResource, WarehouseResource
+from pipelines.resources import OkrConfigResource
 from pipelines.settings import ChecksSettings
 from transforms.marts import MART_TABLES
 from warehouse.tables import Table
@@ -84,39 +87,43 @@ def quality_checks(
     return checks + progress_checks() + finite + [kr_data_check()]
 
 
-def build_asset_checks(
+def checks_by_asset(
     settings: ChecksSettings, sources: Sequence[Source] = SOURCES
-) -> list[dg.AssetChecksDefinition]:
-    """One multi-asset check (one step) per checked asset."""
+) -> dict[dg.AssetKey, list[QualityCheck]]:
+    """Every check of a graph reading `sources`, by the asset whose step runs it."""
     by_asset: dict[dg.AssetKey, list[QualityCheck]] = {}
     for item in quality_checks(settings, sources):
         by_asset.setdefault(item.asset_key, []).append(item)
-    return [_asset_checks(key, items) for key, items in by_asset.items()]
+    return by_asset
 
 
-def _asset_checks(key: dg.AssetKey, checks: Sequence[QualityCheck]) -> dg.AssetChecksDefinition:
-    @dg.multi_asset_check(
-        name=f"{'__'.join(key.path)}__checks",
-        specs=[item.spec() for item in checks],
-        can_subset=True,
-        pool=WAREHOUSE_POOL,
+AssetChecks = Mapping[dg.AssetKey, Sequence[QualityCheck]]
+"""Checks by the asset whose step runs them (`checks_by_asset`)."""
+
+
+def checks_of(checks: AssetChecks, tables: Iterable[Table]) -> list[QualityCheck]:
+    """The checks of the assets of `tables`, in their order."""
+    return [item for t in tables for item in checks.get(dg.AssetKey([t.schema, t.name]), ())]
+
+
+def check_specs(checks: Sequence[QualityCheck]) -> list[dg.AssetCheckSpec]:
+    return [item.spec() for item in checks]
+
+
+def run_checks(
+    context: dg.AssetExecutionContext,
+    con: duckdb.DuckDBPyConnection,
+    okr_config: OkrConfigResource,
+    checks: Sequence[QualityCheck],
+) -> Iterator[dg.AssetCheckResult]:
+    """Evaluate the step's selected checks on the connection that wrote their tables."""
+    selected = context.selected_asset_check_keys
+    wanted = [item for item in checks if item.key in selected]
+    if not wanted:
+        return
+    config = okr_config.load()
+    inputs = CheckInputs(
+        con, config, okr_config.today(config), real_today(config.settings.timezone)
     )
-    def _run(
-        context: dg.AssetCheckExecutionContext,
-        warehouse: WarehouseResource,
-        okr_config: OkrConfigResource,
-    ) -> Iterable[dg.AssetCheckResult]:
-        config = okr_config.load()
-        selected = context.selected_asset_check_keys
-        with warehouse.connect() as con:
-            inputs = CheckInputs(
-                con,
-                config,
-                okr_config.today(config),
-                real_today(config.settings.timezone),
-            )
-            for item in checks:
-                if item.key in selected:
-                    yield item.evaluate(inputs)
-
-    return _run
+    for item in wanted:
+        yield item.evaluate(inputs)
