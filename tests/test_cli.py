@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import subprocess
+import sys
 from pathlib import Path
 
 import dagster as dg
@@ -306,3 +307,39 @@ def test_a_bad_environment_setting_is_one_line(
     monkeypatch.setenv(name, value)
     assert main(["backfill"]) == 2
     assert said in one_error_line(capsys)
+
+
+def test_the_example_config_on_an_empty_data_folder_runs_as_the_okr_command(
+    tmp_path: Path, monkeypatch
+):
+    """The first command on a fresh machine before any file arrives: the `okr` console script
+    (its own process, its own instance) exits 0, every KR reads no data, and the report
+    columns no file has had yet are no data, not an error; a mistake still exits 2."""
+    data = tmp_path / "data"
+    (data / "csv").mkdir(parents=True)  # analytics/ is missing altogether
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith(("OKR_", "CRM_"))},
+        "OKR_CONFIG_DIR": str(PROJECT_ROOT / "examples" / "acme"),
+        "OKR_DATA_DIR": str(data),
+        "OKR_WAREHOUSE": str(tmp_path / "warehouse.duckdb"),
+        "OKR_BI_SNAPSHOT": str(tmp_path / "bi" / "okr_bi.duckdb"),
+        "OKR_AS_OF": "2026-02-15",
+        "DAGSTER_HOME": str(tmp_path / "home"),
+    }
+    okr = str(Path(sys.executable).parent / "okr")
+    done = subprocess.run([okr, "backfill"], env=env, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "okr: run " in done.stdout
+    with duckdb.connect(env["OKR_WAREHOUSE"], read_only=True) as con:
+        rows = con.execute(
+            "SELECT count(*), count(current_value), count(*) FILTER (WHERE status = 'no_data') "
+            "FROM marts.key_result_attainment"
+        ).fetchone()
+    assert rows[0] > 0 and rows[1] == 0 and rows[2] == rows[0]
+    monkeypatch.setenv("DAGSTER_HOME", env["DAGSTER_HOME"])  # the storage's folder, as for okr
+    with dg.DagsterInstance.get() as instance:
+        [run] = instance.get_runs()
+        assert run.is_success
+        assert type(instance.event_log_storage).__name__ == "KeptSqliteEventLogStorage"
+    wrong = subprocess.run([okr, "backfill", "1999-Q1"], env=env, capture_output=True, text=True)
+    assert wrong.returncode == 2 and wrong.stderr.startswith("okr: "), wrong.stderr

@@ -9,18 +9,19 @@ reaches the SQL only quoted (`warehouse.sql`) or as a bind parameter.
 
 from __future__ import annotations
 
+import math
 import uuid
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import date
+from itertools import product
 from typing import Any
 
 import duckdb
 import polars as pl
 
 from connectors.registry import METRIC_SOURCES
-from connectors.spec import SourceSpec
 from connectors.spec import SourceSpec
 from connectors.sql_engine.pushdown import metric_filter
 from transforms.config import OkrConfig, SourceMetric
@@ -39,6 +40,9 @@ PARTIALS_SCHEMA = {
 (values for aggregations of a value column), their sum, min and max, and all the source's rows
 (for the zero-versus-null rule)."""
 NUMERIC_AGGREGATIONS = ("sum", "avg", "min", "max", "last")
+MAX_KEYS_PER_METRIC = 256
+"""A metric filtered on several columns joins a scan with one key per combination of its
+values; past this many combinations it is scanned on its own."""
 """Aggregations of a value column; the others count rows (`count`) or ids (`count_distinct`)."""
 
 
@@ -301,8 +305,10 @@ class Scanner:
         return None if key in self._unbounded else self.since
 
     def _batch_of(self, metric: SourceMetric) -> tuple[tuple, list[str]] | None:
-        """(scan group, wanted texts) for a metric filtered on one column by text values; every
-        metric of a pushdown source (its partials are per filter column, '' for none)."""
+        """(scan group, wanted keys) for a metric filtered by text values; every metric of a
+        pushdown source (its partials are per filter column, '' for none). Metrics filtered on
+        the same columns share a group: one scan groups the rows by those columns' texts (one
+        key per combination of values), and each metric sums the keys its filter lists."""
         source = METRIC_SOURCES[metric.source]
         if source.pushdown:
             if not self._has_table(source.table):
@@ -311,16 +317,25 @@ class Scanner:
             numeric = metric.aggregation in NUMERIC_AGGREGATIONS
             group = (metric.source, "date", metric.column if numeric else "", column)
             return group, texts or [""]
-        if len(metric.filter) != 1 or not self._has_table(METRIC_SOURCES[metric.source].table):
+        if not metric.filter or not self._has_table(source.table):
             return None
-        [(column, wanted)] = metric.filter.items()
-        values = wanted if isinstance(wanted, list) else [wanted]
-        if any(isinstance(v, int | float) and not isinstance(v, bool) for v in values):
-            return None  # numbers compare as numbers (see _filter_condition)
+        columns = sorted(metric.filter)
+        texts = []
+        for column in columns:
+            wanted = metric.filter[column]
+            values = wanted if isinstance(wanted, list) else [wanted]
+            if not values or any(
+                isinstance(v, int | float) and not isinstance(v, bool) for v in values
+            ):
+                return None  # numbers compare as numbers (see _filter_condition)
+            texts.append(sorted({_filter_text(v) for v in values}))
+        if math.prod(map(len, texts)) > MAX_KEYS_PER_METRIC:
+            return None
         numeric = metric.aggregation in NUMERIC_AGGREGATIONS
         value = self._value_expr(source, metric.column) if numeric else "NULL"
-        group = (metric.source, self._day_expr(metric), value, _column_expr(source, column))
-        return group, sorted({_filter_text(v) for v in values})
+        exprs = [_column_expr(source, column) for column in columns]
+        group = (metric.source, self._day_expr(metric), value, _key_expr(exprs))
+        return group, sorted(_key_text(combination) for combination in product(*texts))
 
     def _read_batch(
         self, group: tuple, members: list[tuple[str, SourceMetric, list[str]]], since: date | None
@@ -555,6 +570,23 @@ def _fragments(group: tuple) -> _Fragments:
         has_value=f"{value} IS NOT NULL",
         scope=source.row_filter,
     )
+
+
+def _key_expr(exprs: list[str]) -> str:
+    """The scan key of a row: the text of its one filter column, or for several columns each
+    text prefixed by its length in bytes (an injective encoding: no value, whatever characters
+    it holds, can pass for another combination; a null in any column makes the key null)."""
+    if len(exprs) == 1:
+        return exprs[0]
+    parts = [f"CAST({expr} AS VARCHAR)" for expr in exprs]
+    return " || ".join(f"strlen({part})::VARCHAR || ':' || {part}" for part in parts)
+
+
+def _key_text(texts: tuple[str, ...]) -> str:
+    """`_key_expr`'s key of a combination of filter texts."""
+    if len(texts) == 1:
+        return texts[0]
+    return "".join(f"{len(text.encode('utf-8'))}:{text}" for text in texts)
 
 
 def _bound(day: str, since: date | None) -> str:
