@@ -9,8 +9,8 @@ the folder), and checks that the PostgreSQL server answers."""
 
 from __future__ import annotations
 
+import json
 import os
-import shutil
 import sys
 from collections.abc import Iterator, Mapping
 from pathlib import Path
@@ -27,6 +27,8 @@ from pipelines.settings import (
 )
 
 CONNECT_TIMEOUT_SECONDS = 10
+HOME_PLACEHOLDER = "__DAGSTER_HOME__"
+"""What the instance template writes for the instance's own folder."""
 
 
 def prepare_dagster_home(default: Path = DEFAULT_DAGSTER_HOME) -> Path:
@@ -39,11 +41,18 @@ def prepare_dagster_home(default: Path = DEFAULT_DAGSTER_HOME) -> Path:
     home.mkdir(parents=True, exist_ok=True)
     config_file = home / "dagster.yaml"
     if not config_file.exists():
-        shutil.copy(POSTGRES_INSTANCE_TEMPLATE if pg_url else INSTANCE_TEMPLATE, config_file)
+        write_instance_file(home, POSTGRES_INSTANCE_TEMPLATE if pg_url else INSTANCE_TEMPLATE)
     try:
         config = yaml.safe_load(config_file.read_text(encoding="utf-8")) or {}
     except (OSError, yaml.YAMLError) as exc:
         raise ValueError(f"{config_file} does not read as YAML: {exc}") from None
+    stored = storage_folder(config)
+    if stored is not None and Path(stored).resolve() != home.resolve():
+        raise ValueError(
+            f"the instance in {home} keeps its run history in {stored} (its dagster.yaml says "
+            f"so: was the folder moved or copied?); set base_dir in {config_file} to {home}, or "
+            "point DAGSTER_HOME at a new folder"
+        )
     if pg_url and not uses_postgres(config):
         raise ValueError(
             f"{DAGSTER_PG_URL_ENV} is set, but the instance in {home} keeps its runs on this "
@@ -62,6 +71,24 @@ def prepare_dagster_home(default: Path = DEFAULT_DAGSTER_HOME) -> Path:
     if pg_url:
         check_postgres_answers(pg_url)
     return home
+
+
+def write_instance_file(home: Path, template: Path) -> None:
+    """`home`/dagster.yaml from `template`, with `home`'s absolute path where the template names
+    its own folder (the SQLite storage's base_dir): a tool that opens the instance by its folder
+    (`DagsterInstance.from_config`) finds its files whatever DAGSTER_HOME says."""
+    text = template.read_text(encoding="utf-8")
+    folder = json.dumps(str(home.resolve()))  # a double-quoted YAML scalar, any characters
+    (home / "dagster.yaml").write_text(text.replace(HOME_PLACEHOLDER, folder), encoding="utf-8")
+
+
+def storage_folder(config: Mapping[str, Any]) -> str | None:
+    """The folder the project's SQLite storage of an instance config keeps its files in."""
+    storage = config.get("storage")
+    custom = storage.get("custom") if isinstance(storage, Mapping) else None
+    if isinstance(custom, Mapping) and custom.get("module") == "pipelines.sqlite_storage":
+        return str((custom.get("config") or {}).get("base_dir"))
+    return None
 
 
 def uses_postgres(config: Mapping[str, Any]) -> bool:

@@ -5,6 +5,7 @@ first quarter; every mistake is one line and exit status 2 before any run starts
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -12,6 +13,7 @@ from pathlib import Path
 import dagster as dg
 import duckdb
 import pytest
+import yaml
 from test_operations import MARTS
 from test_pipeline import export, write_project
 
@@ -171,7 +173,9 @@ def test_okr_without_dagster_home_runs_in_the_default_instance(
     monkeypatch.setattr(cli, "DEFAULT_DAGSTER_HOME", home)
     monkeypatch.delenv("DAGSTER_HOME")
     assert main(["backfill", "2025-Q1"]) == 0
-    assert (home / "dagster.yaml").read_bytes() == INSTANCE_TEMPLATE.read_bytes()
+    written = yaml.safe_load((home / "dagster.yaml").read_text())
+    assert written["storage"]["custom"]["config"]["base_dir"] == str(home.resolve())
+    assert {**written, "storage": None} == {**yaml.safe_load(INSTANCE_TEMPLATE.read_text()), "storage": None}
     assert os.environ["DAGSTER_HOME"] == str(home)
     assert len(runs()) == 1
 
@@ -309,9 +313,7 @@ def test_a_bad_environment_setting_is_one_line(
     assert said in one_error_line(capsys)
 
 
-def test_the_example_config_on_an_empty_data_folder_runs_as_the_okr_command(
-    tmp_path: Path, monkeypatch
-):
+def test_the_example_config_on_an_empty_data_folder_runs_as_the_okr_command(tmp_path: Path):
     """The first command on a fresh machine before any file arrives: the `okr` console script
     (its own process, its own instance) exits 0, every KR reads no data, and the report
     columns no file has had yet are no data, not an error; a mistake still exits 2."""
@@ -336,10 +338,16 @@ def test_the_example_config_on_an_empty_data_folder_runs_as_the_okr_command(
             "FROM marts.key_result_attainment"
         ).fetchone()
     assert rows[0] > 0 and rows[1] == 0 and rows[2] == rows[0]
-    monkeypatch.setenv("DAGSTER_HOME", env["DAGSTER_HOME"])  # the storage's folder, as for okr
-    with dg.DagsterInstance.get() as instance:
+    with dg.DagsterInstance.from_config(env["DAGSTER_HOME"]) as instance:  # DAGSTER_HOME unset
         [run] = instance.get_runs()
         assert run.is_success
         assert type(instance.event_log_storage).__name__ == "KeptSqliteEventLogStorage"
+    moved = tmp_path / "moved_home"
+    shutil.copytree(env["DAGSTER_HOME"], moved)
+    refused = subprocess.run(
+        [okr, "backfill"], env={**env, "DAGSTER_HOME": str(moved)}, capture_output=True, text=True
+    )
+    assert refused.returncode == 2 and "moved or copied" in refused.stderr, refused.stderr
+    assert len(refused.stderr.strip().splitlines()) == 1
     wrong = subprocess.run([okr, "backfill", "1999-Q1"], env=env, capture_output=True, text=True)
     assert wrong.returncode == 2 and wrong.stderr.startswith("okr: "), wrong.stderr

@@ -18,6 +18,7 @@ import dagster as dg
 import pytest
 
 from pipelines.cli import HOST_TAG, PID_TAG, interrupted, wait_for_the_warehouse_pool
+from pipelines.instance import write_instance_file
 from pipelines.resources import WAREHOUSE_POOL, WarehouseResource
 from pipelines.settings import EXAMPLE_AS_OF, EXAMPLE_DIR, INSTANCE_TEMPLATE, PROJECT_ROOT
 
@@ -103,7 +104,7 @@ def test_sigterm_stops_okr_in_one_line_and_the_next_run_is_not_blocked(env):
 def test_a_run_waits_for_a_live_holder_saying_so_and_goes_once_it_is_gone(tmp_path, capsys):
     home = tmp_path / "home"
     home.mkdir()
-    (home / "dagster.yaml").write_bytes(INSTANCE_TEMPLATE.read_bytes())
+    write_instance_file(home, INSTANCE_TEMPLATE)
     holder = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
     with dg.DagsterInstance.from_config(str(home)) as instance:
         run = instance.create_run_for_job(

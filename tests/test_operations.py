@@ -3,7 +3,6 @@ time, failed runs change nothing, and a multi-quarter backfill equals quarter-by
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 import dagster as dg
@@ -13,6 +12,7 @@ from test_pipeline import write_project
 
 from pipelines.build import build_definitions
 from pipelines.cli import backfill
+from pipelines.instance import write_instance_file
 from pipelines.resources import WAREHOUSE_POOL
 from pipelines.settings import INSTANCE_TEMPLATE
 
@@ -44,7 +44,7 @@ def test_every_step_that_opens_the_warehouse_is_in_the_one_slot_pool(tmp_path: P
         )
     home = tmp_path / "home"
     home.mkdir()
-    shutil.copy(INSTANCE_TEMPLATE, home / "dagster.yaml")
+    write_instance_file(home, INSTANCE_TEMPLATE)
     monkeypatch.setenv("DAGSTER_HOME", str(home))
     instance = dg.DagsterInstance.get()
     assert instance.get_concurrency_config().pool_config.default_pool_limit == 1

@@ -8,7 +8,6 @@ settings, so new assets, schedules, sensors and checks are covered without editi
 from __future__ import annotations
 
 import os
-import shutil
 import time
 from collections.abc import Iterator
 from contextlib import ExitStack
@@ -24,6 +23,7 @@ from test_pipeline import write_project
 from ui_driver import CHROMIUM, VIEWPORT, Chromium, DagsterDev, wait_until
 
 from pipelines.build import build_definitions
+from pipelines.instance import write_instance_file
 from pipelines.settings import INSTANCE_TEMPLATE, PROJECT_ROOT, Settings
 
 SERVER_TIMEOUT = 90.0
@@ -88,7 +88,7 @@ def ui(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Ui]:
     settings = write_project(root / "project")
     dagster_home = root / "dagster_home"
     dagster_home.mkdir()
-    shutil.copy(INSTANCE_TEMPLATE, dagster_home / "dagster.yaml")
+    write_instance_file(dagster_home, INSTANCE_TEMPLATE)
     defs = build_definitions(settings)
 
     with ExitStack() as cleanup:

@@ -216,28 +216,46 @@ class Scanner:
         self, metric: SourceMetric, trailing: int | None, lo: date, last: date
     ) -> pl.DataFrame:
         """Per day (`date`, `delta`), the change in distinct ids counted from `lo`: first
-        sightings (period windows) or coverage spans of `trailing` days opening and closing."""
+        sightings (period windows) or coverage spans of `trailing` days opening and closing.
+
+        Coverage spans are computed once over every sighting the scanner holds and cut to each
+        request: the spans opened before `lo` count on `lo`. From `lo + trailing - 1` on (the
+        days a trailing count reports) the ids counted on a day are those seen in its own
+        window, which starts on or after `lo`, so the earlier sightings change nothing."""
+        if trailing is not None:
+            spans = self._coverage_deltas(metric, trailing)
+            return pl.concat(
+                [
+                    spans.filter(pl.col("date") <= lo).select(
+                        pl.lit(lo, pl.Date).alias("date"), pl.col("delta").sum()
+                    ),
+                    spans.filter(pl.col("date").is_between(lo, last, closed="right")),
+                ]
+            )
         key = (partial_key(metric), trailing, lo, last)
-        if key in self._distincts:
-            return self._distincts[key]
-        sightings = self._sightings_table(metric)
-        if trailing is None:
+        if key not in self._distincts:
             # A user counts from the first day they appear in the window.
-            sql = f"""
+            self._distincts[key] = self._query(
+                f"""
                 SELECT first_day AS date, count(*)::DOUBLE AS delta FROM (
-                    SELECT value, min(date) AS first_day FROM {sightings}
+                    SELECT value, min(date) AS first_day FROM {self._sightings_table(metric)}
                     WHERE date BETWEEN ? AND ? GROUP BY value
-                ) GROUP BY first_day"""
-        else:
-            # Each sighting covers [day, day + N - 1]; merge overlapping spans per id, then count
-            # the spans open on each day: +1 where a span starts, -1 the day after it ends.
-            sql = f"""
-                WITH sightings AS (
-                    SELECT value, date FROM {sightings} WHERE date BETWEEN ? AND ?
-                ), flagged AS (
+                ) GROUP BY first_day""",
+                [lo, last],
+            )
+        return self._distincts[key]
+
+    def _coverage_deltas(self, metric: SourceMetric, trailing: int) -> pl.DataFrame:
+        """Each sighting covers [day, day + N - 1]; overlapping spans of an id are merged, and
+        each day gets +1 per span opening and -1 the day after one ends."""
+        key = (partial_key(metric), trailing, None, None)
+        if key not in self._distincts:
+            self._distincts[key] = self._query(
+                f"""
+                WITH flagged AS (
                     SELECT value, date, CASE WHEN lag(date) OVER (PARTITION BY value ORDER BY date)
                         >= date - {trailing} THEN 0 ELSE 1 END AS starts_span
-                    FROM sightings
+                    FROM {self._sightings_table(metric)}
                 ), numbered AS (
                     SELECT value, date, sum(starts_span) OVER (
                         PARTITION BY value ORDER BY date ROWS UNBOUNDED PRECEDING) AS span
@@ -249,8 +267,9 @@ class Scanner:
                 SELECT date, sum(delta)::DOUBLE AS delta FROM (
                     SELECT opens AS date, 1 AS delta FROM spans
                     UNION ALL SELECT closes AS date, -1 AS delta FROM spans
-                ) GROUP BY date"""
-        self._distincts[key] = self._query(sql, [lo, last])
+                ) GROUP BY date ORDER BY date""",
+                [],
+            ).cast({"date": pl.Date, "delta": pl.Float64})
         return self._distincts[key]
 
     def window_distincts(self, metric: SourceMetric, windows: pl.DataFrame) -> pl.DataFrame:

@@ -54,9 +54,11 @@ def _staging_asset(staged: StagedTable, partitions: dg.PartitionsDefinition, che
         with warehouse.connect() as con:
             current = raw_fingerprints(con, staged.raw_days(timezone), fiscal_month)
             history = stale_history(con, table, current, quarters[0].start, fiscal_month)
-            for quarter in [*history, *quarters]:
-                rows = staged.stage(con, quarter.start, quarter.end, timezone)
-                context.log.info(f"{table.fqn} {quarter.label}: {rows} rows")
+            written = [
+                f"{quarter.label} {staged.stage(con, quarter.start, quarter.end, timezone)}"
+                for quarter in [*history, *quarters]
+            ]
+            context.log.info(f"{table.fqn} rows per quarter: {', '.join(written)}")
             record_fingerprints(con, table, [*history, *quarters], current)
             if staged.after_write:
                 staged.after_write(con)
