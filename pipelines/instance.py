@@ -46,13 +46,6 @@ def prepare_dagster_home(default: Path = DEFAULT_DAGSTER_HOME) -> Path:
         config = yaml.safe_load(config_file.read_text(encoding="utf-8")) or {}
     except (OSError, yaml.YAMLError) as exc:
         raise ValueError(f"{config_file} does not read as YAML: {exc}") from None
-    stored = storage_folder(config)
-    if stored is not None and Path(stored).resolve() != home.resolve():
-        raise ValueError(
-            f"the instance in {home} keeps its run history in {stored} (its dagster.yaml says "
-            f"so: was the folder moved or copied?); set base_dir in {config_file} to {home}, or "
-            "point DAGSTER_HOME at a new folder"
-        )
     if pg_url and not uses_postgres(config):
         raise ValueError(
             f"{DAGSTER_PG_URL_ENV} is set, but the instance in {home} keeps its runs on this "
@@ -67,6 +60,15 @@ def prepare_dagster_home(default: Path = DEFAULT_DAGSTER_HOME) -> Path:
             f"{'is' if len(missing) == 1 else 'are'} unset (its dagster.yaml names "
             f"{'it' if len(missing) == 1 else 'them'} with `env:`); set "
             f"{'it' if len(missing) == 1 else 'them'}, or point DAGSTER_HOME at another folder"
+        )
+    stored = storage_folder(config)
+    if stored == HOME_PLACEHOLDER:  # the template copied by hand: this is its folder
+        write_instance_file(home, config_file)
+    elif stored is not None and Path(stored).resolve() != home.resolve():
+        raise ValueError(
+            f"the instance in {home} keeps its run history in {stored} (its dagster.yaml says "
+            f"so: was the folder moved or copied?); set base_dir in {config_file} to {home}, or "
+            "point DAGSTER_HOME at a new folder"
         )
     if pg_url:
         check_postgres_answers(pg_url)

@@ -19,6 +19,7 @@ from test_pipeline import export, write_project
 
 import pipelines.cli as cli
 from pipelines.cli import main
+from pipelines.instance import prepare_dagster_home
 from pipelines.settings import DEFAULT_DAGSTER_HOME, INSTANCE_TEMPLATE, PROJECT_ROOT, Settings
 
 HISTORY_TAG = "okr/history_quarters"
@@ -351,3 +352,18 @@ def test_the_example_config_on_an_empty_data_folder_runs_as_the_okr_command(tmp_
     assert len(refused.stderr.strip().splitlines()) == 1
     wrong = subprocess.run([okr, "backfill", "1999-Q1"], env=env, capture_output=True, text=True)
     assert wrong.returncode == 2 and wrong.stderr.startswith("okr: "), wrong.stderr
+
+
+def test_an_instance_file_copied_by_hand_from_the_template_gets_its_folder(
+    tmp_path: Path, monkeypatch
+):
+    home = tmp_path / "home"
+    home.mkdir()
+    shutil.copy(INSTANCE_TEMPLATE, home / "dagster.yaml")
+    monkeypatch.setenv("DAGSTER_HOME", str(home))
+    monkeypatch.delenv("OKR_DAGSTER_PG_URL", raising=False)
+    assert prepare_dagster_home() == home
+    written = yaml.safe_load((home / "dagster.yaml").read_text())
+    assert written["storage"]["custom"]["config"]["base_dir"] == str(home.resolve())
+    with dg.DagsterInstance.from_config(str(home)) as instance:
+        assert instance.get_runs() == []

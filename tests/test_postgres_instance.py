@@ -39,6 +39,7 @@ from pg_server import PgServer, free_port, postgres_server
 from test_pipeline import write_project
 from ui_driver import ProcessDied, start_process_group, stop_process_group, wait_until
 
+from pipelines.checks import quality_checks
 from pipelines.cli import main
 from pipelines.resources import WAREHOUSE_POOL
 from pipelines.settings import (
@@ -507,7 +508,12 @@ def test_a_run_launched_from_the_ui_is_queued_and_takes_the_freed_slot(deploymen
             "repositoryName": REPOSITORY,
             "pipelineName": "__ASSET_JOB",
             "assetSelection": [{"path": RAW_CSV}],
-            "assetCheckSelection": [],
+            # as the UI sends it: an asset with the checks its step runs
+            "assetCheckSelection": [
+                {"assetKey": {"path": RAW_CSV}, "name": item.name}
+                for item in quality_checks()
+                if item.asset_key.path == RAW_CSV
+            ],
         },
     }
     launched = deployment.graphql(LAUNCH, {"executionParams": params})["launchPipelineExecution"]
@@ -668,6 +674,7 @@ def test_a_new_instance_folder_gets_the_postgres_template_when_the_url_is_set(
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == str(tmp_path / "sqlite_home")
-    assert (
-        tmp_path / "sqlite_home" / "dagster.yaml"
-    ).read_bytes() == INSTANCE_TEMPLATE.read_bytes()
+    written = yaml.safe_load((tmp_path / "sqlite_home" / "dagster.yaml").read_text())
+    template = yaml.safe_load(INSTANCE_TEMPLATE.read_text())
+    assert written["storage"]["custom"]["config"]["base_dir"] == str(tmp_path / "sqlite_home")
+    assert {**written, "storage": None} == {**template, "storage": None}
