@@ -64,6 +64,7 @@ class Scanner:
     _unbounded: set[str] = field(default_factory=set)
     """Partial keys read (or to be read) ignoring `since`."""
     _distincts: dict[tuple, pl.DataFrame] = field(default_factory=dict)
+    _pairs: dict[str, str] = field(default_factory=dict)
     _first_days: dict[tuple, date | None] = field(default_factory=dict)
     _tables: set[str] | None = None
     _column_types: dict[str, dict[str, str]] = field(default_factory=dict)
@@ -86,6 +87,7 @@ class Scanner:
             self._unbounded.add(key)
             self._partials.pop(key, None)
             self._sightings.pop(key, None)
+            self._pairs.pop(key, None)
             for cached in [k for k in self._distincts if k[0] == key]:
                 del self._distincts[cached]
 
@@ -274,21 +276,37 @@ class Scanner:
 
     def window_distincts(self, metric: SourceMetric, windows: pl.DataFrame) -> pl.DataFrame:
         """Distinct ids per window (`_i`, `start`, `end`): `_i`, `distinct_n`, counted from the
-        raw rows (never summed over days): each window is spread over its days, so a row joins
-        the windows holding its day by equality."""
+        raw ids (never summed over days). An id counts in [lo, hi] once: on its first sighting
+        in the window, the one whose previous sighting is before lo (or that has none). So a
+        window's count is the number of sightings dated in [lo, hi] whose previous sighting is
+        before lo, read from the sightings counted per (day, previous day): a table of at most
+        days x days rows, built once per run, that every window of the metric reads."""
         sql = f"""
-            WITH w AS (
-                SELECT _i, unnest(generate_series(lo, hi, INTERVAL 1 DAY))::DATE AS date
-                FROM _okr_windows
-            )
-            SELECT w._i, count(DISTINCT r.value)::DOUBLE AS distinct_n
-            FROM {self._sightings_table(metric)} AS r JOIN w ON r.date = w.date
+            SELECT w._i, sum(p.n)::DOUBLE AS distinct_n
+            FROM _okr_windows AS w JOIN {self._sighting_pairs(metric)} AS p
+                ON p.date BETWEEN w.lo AND w.hi AND (p.previous IS NULL OR p.previous < w.lo)
             GROUP BY w._i"""
         self.con.register("_okr_windows", windows.select("_i", lo="start", hi="end").to_arrow())
         try:
             return self._query(sql, []).with_columns(pl.col("_i").cast(pl.UInt32))
         finally:
             self.con.unregister("_okr_windows")
+
+    def _sighting_pairs(self, metric: SourceMetric) -> str:
+        """A temporary table of the metric's sightings counted per (date, previous date the same
+        id was seen, null for its first)."""
+        key = partial_key(metric)
+        if key not in self._pairs:
+            name = f"_okr_pairs_{uuid.uuid4().hex[:12]}"
+            self.con.execute(
+                f"""CREATE TEMP TABLE {name} AS
+                SELECT date, previous, count(*) AS n FROM (
+                    SELECT date, lag(date) OVER (PARTITION BY value ORDER BY date) AS previous
+                    FROM {self._sightings_table(metric)}
+                ) GROUP BY ALL"""
+            )
+            self._pairs[key] = name
+        return self._pairs[key]
 
     def _sightings_table(self, metric: SourceMetric) -> str:
         """A temporary table of the distinct (date, id) pairs a distinct count reads, built once
