@@ -67,14 +67,26 @@ MART_TABLES = (
 """Every marts table: the OKR marts, the dims and the lint."""
 
 
+def mart_reader(
+    con: duckdb.DuckDBPyConnection, config: OkrConfig, quarters: list[Quarter]
+) -> MetricReader:
+    """The reader of the marts of `quarters`: staging rows older than anything they read are
+    left unread (see MetricReader.since)."""
+    firsts = [earliest_needed(config, quarters), kpi_first_day(config, quarters)]
+    return MetricReader(con, config, since=min((d for d in firsts if d), default=None))
+
+
 def okr_mart_frames(
-    con: duckdb.DuckDBPyConnection, config: OkrConfig, quarters: list[Quarter], today: date
+    con: duckdb.DuckDBPyConnection,
+    config: OkrConfig,
+    quarters: list[Quarter],
+    today: date,
+    reader: MetricReader | None = None,
 ) -> dict[str, pl.DataFrame]:
     """Every row of the marts in OKR_MARTS for `quarters` as of `today`, by mart name, with
-    the mart's columns in order. Staging rows older than anything these marts read are left
-    unread (see MetricReader.since)."""
-    firsts = [earliest_needed(config, quarters), kpi_first_day(config, quarters)]
-    reader = MetricReader(con, config, since=min((d for d in firsts if d), default=None))
+    the mart's columns in order, measured by `reader` (default `mart_reader`: a caller passing
+    its own can ask it more afterwards, from what it has read)."""
+    reader = reader or mart_reader(con, config, quarters)
     results = compute_okr_results(con, config, quarters, today, reader)
     summary = success_metric_summary(reader, config, quarters, today)
     frames = {

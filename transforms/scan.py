@@ -170,13 +170,14 @@ class Scanner:
 
     def latest_days(self, metrics: list[SourceMetric], as_of: date) -> list[date | None]:
         """For each metric, the latest day on or before `as_of` with data (a row it matches; a
-        value, for aggregations of one), from one max() per scan group and key instead of the
-        daily partials: it costs the same whatever the history."""
+        value, for aggregations of one): from its daily partials when this scanner has read them
+        (they carry each key's latest day before `since`), else from one max() per scan group
+        and key, which costs the same whatever the history."""
         groups: dict[tuple, set[str]] = defaultdict(set)
         unbatched: dict[str, SourceMetric] = {}
         for metric in metrics:
             batch = self._batch_of(metric)
-            if batch is None:
+            if batch is None or partial_key(metric) in self._partials:
                 unbatched[partial_key(metric)] = metric
             else:
                 groups[batch[0]].update(batch[1])
@@ -203,9 +204,10 @@ class Scanner:
             latest[(key,)] = (day, day)
 
         def latest_of(metric: SourceMetric) -> date | None:
-            batch = self._batch_of(metric)
-            if batch is None:
+            if (partial_key(metric),) in latest:
                 return latest[(partial_key(metric),)][0]
+            batch = self._batch_of(metric)
+            assert batch is not None
             days = [latest.get((*batch[0], text), (None, None)) for text in batch[1]]
             pick = 0 if metric.aggregation not in NUMERIC_AGGREGATIONS else 1
             return max((d[pick] for d in days if d[pick] is not None), default=None)

@@ -16,7 +16,7 @@ from transforms.config import OkrConfig
 from transforms.dimensions import dim_key_results, dim_metrics, dim_objectives
 from transforms.history import lookback_quarters, unstaged_quarters
 from transforms.lint import MARTS_OKR_LINT, LintInputs, latest_data_dates, okr_lint
-from transforms.marts import MART_INPUTS, OKR_MARTS, RECORD_MARTS, okr_mart_frames
+from transforms.marts import MART_INPUTS, OKR_MARTS, RECORD_MARTS, mart_reader, okr_mart_frames
 from transforms.measure import MetricReader
 from transforms.reported import MARTS_REPORTED_GRADES, reported_grades
 from transforms.tables import (
@@ -131,7 +131,8 @@ def build_mart_assets(
         where = f"quarter_start IN ({', '.join('?' for _ in starts)})"
         with warehouse.connect() as con:
             _check_history(con, config, quarters, staged_tables)
-            frames = okr_mart_frames(con, config, quarters, today)
+            reader = mart_reader(con, config, quarters)
+            frames = okr_mart_frames(con, config, quarters, today, reader)
             record = reported_grades(
                 frames["key_result_attainment"],
                 frames["objective_attainment"],
@@ -166,7 +167,7 @@ def build_mart_assets(
                 f"{', '.join(q.label for q in quarters)} as of {today}: "
                 f"{frames['key_result_attainment'].height} KR rows"
             )
-            yield from run_checks(context, con, okr_config, mart_checks)
+            yield from run_checks(context, con, okr_config, mart_checks, reader)
 
     @dg.multi_asset(
         pool=WAREHOUSE_POOL,

@@ -55,6 +55,7 @@ from pipelines.checks.tables import double_columns, finite_check, key_checks
 from pipelines.resources import OkrConfigResource
 from pipelines.settings import ChecksSettings
 from transforms.marts import MART_TABLES
+from transforms.measure import MetricReader
 from warehouse.tables import Table
 
 
@@ -115,15 +116,17 @@ def run_checks(
     con: duckdb.DuckDBPyConnection,
     okr_config: OkrConfigResource,
     checks: Sequence[QualityCheck],
+    reader: MetricReader | None = None,
 ) -> Iterator[dg.AssetCheckResult]:
-    """Evaluate the step's selected checks on the connection that wrote their tables."""
+    """Evaluate the step's selected checks on the connection that wrote their tables (and
+    with the step's metric reader, when it measured metrics)."""
     selected = context.selected_asset_check_keys
     wanted = [item for item in checks if item.key in selected]
     if not wanted:
         return
     config = okr_config.load()
     inputs = CheckInputs(
-        con, config, okr_config.today(config), real_today(config.settings.timezone)
+        con, config, okr_config.today(config), real_today(config.settings.timezone), reader
     )
     for item in wanted:
         yield item.evaluate(inputs)

@@ -11,6 +11,7 @@ import dagster as dg
 import duckdb
 
 from transforms.config import OkrConfig
+from transforms.measure import MetricReader
 from warehouse.sql import quote_ident
 from warehouse.tables import Table
 from warehouse.writes import table_exists
@@ -23,12 +24,17 @@ ERROR, WARN = dg.AssetCheckSeverity.ERROR, dg.AssetCheckSeverity.WARN
 @dataclass(frozen=True)
 class CheckInputs:
     """What a check reads: the warehouse, the config, the date treated as today (OKR_AS_OF)
-    and the real date, which no data may lie after."""
+    and the real date, which no data may lie after; and the step's metric reader, when the
+    step measured metrics (checks ask it instead of scanning staging again)."""
 
     con: duckdb.DuckDBPyConnection
     config: OkrConfig
     today: date
     real_today: date
+    reader: MetricReader | None = None
+
+    def metric_reader(self) -> MetricReader:
+        return self.reader or MetricReader(self.con, self.config)
 
 
 def real_today(timezone: str) -> date:

@@ -17,7 +17,6 @@ from pipelines.checks.core import (
     row_count,
 )
 from transforms.config import SourceMetric
-from transforms.measure import MetricReader
 from transforms.tables import MARTS_KEY_RESULT_ATTAINMENT, MARTS_KEY_RESULT_PROGRESS_DAILY
 from warehouse.sql import quote_ident
 from warehouse.tables import Table
@@ -60,9 +59,7 @@ def progress_in_range(table: Table, inputs: CheckInputs) -> Outcome:
 def every_kr_metric_has_data(inputs: CheckInputs) -> Outcome:
     """KRs whose metric has no data on or before today in the staging tables it reads."""
     metrics = {kr.metric.id: kr.metric for kr in inputs.config.key_results.values()}
-    latest = MetricReader(inputs.con, inputs.config).latest_data_dates(
-        metrics.items(), inputs.today
-    )
+    latest = inputs.metric_reader().latest_data_dates(metrics.items(), inputs.today)
     missing = [
         (
             kr_id,
