@@ -488,11 +488,14 @@ class Runner:
             "as_of": as_of,
         }
 
-    def okr(self, args: dict, home: Path, cache: Path, *command: str) -> dict:
+    def okr(self, args: dict, home: Path, cache: Path | None, *command: str) -> dict:
         """`okr <command>` as users run it: the console script in its own process, with its real
         Dagster instance folder `home` (set up from pipelines/dagster.yaml on first use), timed
         from process start to exit; peak RSS from the kernel's accounting of the finished
-        child; the run's step durations read afterwards (untimed) from the instance."""
+        child; the run's step durations read afterwards (untimed) from the instance.
+        OKR_CACHE_DIR is `cache`, by default the runner's one folder kept across runs like a
+        user's ~/.cache/okr-warehouse (the first run of a workdir fills it)."""
+        cache = cache or self.workdir / "okr_cache"
         env = {**os.environ, "OKR_DUCKDB_MEMORY_LIMIT": self.memory_limit,
                "DAGSTER_HOME": str(home), "OKR_CACHE_DIR": str(cache),
                "OKR_CONFIG_DIR": args["config_dir"], "OKR_DATA_DIR": args["data_dir"],
@@ -631,7 +634,7 @@ class Runner:
 
         def project() -> dict:
             self.fresh_dir(run / "okr")
-            return self.okr(args, run / "okr" / "dagster_home", run / "okr" / "cache", "backfill")
+            return self.okr(args, run / "okr" / "dagster_home", None, "backfill")
 
         def reference() -> dict:
             self.fresh(out)
@@ -681,7 +684,7 @@ class Runner:
 
         def project() -> dict:
             self.fresh_dir(run / "okr")
-            return self.okr(args, run / "okr" / "dagster_home", run / "okr" / "cache", "backfill")
+            return self.okr(args, run / "okr" / "dagster_home", None, "backfill")
 
         def bare() -> dict:
             return self.process([sys.executable, "-c", "import dagster"], {**os.environ},
@@ -704,7 +707,7 @@ class Runner:
             self.fresh_dir(run)
             self.warm(folder / "data")
             args = self.pipeline_args(folder, run, self.meta(folder)["today"])
-            self._cache["full_backfill"] = self.okr(args, run / "dagster_home", run / "cache",
+            self._cache["full_backfill"] = self.okr(args, run / "dagster_home", None,
                                                     "backfill")
             self.fresh_dir(run)
         return self._cache["full_backfill"]
@@ -805,7 +808,7 @@ class Runner:
             self.warm(folder / "data")
             args = {**self.pipeline_args(folder, run, today.isoformat()), "rows": meta["observations"]}
             sides[f"{quarters}q"] = (lambda args=args, run=run, label=running.label: self.okr(
-                args, run / "dagster_home", run / "cache", "backfill", label))
+                args, run / "dagster_home", None, "backfill", label))
         results = self.interleave(sides)
         rows = {q: s[3]["observations"] for q, s in setups.items()}
         self.add(self.paired_row(
@@ -843,12 +846,12 @@ class Runner:
                     os.link(path, target)
         prepared.mkdir()
         one = self.pipeline_args(folder, prepared, meta["today"], data_dir=data)
-        self.okr(one, prepared / "dagster_home", root / "cache-one", "backfill", "--to",
+        self.okr(one, prepared / "dagster_home", None, "backfill", "--to",
                  meta["quarters"][-2])
 
         def project() -> dict:
             self.fresh_dir(root / "full")
-            result = self.okr(full, root / "full" / "dagster_home", root / "cache-full",
+            result = self.okr(full, root / "full" / "dagster_home", None,
                               "backfill")
             self._cache.setdefault("full_backfill", result)
             return result
@@ -861,7 +864,7 @@ class Runner:
                 target.unlink(missing_ok=True)
                 os.link(path, target)
             args = self.pipeline_args(folder, run, meta["today"], data_dir=data)
-            return self.okr(args, run / "dagster_home", root / "cache-one", "backfill",
+            return self.okr(args, run / "dagster_home", None, "backfill",
                             meta["quarters"][-1])
 
         results = self.interleave({"project": project, "baseline": one_quarter})
