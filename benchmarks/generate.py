@@ -12,6 +12,7 @@ Layout of one dataset folder:
     data/csv/obs_<yyyy>q<n>.csv             long CSV: date,metric_id,value,segment
     data/analytics/events_<yyyy>q<n>.jsonl  events: event, timestamp (+00:00), user_id
     params/{metrics,key_results,quarters}.csv  the same config, flat, for rollup_baseline.sql
+    params/metric_defs.csv                  every metric's definition, flat, for reference.py
     meta.json                               the spec, "today" and row counts
 
 Shape: `csv_metrics` CSV metrics (a quarter sums, a quarter averages higher-is-better, a quarter
@@ -22,6 +23,13 @@ fixed baseline, maintain_above/below), five teams, and a yearly company objectiv
 year as their parent. Every day has `obs_per_day` observations, spread round-robin over the CSV
 metrics (several per metric and day are told apart by `segment`), and `events_per_day` events
 whose users go round-robin over `users` ids, so every id appears once enough events exist.
+
+Optional shapes (issue 15; all off by default, and then every file above is byte-identical to
+what earlier versions wrote): `regions` adds a `region` column (r0..r{n-1}) and filters every
+fourth CSV metric on half the regions; `ratio_metrics` adds ratios of two sum metrics, with an
+`increase` (+5%, auto baseline) and a `maintain_above` KR on them in each objective group's
+positions 2 and 3; `trailing_days` adds a `count_distinct` of users over a trailing window with
+an `increase` (+10%, auto baseline) KR at position 4.
 """
 
 from __future__ import annotations
@@ -476,6 +484,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--events", type=int, default=2_000_000)
     parser.add_argument("--users", type=int, default=1_000_000)
     parser.add_argument("--seed", type=int, default=42)
+    parser.add_argument("--regions", type=int, default=0, help="a region column with N values")
+    parser.add_argument("--ratios", type=int, default=0, help="ratio metrics (sum / sum)")
+    parser.add_argument("--trailing-days", type=int, default=0,
+                        help="a trailing N-day distinct count of users")
     args = parser.parse_args(argv)
     probe = Spec(quarters=args.quarters)
     spec = spec_for(
@@ -486,6 +498,9 @@ def main(argv: list[str] | None = None) -> None:
         events_per_day=max(1, round(args.events / probe.data_days)),
         users=args.users,
         seed=args.seed,
+        regions=args.regions,
+        ratio_metrics=args.ratios,
+        trailing_days=args.trailing_days,
     )
     folder = generate(spec, args.folder, force=True)
     print(json.dumps(json.loads((folder / "meta.json").read_text()), indent=2))

@@ -1,31 +1,41 @@
-"""The benchmark runner (issue 6): each scenario's project wall time and peak memory next to a
-baseline measured in the same run on the same files, and their ratio.
+"""The benchmark runner (issues 6 and 15): each scenario's project wall time and peak memory
+next to a baseline measured in the same run on the same files, and their ratio.
 
-    .venv/bin/python -m benchmarks.run --scale 1m --scenarios ingest,rollup,memory,incremental,orchestration
+    .venv/bin/python -m benchmarks.run --scale 1m --scenarios backfill,empty-run
 
-Every measurement runs in its own subprocess (`--child`), so its peak RSS (VmHWM) is its own;
-the timed section excludes interpreter start and imports (the import cost of
-`pipelines.definitions` is measured on its own line). Data is generated into `--workdir`
-(default /tmp/okr-bench, never committed) and reused while its spec is unchanged.
+Every ratio is a set of interleaved pairs (`Scale.pairs`: 3, smoke 1) in this one process tree,
+one run of each side per pair, the order alternating from pair to pair; the table shows the
+medians, the ratio is of the medians, and a note gives min/median of both sides. Commands users
+type (`okr backfill ...`) are timed as they run them: the console script as a subprocess from
+process start to exit, with a real DAGSTER_HOME folder (set up from pipelines/dagster.yaml by
+`okr` itself). Library-level measurements (ingest, rollup) run in child processes
+(`--child`) timed after their imports, so each peak RSS (VmHWM) is its own. Data is generated
+into `--workdir` (default /tmp/okr-bench, never committed) and reused while its spec is
+unchanged.
 
 Scenarios (project vs baseline):
 - ingest: `load_csv_folder` + `stage_csv_observations` per quarter (what the raw and staging
-  assets do) vs `CREATE TABLE t AS SELECT * FROM read_csv(files)`. Target 1.3x.
-- rollup: `transforms.marts.okr_mart_frames` and the mart writes (what the okr_marts asset
-  does) for every data quarter vs
-  benchmarks/rollup_baseline.sql on the same staging tables; then the numbers are compared.
-  Target 1.5x.
+  assets do) vs `CREATE TABLE t AS SELECT * FROM read_csv(files)`. Target 2x.
+- rollup: `okr_mart_frames` and the mart writes (the okr_marts asset's body: seven marts) vs
+  benchmarks/rollup_baseline.sql (four of them: key_result_attainment,
+  key_result_progress_daily, success_metric_summary, metric_daily) on the same staging
+  tables; then those four are compared row by row (benchmarks/compare.py). Target 1.5x.
+- backfill: `okr backfill` on a fresh warehouse and DAGSTER_HOME vs `python -m
+  benchmarks.reference` (one DuckDB process reading the raw files) on the issue-15 dataset
+  (4 quarters, ~200 metrics and KRs, ratios, a 30-day distinct count, region filters); then
+  every KR row is compared. Target 3x at 2M CSV rows (1m), 2x at 20M (10m, 100m).
+- empty-run: `okr backfill` of that config on empty csv/ and analytics/ folders vs `python -c
+  "import dagster"`. Target: at most 4 s more.
 - memory: `okr backfill` of everything on a fresh warehouse; peak RSS <= 2048 MB (the baseline
   column is DuckDB's bare load of the same CSV and event files).
-- config-memory: `okr backfill` of one quarter, run as users run it (its own process and
-  DAGSTER_HOME), with 10x the metrics and KRs vs the scale's config on as many rows, in
-  interleaved pairs; the large config's median peak RSS within the memory target (2048 MB),
-  the ratio showing what the config's size costs.
-- incremental: refreshing the running quarter (a new day of data arrives, `okr backfill
-  <running quarter>`) with N quarters of history vs with 1. Target 1.2x.
-- orchestration: `okr backfill` of every quarter on a fresh warehouse vs the one-quarter run of
-  the running quarter when its file arrives (history already built). Target 1.5x. Plus
-  `import pipelines.definitions` (with the dataset's config) vs `import dagster`: +0.5 s.
+- config-memory: `okr backfill` of one quarter with 10x the metrics and KRs vs the scale's
+  config on as many rows; the large config's median peak RSS within 2048 MB.
+- incremental: `okr backfill <running quarter>` after a new day of data lands, with N quarters
+  of history vs with 1 (each side keeps its warehouse and DAGSTER_HOME). Target 1.3x.
+- orchestration: `okr backfill` of every quarter on a fresh warehouse vs `okr backfill
+  <running quarter>` when that quarter's file arrives (history built before, untimed). Target
+  1.5x. Plus `import pipelines.definitions` (with the dataset's config) vs `import dagster`:
+  +0.5 s.
 """
 
 from __future__ import annotations
