@@ -549,7 +549,6 @@ class Runner:
                    names: tuple[str, str] = ("project", "baseline")) -> Row:
         """The row of a paired measurement: medians in the table, the ratio of medians (or the
         difference with `diff`) against `limit`, min/median of both sides in a note."""
-        mine, base = (results[n] for n in names)
         secs = {n: [r["seconds"] for r in results[n]] for n in names}
         med = {n: statistics.median(v) for n, v in secs.items()}
         peak = {n: statistics.median(r["peak_mb"] for r in results[n]) for n in names}
@@ -557,12 +556,11 @@ class Runner:
         measure = med[names[0]] - med[names[1]] if diff else ratio
         row = Row(scenario, med[names[0]], med[names[1]], peak[names[0]], peak[names[1]], target,
                   ratio, ok and measure <= limit,
-                  [f"{len(mine)} interleaved pair(s); seconds min/median "
+                  [f"{len(results[names[0]])} interleaved pair(s); seconds min/median "
                    f"{min(secs[names[0]]):.2f}/{med[names[0]]:.2f} vs "
-                   f"{min(secs[names[1]]):.2f}/{med[names[1]]:.2f} (ratio of medians "
+                   f"{min(secs[names[1]]):.2f}/{med[names[1]]:.2f} (seconds, ratio of medians "
                    f"{ratio:.2f}" + (f", difference {measure:+.2f} s)" if diff else ")"),
                    *notes])
-        del base
         return row
 
     @staticmethod
