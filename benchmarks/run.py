@@ -808,13 +808,13 @@ class Runner:
                 raise RuntimeError(f"incremental setup failed: {log.name}")
             log.close()
         sides = {}
-        for quarters, (spec, folder, run, meta) in setups.items():
+        for quarters, (spec, folder, run, _meta) in setups.items():
             running = spec.data_quarters[-1]
             today = spec.today + timedelta(days=1)
             write_quarter_data(spec, folder, running, today)
             (folder / "meta.json").unlink()  # the running quarter no longer matches the spec
             self.warm(folder / "data")
-            args = {**self.pipeline_args(folder, run, today.isoformat()), "rows": meta["observations"]}
+            args = self.pipeline_args(folder, run, today.isoformat())
             sides[f"{quarters}q"] = (lambda args=args, run=run, label=running.label: self.okr(
                 args, run / "dagster_home", None, "backfill", label))
         results = self.interleave(sides)
