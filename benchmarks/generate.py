@@ -12,6 +12,7 @@ Layout of one dataset folder:
     data/csv/obs_<yyyy>q<n>.csv             long CSV: date,metric_id,value,segment
     data/analytics/events_<yyyy>q<n>.jsonl  events: event, timestamp (+00:00), user_id
     params/{metrics,key_results,quarters}.csv  the same config, flat, for rollup_baseline.sql
+    params/metric_defs.csv                  every metric's definition, flat, for reference.py
     meta.json                               the spec, "today" and row counts
 
 Shape: `csv_metrics` CSV metrics (a quarter sums, a quarter averages higher-is-better, a quarter
@@ -22,6 +23,13 @@ fixed baseline, maintain_above/below), five teams, and a yearly company objectiv
 year as their parent. Every day has `obs_per_day` observations, spread round-robin over the CSV
 metrics (several per metric and day are told apart by `segment`), and `events_per_day` events
 whose users go round-robin over `users` ids, so every id appears once enough events exist.
+
+Optional shapes (issue 15; all off by default, and then every file above is byte-identical to
+what earlier versions wrote): `regions` adds a `region` column (r0..r{n-1}) and filters every
+fourth CSV metric on half the regions; `ratio_metrics` adds ratios of two sum metrics, with an
+`increase` (+5%, auto baseline) and a `maintain_above` KR on them in each objective group's
+positions 2 and 3; `trailing_days` adds a `count_distinct` of users over a trailing window with
+an `increase` (+10%, auto baseline) KR at position 4.
 """
 
 from __future__ import annotations
@@ -43,6 +51,7 @@ FIRST_DAY_MEAN = 50.0  # values are uniform on [0, 100)
 EVENT_METRICS = ("active_users", "signups")
 TEAMS = 5
 KRS_PER_OBJECTIVE = 5
+OPTIONAL = ("regions", "ratio_metrics", "trailing_days")
 
 
 @dataclass(frozen=True)
@@ -56,6 +65,12 @@ class Spec:
     events_per_day: int = 2740
     users: int = 1_000_000
     seed: int = 42
+    # Optional shapes of the issue-15 dataset (all off by default, so the datasets above stay
+    # byte-identical): a `region` dimension column with this many values, a region filter on
+    # every fourth CSV metric, ratio metrics (sum / sum), and a trailing-window distinct count.
+    regions: int = 0
+    ratio_metrics: int = 0
+    trailing_days: int = 0
 
     @property
     def data_quarters(self) -> list[Quarter]:
@@ -73,7 +88,24 @@ class Spec:
         return (self.today - self.data_quarters[0].start).days + 1
 
     def metric_ids(self) -> list[str]:
-        return [f"m{k:04d}" for k in range(self.csv_metrics)] + list(EVENT_METRICS)
+        return [m["id"] for m in metrics_config(self)]
+
+
+def region_filter(spec: Spec, k: int) -> list[str] | None:
+    """The regions CSV metric k is filtered on (half of them, every fourth metric), if any."""
+    if spec.regions and k % 4 == 1:
+        return [f"r{j}" for j in range(max(1, spec.regions // 2))]
+    return None
+
+
+def ratio_parts(spec: Spec, j: int) -> tuple[str, str]:
+    """Numerator and denominator of ratio metric j: two sum metrics."""
+    base = (4 * j) % max(4, spec.csv_metrics - spec.csv_metrics % 4)
+    return f"m{base:04d}", f"m{base + 1:04d}"
+
+
+def trailing_metric(spec: Spec) -> str:
+    return f"active_users_{spec.trailing_days}d"
 
 
 def spec_for(observations: int, quarters: int = 8, **overrides) -> Spec:
@@ -122,6 +154,8 @@ def metrics_config(spec: Spec) -> list[dict]:
             "kind": "leading" if k % 2 else "lagging",
             "owner": f"team{k % TEAMS}",
         }
+        if region_filter(spec, k):
+            entry["filter"] = {"metric_id": f"m{k:04d}", "region": region_filter(spec, k)}
         if kind == "sum":
             target = quarter_sum_estimate(spec, 91) * (0.9 + 0.2 * u)
         elif kind == "avg_high":
@@ -153,6 +187,28 @@ def metrics_config(spec: Spec) -> list[dict]:
         "owner": "team1",
         "target": {"value": round(spec.events_per_day * 91 / 20 * 1.02, 2), "tolerance": 0.1},
     })
+    if spec.trailing_days:
+        metrics.append({
+            "id": trailing_metric(spec),
+            "name": f"Active users ({spec.trailing_days} days)",
+            "source": "analytics_events",
+            "aggregation": "count_distinct",
+            "column": "user_id",
+            "window": f"{spec.trailing_days}d",
+            "unit": "users",
+            "owner": "team2",
+        })
+    for j in range(spec.ratio_metrics):
+        numerator, denominator = ratio_parts(spec, j)
+        metrics.append({
+            "id": f"ratio{j:03d}",
+            "name": f"Ratio {j:03d}",
+            "aggregation": "ratio",
+            "numerator": numerator,
+            "denominator": denominator,
+            "unit": "ratio",
+            "owner": f"team{j % TEAMS}",
+        })
     return metrics
 
 
@@ -178,6 +234,14 @@ def key_results_of_quarter(spec: Spec, qi: int, quarter: Quarter) -> list[dict]:
             row |= {"metric_id": "active_users", "kr_type": "increase", "target_pct": 0.1}
         elif i == 1:
             row |= {"metric_id": "signups", "kr_type": "increase", "target_pct": 0.2}
+        elif spec.ratio_metrics and i in (2, 3):
+            ratio = f"ratio{g % spec.ratio_metrics:03d}"
+            if i == 2:
+                row |= {"metric_id": ratio, "kr_type": "increase", "target_pct": 0.05}
+            else:
+                row |= {"metric_id": ratio, "kr_type": "maintain_above", "target_abs": 1.5}
+        elif spec.trailing_days and i == 4:
+            row |= {"metric_id": trailing_metric(spec), "kr_type": "increase", "target_pct": 0.1}
         else:
             k = g % spec.csv_metrics
             kind = metric_kind(k)
@@ -276,6 +340,8 @@ def write_config(spec: Spec, folder: Path) -> None:
         out.writerow(["metric_id", "source", "aggregation", "event_filter", "direction",
                       "target_value", "tolerance"])
         for m in metrics:
+            if "target" not in m:
+                continue  # rollup_baseline.sql's shapes only (the issue-15 extras have none)
             out.writerow([
                 m["id"],
                 "csv" if m["source"] == "csv_observations" else "events",
@@ -284,6 +350,22 @@ def write_config(spec: Spec, folder: Path) -> None:
                 m.get("direction", "higher_is_better"),
                 m["target"]["value"],
                 m["target"]["tolerance"],
+            ])
+    with (params / "metric_defs.csv").open("w", newline="") as handle:
+        out = csv.writer(handle)
+        out.writerow(["metric_id", "source", "aggregation", "event_filter", "region_filter",
+                      "window_days", "numerator", "denominator"])
+        for m in metrics:
+            window = m.get("window", "period")
+            out.writerow([
+                m["id"],
+                {"csv_observations": "csv", "analytics_events": "events"}.get(m.get("source"), ""),
+                m["aggregation"],
+                m.get("filter", {}).get("event", ""),
+                "|".join(m.get("filter", {}).get("region", [])),
+                "" if window == "period" else window[:-1],
+                m.get("numerator", ""),
+                m.get("denominator", ""),
             ])
     columns = ["kr_id", "objective_id", "metric_id", "kr_type", "period_start", "period_end",
                "baseline", "target_abs", "target_pct", "weight", "success_level"]
@@ -328,6 +410,9 @@ def write_quarter_data(spec: Spec, folder: Path, quarter: Quarter, last_day: dat
     con.execute("SET enable_progress_bar = false")
     try:
         per_day, metrics, seed = spec.obs_per_day, spec.csv_metrics, spec.seed
+        region = "" if not spec.regions else (
+            f", 'r' || CAST(hash({epoch} + i // {per_day}, i % {per_day}, {seed} + 2)"
+            f" % {spec.regions} AS VARCHAR) AS region")
         con.execute(f"""
             COPY (
                 SELECT strftime(DATE '{quarter.start}' + CAST(i // {per_day} AS INTEGER),
@@ -336,7 +421,7 @@ def write_quarter_data(spec: Spec, folder: Path, quarter: Quarter, last_day: dat
                            AS metric_id,
                        round((hash({epoch} + i // {per_day}, i % {per_day}, {seed}) % 100000)
                              / 1000.0, 3) AS value,
-                       's' || CAST((i % {per_day}) // {metrics} AS VARCHAR) AS segment
+                       's' || CAST((i % {per_day}) // {metrics} AS VARCHAR) AS segment{region}
                 FROM range({days * per_day}) AS r(i)
             ) TO '{csv_dir / f"obs_{stem}.csv"}' (HEADER true, DELIMITER ',')
         """)
@@ -365,7 +450,8 @@ def generate(spec: Spec, folder: Path, *, force: bool = False) -> Path:
     """Write the dataset of `spec` into `folder` (skipped when meta.json says it is there)."""
     folder = Path(folder)
     meta_path = folder / "meta.json"
-    wanted = {"spec": asdict(spec)}
+    # The optional shapes are left out of meta.json while off: older datasets stay valid.
+    wanted = {"spec": {k: v for k, v in asdict(spec).items() if v or k not in OPTIONAL}}
     if not force and meta_path.exists():
         meta = json.loads(meta_path.read_text())
         if meta.get("spec") == wanted["spec"]:
@@ -381,7 +467,7 @@ def generate(spec: Spec, folder: Path, *, force: bool = False) -> Path:
         "quarters": [q.label for q in spec.data_quarters],
         "observations": rows,
         "events": spec.events_per_day * spec.data_days,
-        "metrics": spec.csv_metrics + len(EVENT_METRICS),
+        "metrics": len(metrics_config(spec)),
         "key_results": spec.krs_per_quarter * spec.quarters,
     }
     meta_path.write_text(json.dumps(meta, indent=2))
@@ -398,6 +484,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--events", type=int, default=2_000_000)
     parser.add_argument("--users", type=int, default=1_000_000)
     parser.add_argument("--seed", type=int, default=42)
+    parser.add_argument("--regions", type=int, default=0, help="a region column with N values")
+    parser.add_argument("--ratios", type=int, default=0, help="ratio metrics (sum / sum)")
+    parser.add_argument("--trailing-days", type=int, default=0,
+                        help="a trailing N-day distinct count of users")
     args = parser.parse_args(argv)
     probe = Spec(quarters=args.quarters)
     spec = spec_for(
@@ -408,6 +498,9 @@ def main(argv: list[str] | None = None) -> None:
         events_per_day=max(1, round(args.events / probe.data_days)),
         users=args.users,
         seed=args.seed,
+        regions=args.regions,
+        ratio_metrics=args.ratios,
+        trailing_days=args.trailing_days,
     )
     folder = generate(spec, args.folder, force=True)
     print(json.dumps(json.loads((folder / "meta.json").read_text()), indent=2))
