@@ -698,13 +698,26 @@ class Runner:
             return self.process([sys.executable, "-c", "import dagster"], {**os.environ},
                                 'python -c "import dagster"')
 
+        what = (f"okr backfill of {len(meta['quarters'])} quarters ({meta['metrics']} metrics, "
+                f"{meta['key_results']} KRs) with empty csv/ and analytics/ folders vs python -c "
+                f"\"import dagster\"")
         results = self.interleave({"project": project, "baseline": bare})
         self.add(self.paired_row(
             "empty-run", results, f"<= +{EMPTY_RUN_EXTRA_S:.2f} s", EMPTY_RUN_EXTRA_S,
-            [f"okr backfill of {len(meta['quarters'])} quarters ({meta['metrics']} metrics, "
-             f"{meta['key_results']} KRs) with empty csv/ and analytics/ folders vs python -c "
-             f"\"import dagster\"; slowest steps (last run): "
+            [f"{what}, a new warehouse and DAGSTER_HOME each run (the instance's databases are "
+             f"created); slowest steps (last run): "
              f"{self.slowest(results['project'][-1]['steps'])}"], diff=True))
+        # The everyday case: the same command again, its instance and warehouse already set up.
+        self.fresh_dir(run / "okr")
+        self.okr(args, run / "okr" / "dagster_home", None, "backfill")  # untimed set-up
+
+        def again() -> dict:
+            return self.okr(args, run / "okr" / "dagster_home", None, "backfill")
+
+        results = self.interleave({"project": again, "baseline": bare})
+        self.add(self.paired_row(
+            "empty-run-again", results, f"<= +{EMPTY_RUN_EXTRA_S:.2f} s", EMPTY_RUN_EXTRA_S,
+            [f"{what}, run again with the instance and warehouse of an earlier run"], diff=True))
         self.fresh_dir(run)
 
     def full_backfill(self) -> dict:
@@ -868,6 +881,12 @@ class Runner:
             run = root / "one"
             shutil.rmtree(run, ignore_errors=True)
             shutil.copytree(prepared, run)  # the warehouse and instance before the file came
+            # A copied instance folder names the original's files: point it at its own copies.
+            # (Imported here: the import children must not find the project loaded.)
+            from pipelines.instance import write_instance_file
+            from pipelines.settings import INSTANCE_TEMPLATE
+
+            write_instance_file(run / "dagster_home", INSTANCE_TEMPLATE)
             for path, target in arriving:  # the running quarter's files arrive
                 target.unlink(missing_ok=True)
                 os.link(path, target)

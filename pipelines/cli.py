@@ -29,7 +29,6 @@ import dagster as dg
 import duckdb
 
 from bi.scorecard import scorecard_text
-from connectors.crm.simulator import CrmSimulator
 from pipelines.assets.staging import HISTORY_TAG
 from pipelines.build import build_definitions
 from pipelines.instance import prepare_dagster_home
@@ -390,6 +389,8 @@ def _environment(**values: str) -> Iterator[None]:
 
 def _demo() -> int:
     """The shipped example: its config and files, and the CRM simulator serving its CRM data."""
+    from connectors.crm.simulator import CrmSimulator  # an HTTP server only the demo needs
+
     os.environ.setdefault("OKR_CONFIG_DIR", str(EXAMPLE_DIR))
     os.environ.setdefault("OKR_DATA_DIR", str(EXAMPLE_DIR / "data"))
     os.environ.setdefault("OKR_AS_OF", EXAMPLE_AS_OF)

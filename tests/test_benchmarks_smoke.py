@@ -50,7 +50,7 @@ def test_smoke_benchmarks_run_every_scenario(tmp_path: Path) -> None:
         outputs.append(stdout)
     output = "\n".join(outputs)
     rows = {m["scenario"]: m for m in map(ROW.match, output.splitlines()) if m}
-    assert set(rows) == {*SCENARIOS, "orchestration-import"}, output
+    assert set(rows) == {*SCENARIOS, "orchestration-import", "empty-run-again"}, output
     assert all(float(row["ratio"]) > 0 for row in rows.values()), output
     assert "rollup agreement: OK" in output, output
     assert "KR agreement: OK" in output, output

@@ -15,6 +15,7 @@ from transforms.tables import (
     MARTS_QUARTER_AS_OF,
 )
 from warehouse.tables import Column, View
+from warehouse.writes import ensure_tables
 
 _KR = {c.name: c for c in MARTS_KEY_RESULT_ATTAINMENT.columns}
 
@@ -92,7 +93,6 @@ VIEW_INPUTS = (
 
 
 def create_views(con: duckdb.DuckDBPyConnection) -> None:
-    for table in VIEW_INPUTS:
-        table.create(con)
+    ensure_tables(con, *VIEW_INPUTS)
     for view in MART_VIEWS:
         view.create(con)

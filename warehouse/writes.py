@@ -98,13 +98,11 @@ def replace_partitions(
     rows with a primary key not yet in the table are added. Returns rows inserted per table."""
     if not partition_values:
         return {table.fqn: 0 for table in frames}
-    META_PARTITIONS.create(con)
     for table in frames:
         assert table.partition_column, f"{table.fqn} is not partitioned"
-        table.create(con)
     for table in keep_first or {}:
         assert table.primary_key, f"{table.fqn} has no key to keep the first rows by"
-        table.create(con)
+    ensure_tables(con, META_PARTITIONS, *frames, *(keep_first or {}))
     placeholders = ", ".join("?" for _ in partition_values)
     inserted = {}
     with transaction(con):

@@ -111,21 +111,17 @@ BURNUP_FIELDS = ["as_of_date", "progress", "expected_progress"]
 def burnup_spec(daily: pl.DataFrame, start: date, end: date) -> dict[str, Any]:
     """Progress over the days of the KR window in this quarter, with the expected line."""
 
-    def rounded(value: float | None) -> float | None:
-        value = finite(value)
-        return None if value is None else round(value, DECIMALS)
+    def rounded(values: list[float | None]) -> list[float | None]:
+        return [None if (v := finite(value)) is None else round(v, DECIMALS) for value in values]
 
-    rows = [
-        {
-            "as_of_date": row["as_of_date"].isoformat(),
-            "progress": rounded(row["progress"]),
-            "expected_progress": rounded(row["expected_progress"]),
-        }
-        for row in daily.iter_rows(named=True)
-    ]
+    columns = {
+        "as_of_date": [day.isoformat() for day in daily["as_of_date"].to_list()],
+        "progress": rounded(daily["progress"].to_list()),
+        "expected_progress": rounded(daily["expected_progress"].to_list()),
+    }
     spec = json.loads(_template("burnup", _burnup_template))
     spec["encoding"]["x"]["scale"]["domain"] = [_utc_json(start), _utc_json(end)]
-    spec["data"] = _columns(BURNUP_FIELDS, rows)
+    spec["data"] = {"values": [{field: columns[field] for field in BURNUP_FIELDS}]}
     return spec
 
 
@@ -214,25 +210,38 @@ def kpi_health_spec(
     colors = [HEALTH_COLORS.get(h, OTHER_HEALTH_COLOR) for h in domain]
     metric_ids = summary["metric_id"].unique().to_list()
     labels = metric_labels(metric_ids, names)
-    has_complete = "is_complete" in summary.columns
+    complete = (
+        [bool(c) for c in summary["is_complete"].to_list()]
+        if "is_complete" in summary.columns
+        else [True] * summary.height
+    )
+    units = units or {}
     rows = []
-    for row in summary.iter_rows(named=True):
-        health = row["health"] or "no_data"
-        value = finite(row["value"])
+    for metric_id, period, health, raw_value, target, is_complete in zip(
+        summary["metric_id"].to_list(),
+        summary["period_label"].to_list(),
+        summary["health"].to_list(),
+        summary["value"].to_list(),
+        summary["target_value"].to_list(),
+        complete,
+        strict=True,
+    ):
+        health = health or "no_data"
+        value = finite(raw_value)
         word = HEALTH_LABELS.get(health, "" if health in HEALTH_COLORS else health)
         if health == "no_data" and value is None:
             label, word = word, ""
         else:
-            label = cell_number(value, (units or {}).get(row["metric_id"]))
+            label = cell_number(value, units.get(metric_id))
         rows.append(
             {
-                "metric": labels[row["metric_id"]],
-                "metric_id": row["metric_id"],
-                "period": row["period_label"],
+                "metric": labels[metric_id],
+                "metric_id": metric_id,
+                "period": period,
                 "health": health,
                 "value": value,
-                "target": finite(row["target_value"]),
-                "complete": bool(row["is_complete"]) if has_complete else True,
+                "target": finite(target),
+                "complete": is_complete,
                 "label": label,
                 "word": word,
             }

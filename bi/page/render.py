@@ -134,6 +134,18 @@ class QuarterView:
         self.anchors = anchors
         self.specs: dict[str, dict[str, Any]] = {}
         self.kr_count = 0
+        # Each objective's KRs and each KR's burn-up days, in their order: one pass each, not a
+        # filter per objective and per KR.
+        self.krs_by_objective = {
+            objective_id: krs
+            for (objective_id,), krs in quarter.krs.partition_by(
+                "objective_id", as_dict=True
+            ).items()
+        }
+        self.daily_by_kr = {
+            kr_id: days
+            for (kr_id,), days in quarter.daily.partition_by("kr_id", as_dict=True).items()
+        }
         objectives = quarter.objectives
         self.rows = {o["objective_id"]: o for o in objectives.iter_rows(named=True)}
         self.children: dict[str, list[str]] = {}
@@ -145,6 +157,9 @@ class QuarterView:
         self.order = [i for i, o in self.rows.items() if o["parent_id"] not in self.rows]
         reachable = self._reachable()
         self.order += [i for i in self.rows if i not in reachable]
+
+    def krs_of(self, objective_id: str) -> pl.DataFrame:
+        return self.krs_by_objective.get(objective_id, self.q.krs.clear())
 
     def _reachable(self) -> set[str]:
         seen: set[str] = set()
@@ -168,7 +183,7 @@ class QuarterView:
 
     def _node_attributes(self, objective_id: str) -> str:
         o = self.rows[objective_id]
-        krs = self.q.krs.filter(pl.col("objective_id") == objective_id)
+        krs = self.krs_of(objective_id)
         kr_owners = sorted(set(krs["owner"].drop_nulls().to_list()))
         return (
             f'data-objective-id="{esc(objective_id)}" data-team="{esc(o["team"])}" '
@@ -233,7 +248,7 @@ class QuarterView:
             meta.append(f"part of: {self.data.titles.get(o['parent_id'], o['parent_id'])}")
         if not has_krs:
             meta.append("roll-up of child objectives")
-        krs = self.q.krs.filter(pl.col("objective_id") == objective_id)
+        krs = self.krs_of(objective_id)
         return (
             f'<div class="node" {self._node_attributes(objective_id)}>'
             f'<section class="objective" id="{self.anchors[(self.q.label, objective_id)]}">'
@@ -284,7 +299,7 @@ class QuarterView:
     def _kr(self, kr: dict[str, Any]) -> str:
         self.kr_count += 1
         chart_id = f"{self.q.slug}-kr-{self.kr_count}"
-        history = self.q.daily.filter(pl.col("kr_id") == kr["kr_id"])
+        history = self.daily_by_kr.get(kr["kr_id"], self.q.daily.clear())
         start = max(kr["period_start"], self.q.start)
         end = min(kr["period_end"], self.q.end)
         if history.height:
