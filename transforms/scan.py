@@ -23,7 +23,7 @@ import polars as pl
 
 from connectors.registry import METRIC_SOURCES
 from connectors.spec import SourceSpec
-from connectors.sql_engine.pushdown import metric_filter
+from connectors.sql_engine.filters import metric_filter
 from transforms.config import OkrConfig, SourceMetric
 from warehouse.sql import quote_ident, quote_literal
 

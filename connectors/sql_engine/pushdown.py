@@ -22,6 +22,7 @@ import duckdb
 import polars as pl
 import sqlalchemy as sa
 
+from connectors.sql_engine.filters import metric_filter
 from connectors.sql_engine.tables import (
     RAW_SQL_EVENTS_PARTIALS,
     RAW_SQL_EVENTS_SIGHTINGS,
@@ -29,9 +30,6 @@ from connectors.sql_engine.tables import (
 )
 from warehouse.writes import replace_partitions
 
-URL_ENV = "OKR_SQL_SOURCE_URL"
-TABLE_ENV = "OKR_SQL_SOURCE_TABLE"
-DEFAULT_TABLE = "events"
 NUMERIC_AGGREGATIONS = ("sum", "avg", "min", "max", "last")
 # Any UTC offset is at most 14 hours, so the rows of local days [start, end] lie in this range.
 _MARGIN = timedelta(days=2)
@@ -57,24 +55,6 @@ class SightingsQuery:
 class Plan:
     partials: tuple[PartialsQuery, ...]
     sightings: tuple[SightingsQuery, ...]
-
-
-def filter_text(value: Any) -> str:
-    """A filter value as the text it compares as (the same rule as `transforms.scan`)."""
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, float) and value.is_integer():
-        return str(int(value))
-    return str(value)
-
-
-def metric_filter(metric: Any) -> tuple[str, list[str]]:
-    """(filter column, wanted texts) of a metric of the source: ('', []) when it does not filter."""
-    if not metric.filter:
-        return "", []
-    [(column, wanted)] = metric.filter.items()
-    values = wanted if isinstance(wanted, list) else [wanted]
-    return column, sorted({filter_text(v) for v in values})
 
 
 def plan(config: Any, source: str = SQL_EVENTS.name) -> Plan:

@@ -38,6 +38,9 @@ _LINEAGE = (
     Column("_loaded_at", "TIMESTAMPTZ", "When the partials were landed.", False),
 )
 
+URL_ENV = "OKR_SQL_SOURCE_URL"
+"""The engine's SQLAlchemy URL; read at run time, never stored."""
+
 RAW_SQL_EVENTS_PARTIALS = Table(
     "raw",
     "sql_events_partials",

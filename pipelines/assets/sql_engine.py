@@ -8,11 +8,12 @@ import os
 from datetime import timedelta
 
 import dagster as dg
-import sqlalchemy as sa
-from sqlalchemy.pool import NullPool
 
-from connectors.sql_engine.pushdown import URL_ENV, land_quarter
-from connectors.sql_engine.tables import RAW_SQL_EVENTS_PARTIALS, RAW_SQL_EVENTS_SIGHTINGS
+from connectors.sql_engine.tables import (
+    RAW_SQL_EVENTS_PARTIALS,
+    RAW_SQL_EVENTS_SIGHTINGS,
+    URL_ENV,
+)
 from pipelines.metadata import definition_metadata, table_metadata
 from pipelines.partitions import quarters_in_window
 from pipelines.resources import WAREHOUSE_POOL, OkrConfigResource, WarehouseResource
@@ -61,6 +62,13 @@ def build_sql_source_assets(
         url = os.environ.get(URL_ENV)
         if not url:
             raise dg.Failure(f"{URL_ENV} is not set: the SQL-engine source has no engine")
+        # Imported here: SQLAlchemy and the pushdown are for runs that read an engine, not for
+        # every process that loads the definitions.
+        import sqlalchemy as sa
+        from sqlalchemy.pool import NullPool
+
+        from connectors.sql_engine.pushdown import land_quarter
+
         engine = sa.create_engine(url, poolclass=NullPool)
         quarters = quarters_in_window(
             context.partition_time_window, config.settings.fiscal_year_start_month
