@@ -1,9 +1,10 @@
-"""The local instance's storage: Dagster's SQLite storage (same files, same layout, so the UI,
-the daemon and older `okr` versions read it as before) with its connections kept open.
+"""The local instance's storage: Dagster's SQLite storage (its own database files, in its own
+folders, so Dagster's tools read them as ever) with its connections kept open.
 
 Dagster's SQLite storages open a new engine and connection for every statement they run and
-commit with a full fsync: a run writes about twenty events per step and partition, two or
-three connections each, so a backfill spent a third of its main thread there (issue 15). Here
+commit with a full fsync: a run writes hundreds of events (steps, materializations per
+partition, check results), two or three connections each, so a backfill spent a third of its
+main thread there (issue 15). Here
 each database file keeps one connection per process, and commits sync the write-ahead log the
 way SQLite's WAL mode intends (`synchronous=NORMAL`: a commit survives the process being
 killed; only a power cut can lose the last events, never corrupt the file). The warehouse

@@ -3,8 +3,8 @@
 Generated from the table definitions (`warehouse.tables.Table`, one source of truth) and run in
 the step that wrote the table, on the same warehouse connection (check specs on the asset): a
 run has no step of its own per check or per checked asset, and re-running a check
-re-materializes its asset. One module per layer: `tables` (what every keyed table gets, and finite marts values),
-`sources` (raw and staging), `marts`; `core` is what a check is made of.
+re-materializes its asset. One module per layer: `tables` (what every keyed table gets, and
+finite marts values), `sources` (raw and staging), `marts`; `core` is what a check is made of.
 
 | check | assets | on failure |
 | --- | --- | --- |
@@ -29,9 +29,9 @@ which the marts ignore, so a rerun as of a past date passes (they are counted in
 
 A blocking check that fails fails its asset's step once the asset is written (the check result
 and the materialization are both recorded) and so stops the assets downstream of it in the same
-run: bad raw rows never reach staging, bad staging rows never reach the marts, and bad marts are never
-published: BI readers keep the last good snapshot. Checks read whole tables
-(partitioned ones too), so bad rows written by an earlier run keep failing until they are fixed.
+run: bad raw rows never reach staging, bad staging rows never reach the marts, and bad marts are
+never published: BI readers keep the last good snapshot. Checks read whole tables (partitioned
+ones too), so bad rows written by an earlier run keep failing until they are fixed.
 
 Thresholds, read with the other settings (`pipelines.settings.ChecksSettings`):
 - `OKR_MAX_REJECT_RATE` (default 0.05): `reject_rate` fails when a source file's latest loaded
