@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from typing import Any
 
 NUMERIC, TEXT, TIME, BOOL = "numeric", "text", "time", "bool"
 BARE_KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
@@ -54,3 +55,13 @@ class SourceSpec:
         if self.bare_keys_of and BARE_KEY.match(column):
             return self.bare_keys_of, column
         return None
+
+
+def filter_text(value: Any) -> str:
+    """The text a metric's filter value compares as (booleans as 'true'/'false', whole floats
+    without '.0'), in every source and in the SQL-engine pushdown alike."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value)

@@ -22,7 +22,7 @@ import duckdb
 import polars as pl
 
 from connectors.registry import METRIC_SOURCES
-from connectors.spec import SourceSpec
+from connectors.spec import SourceSpec, filter_text
 from connectors.sql_engine.filters import metric_filter
 from transforms.config import OkrConfig, SourceMetric
 from warehouse.sql import quote_ident, quote_literal
@@ -367,7 +367,7 @@ class Scanner:
                 isinstance(v, int | float) and not isinstance(v, bool) for v in values
             ):
                 return None  # numbers compare as numbers (see _filter_condition)
-            texts.append(sorted({_filter_text(v) for v in values}))
+            texts.append(sorted({filter_text(v) for v in values}))
         if math.prod(map(len, texts)) > MAX_KEYS_PER_METRIC:
             return None
         numeric = metric.aggregation in NUMERIC_AGGREGATIONS
@@ -691,7 +691,7 @@ def _filter_condition(expr: str, values: list[Any]) -> tuple[str, list[Any]]:
     `value: 20` selects a DOUBLE 20.0 (whose text is '20.0') and a JSON 20 alike."""
     numbers = [float(v) for v in values if isinstance(v, int | float) and not isinstance(v, bool)]
     texts = [
-        _filter_text(v) for v in values if not isinstance(v, int | float) or isinstance(v, bool)
+        filter_text(v) for v in values if not isinstance(v, int | float) or isinstance(v, bool)
     ]
     parts = []
     if texts:
@@ -699,11 +699,3 @@ def _filter_condition(expr: str, values: list[Any]) -> tuple[str, list[Any]]:
     if numbers:
         parts.append(f"TRY_CAST({expr} AS DOUBLE) IN ({', '.join('?' * len(numbers))})")
     return "(" + (" OR ".join(parts) or "FALSE") + ")", [*texts, *numbers]
-
-
-def _filter_text(value: Any) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, float) and value.is_integer():
-        return str(int(value))
-    return str(value)

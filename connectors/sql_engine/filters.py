@@ -1,20 +1,13 @@
-"""How a metric of an SQL-engine source filters: its one filter column and the texts it wants,
-compared as text. Shared by the pushdown (which groups by them) and the scanner (which reads
-the landed partials by them); kept apart from the pushdown so reading the partials does not
-load SQLAlchemy."""
+"""How a metric of an SQL-engine source filters: its one filter column and the texts it wants
+(`connectors.spec.filter_text`). Shared by the pushdown (which groups by them) and the scanner
+(which reads the landed partials by them); kept apart from the pushdown so reading the partials
+does not load SQLAlchemy."""
 
 from __future__ import annotations
 
 from typing import Any
 
-
-def filter_text(value: Any) -> str:
-    """A filter value as the text it compares as (the same rule as `transforms.scan`)."""
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, float) and value.is_integer():
-        return str(int(value))
-    return str(value)
+from connectors.spec import filter_text
 
 
 def metric_filter(metric: Any) -> tuple[str, list[str]]:
