@@ -1,14 +1,15 @@
 """The local instance's storage: Dagster's SQLite storage (its own database files, in its own
-folders, so Dagster's tools read them as ever) with its connections kept open.
+folders, so Dagster's tools read them as ever) with the event log's connections kept open.
 
 Dagster's SQLite storages open a new engine and connection for every statement they run and
 commit with a full fsync: a run writes hundreds of events (steps, materializations per
 partition, check results), two or three connections each, so a backfill spent a third of its
-main thread there (issue 15). Here
-each database file keeps one connection per process, and commits sync the write-ahead log the
-way SQLite's WAL mode intends (`synchronous=NORMAL`: a commit survives the process being
-killed; only a power cut can lose the last events, never corrupt the file). The warehouse
-itself is DuckDB's and is not affected."""
+main thread there (issue 15). Here the event log keeps one connection per database file and
+process (used under the storage's own lock, as Dagster's is), and commits sync the write-ahead
+log the way SQLite's WAL mode intends (`synchronous=NORMAL`: a commit survives the process being
+killed; only a power cut can lose the last events, never corrupt the file). The run storage (a
+few statements per run, used from several threads at once in the daemon) stays Dagster's own.
+The warehouse itself is DuckDB's and is not affected."""
 
 from __future__ import annotations
 
@@ -90,30 +91,13 @@ class KeptSqliteEventLogStorage(SqliteEventLogStorage):
         super().dispose()
 
 
-class KeptSqliteRunStorage(SqliteRunStorage):
-    """Runs in SQLite (runs.db), its connection kept open."""
-
-    def __init__(self, conn_string: str, inst_data: ConfigurableClassData | None = None) -> None:
-        self._engine = _kept_engine(conn_string)
-        super().__init__(conn_string, inst_data)
-
-    @contextmanager
-    def connect(self) -> Iterator[db.Connection]:
-        with self._engine.connect() as conn, conn.begin():
-            yield conn
-
-    def dispose(self) -> None:
-        self._engine.dispose()
-        super().dispose()
-
-
 class OkrSqliteStorage(DagsterSqliteStorage):
     """Dagster's default local storage (`base_dir`/history and /schedules, as a dagster.yaml
-    without a `storage` key has) with kept connections."""
+    without a `storage` key has) with the kept-connection event log."""
 
     def __init__(self, base_dir: str, inst_data: ConfigurableClassData | None = None) -> None:
         self.base_dir = base_dir
-        self._run_storage = KeptSqliteRunStorage.from_local(_runs_directory(base_dir))
+        self._run_storage = SqliteRunStorage.from_local(_runs_directory(base_dir))
         self._event_log_storage = KeptSqliteEventLogStorage(_event_logs_directory(base_dir))
         self._schedule_storage = SqliteScheduleStorage.from_local(_schedule_directory(base_dir))
         self._inst_data = inst_data

@@ -185,7 +185,7 @@ def _record_partitions(
 
 def ensure_tables(con: duckdb.DuckDBPyConnection, *tables: Table) -> None:
     """`Table.create` for each table that is missing or whose comments differ from its
-    definition: one catalog query instead of a dozen statements per table, which adds up for
+    definition: one catalog query for all of them instead of one per table, which adds up for
     writes made once per partition."""
     stored = set(
         con.execute(
