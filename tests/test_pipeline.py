@@ -3,6 +3,7 @@ partitions, the backfill command, idempotent reruns, and every mart column comme
 
 from __future__ import annotations
 
+import os
 import textwrap
 from dataclasses import replace
 from datetime import date, timedelta
@@ -82,6 +83,26 @@ def export(settings: Settings, monkeypatch: pytest.MonkeyPatch) -> None:
         "OKR_BI_SNAPSHOT": settings.bi_snapshot,
     }.items():
         monkeypatch.setenv(name, str(value))
+
+
+def process_env(settings: Settings, dagster_home: Path, **extra: str) -> dict[str, str]:
+    """The environment of a separate process (`okr`, a Dagster server) running the project:
+    this one minus any OKR/CRM/Dagster settings, plus the project's paths and `extra`."""
+    env = {
+        name: value
+        for name, value in os.environ.items()
+        if not name.startswith(("OKR_", "CRM_", "DAGSTER_"))
+    }
+    env.update(
+        DAGSTER_HOME=str(dagster_home),
+        OKR_CONFIG_DIR=str(settings.config_dir),
+        OKR_DATA_DIR=str(settings.data_dir),
+        OKR_WAREHOUSE=str(settings.warehouse),
+        OKR_BI_SNAPSHOT=str(settings.bi_snapshot),
+        OKR_AS_OF=str(settings.as_of),
+        **extra,
+    )
+    return env
 
 
 @pytest.fixture

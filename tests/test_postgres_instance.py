@@ -36,7 +36,7 @@ import requests
 import yaml
 from dagster._core.scheduler.instigation import InstigatorState, TickData
 from pg_server import PgServer, free_port, postgres_server
-from test_pipeline import write_project
+from test_pipeline import process_env, write_project
 from ui_driver import ProcessDied, start_process_group, stop_process_group, wait_until
 
 from pipelines.checks import quality_checks
@@ -147,22 +147,9 @@ class Deployment:
 
 
 def _process_env(settings: Settings, home: Path, pg_url: str) -> dict[str, str]:
-    env = {
-        name: value
-        for name, value in os.environ.items()
-        if not name.startswith(("OKR_", "CRM_", "DAGSTER_"))
-    }
-    env.update(
-        DAGSTER_HOME=str(home),
-        OKR_CONFIG_DIR=str(settings.config_dir),
-        OKR_DATA_DIR=str(settings.data_dir),
-        OKR_WAREHOUSE=str(settings.warehouse),
-        OKR_BI_SNAPSHOT=str(settings.bi_snapshot),
-        OKR_AS_OF=str(settings.as_of),
-        OKR_CACHE_DIR=os.environ["OKR_CACHE_DIR"],
-        **{DAGSTER_PG_URL_ENV: pg_url},
+    return process_env(
+        settings, home, OKR_CACHE_DIR=os.environ["OKR_CACHE_DIR"], **{DAGSTER_PG_URL_ENV: pg_url}
     )
-    return env
 
 
 def _test_instance_config(home: Path) -> None:

@@ -19,7 +19,7 @@ import dagster as dg
 import duckdb
 import pytest
 from PIL import Image
-from test_pipeline import write_project
+from test_pipeline import process_env, write_project
 from ui_driver import CHROMIUM, VIEWPORT, Chromium, DagsterDev, wait_until
 
 from pipelines.build import build_definitions
@@ -62,24 +62,6 @@ def _require_chromium() -> None:
     pytest.skip(message)
 
 
-def _server_env(settings: Settings, dagster_home: Path) -> dict[str, str]:
-    """This environment minus any OKR/CRM/Dagster settings, plus the small project's."""
-    env = {
-        name: value
-        for name, value in os.environ.items()
-        if not name.startswith(("OKR_", "CRM_", "DAGSTER_"))
-    }
-    env.update(
-        DAGSTER_HOME=str(dagster_home),
-        OKR_CONFIG_DIR=str(settings.config_dir),
-        OKR_DATA_DIR=str(settings.data_dir),
-        OKR_WAREHOUSE=str(settings.warehouse),
-        OKR_BI_SNAPSHOT=str(settings.bi_snapshot),
-        OKR_AS_OF=str(settings.as_of),
-    )
-    return env
-
-
 @pytest.fixture(scope="module")
 def ui(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Ui]:
     _require_chromium()
@@ -92,7 +74,7 @@ def ui(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Ui]:
     defs = build_definitions(settings)
 
     with ExitStack() as cleanup:
-        server = DagsterDev(PROJECT_ROOT, _server_env(settings, dagster_home), root / "dagster.log")
+        server = DagsterDev(PROJECT_ROOT, process_env(settings, dagster_home), root / "dagster.log")
         cleanup.callback(server.close)
         locations = server.wait_ready(SERVER_TIMEOUT)
         assert len(locations) == 1 and len(locations[0]["repositories"]) == 1, locations
