@@ -45,6 +45,10 @@ FilterValue = str | int | float | bool
 MAX_ALIAS_NODES = 100_000
 """How many nodes YAML aliases may add to a config file in all (each `*name` adds a copy of what
 `&name` marks). A few shared mappings add tens; a "billion laughs" file adds billions."""
+MANUAL = "manual"
+"""`metric: manual` on a KR: its values come from check-ins (docs/checkins.md)."""
+MANUAL_PREFIX = "manual."
+"""The id of a manual KR's own metric is this prefix and the KR's id."""
 JSON_KEY = re.compile(r"^[A-Za-z0-9_](?:[A-Za-z0-9_ -]*[A-Za-z0-9_-])?$")
 """A key inside a JSON column (`dimensions.<key>`, `properties.<key>`) that a metric may name."""
 JSON_KEY_ALLOWED = (
@@ -390,6 +394,14 @@ def _build_config(folder: Path) -> OkrConfig:
 
     for entry, metric in metrics:
         _check_metric(metric, entry, metric_refs, problems)
+        if metric.id == MANUAL:
+            problems.append(
+                entry.problem(
+                    "id",
+                    "'manual' is reserved: a key result with `metric: manual` takes its values "
+                    "from check-ins; rename this metric",
+                )
+            )
     windows = {
         o.id: _resolve_period(o.period, settings, entry, problems) for entry, o in objectives
     }
@@ -411,10 +423,16 @@ def _build_config(folder: Path) -> OkrConfig:
             )
             if resolved:
                 key_results.setdefault(kr.id, resolved)
+    manual = {r.metric.id: r.metric for r in key_results.values() if r.kr.metric == MANUAL}
     if problems:
         raise ConfigError(problems)
     return OkrConfig(
-        folder, settings, metric_refs.by_id, objective_refs.by_id, windows, key_results
+        folder,
+        settings,
+        {**metric_refs.by_id, **manual},
+        objective_refs.by_id,
+        windows,
+        key_results,
     )
 
 
@@ -1037,9 +1055,18 @@ def _resolve_kr(
     def problem(field: str, message: str) -> None:
         problems.append(entry.problem(field, message))
 
-    metric = metrics.by_id.get(kr.metric)
-    if unknown := metrics.unknown(kr.metric):
-        problem("metric", unknown)
+    if kr.metric == MANUAL:
+        metric = manual_metric(kr, objective)
+        if metric.id in metrics.by_id:
+            problem(
+                "metric",
+                f"manual: the id '{metric.id}' of this KR's check-in values is taken by a metric "
+                "in metrics.yaml; rename that metric",
+            )
+    else:
+        metric = metrics.by_id.get(kr.metric)
+        if unknown := metrics.unknown(kr.metric):
+            problem("metric", unknown)
     window = objective_window
     if kr.period is not None:
         window = _resolve_period(kr.period, settings, entry, problems)
@@ -1047,3 +1074,23 @@ def _resolve_kr(
     if metric is None or window is None:
         return None
     return ResolvedKeyResult(kr, objective, metric, window[0], window[1], parse_target(kr.target))
+
+
+def manual_metric(kr: KeyResult, objective: Objective) -> SourceMetric:
+    """The metric of a KR with `metric: manual`: the last value checked in for it, carried
+    forward (a `last` metric over `staging.checkins`), so every KR type, status and grade applies
+    unchanged. Lower is better for the types that aim down."""
+    return SourceMetric(
+        id=f"{MANUAL_PREFIX}{kr.id}",
+        name=kr.title,
+        description=f"Values checked in for key result {kr.id} (metric: manual).",
+        source="checkins",
+        aggregation="last",
+        column="value",
+        filter={"kr_id": kr.id},
+        direction="lower_is_better"
+        if kr.type in ("decrease", "maintain_below")
+        else "higher_is_better",
+        kind="lagging",
+        owner=kr.owner or objective.owner,
+    )

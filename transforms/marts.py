@@ -10,6 +10,12 @@ import polars as pl
 
 from transforms.attainment import compute_okr_results
 from transforms.calendar import Quarter
+from transforms.checkins import (
+    MARTS_KEY_RESULT_CHECKINS,
+    key_result_checkins,
+    read_checkins,
+    with_latest_checkins,
+)
 from transforms.config import OkrConfig
 from transforms.history import earliest_needed, kpi_first_day
 from transforms.kpi import (
@@ -44,6 +50,7 @@ OKR_MARTS: dict[str, Table] = {
     "success_metric_summary": MARTS_SUCCESS_METRIC_SUMMARY,
     "okr_scorecard": MARTS_OKR_SCORECARD,
     "quarter_as_of": MARTS_QUARTER_AS_OF,
+    "key_result_checkins": MARTS_KEY_RESULT_CHECKINS,
 }
 MART_INPUTS: dict[str, tuple[str, ...]] = {
     "objective_attainment": ("key_result_attainment",),
@@ -89,8 +96,13 @@ def okr_mart_frames(
     reader = reader or mart_reader(con, config, quarters)
     results = compute_okr_results(con, config, quarters, today, reader)
     summary = success_metric_summary(reader, config, quarters, today)
+    checkins = read_checkins(con, quarters, today)
     frames = {
         **vars(results),
+        "key_result_attainment": with_latest_checkins(results.key_result_attainment, checkins),
+        "key_result_checkins": key_result_checkins(
+            config, checkins, results.key_result_progress_daily
+        ),
         "metric_daily": metric_daily(reader, config, quarters, today),
         "success_metric_summary": summary,
         "quarter_as_of": quarter_as_of(quarters, today),

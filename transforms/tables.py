@@ -42,6 +42,22 @@ _PROGRESS = (
     Column("grade", "VARCHAR", "Google scale on progress: red < 0.4 <= yellow < 0.7 <= green."),
 )
 
+FLAG_DESCRIPTION = (
+    "high_confidence_off_track or low_confidence_on_track when the owner's confidence level "
+    "disagrees with the status; null when they agree or there is no confidence."
+)
+
+CHECKIN_COLUMNS = (
+    Column("checkin_date", "DATE", "Day of the latest check-in on or before as_of_date in the quarter."),
+    Column("confidence", "DOUBLE", "Its confidence, 0-10 (null: none given)."),
+    Column("confidence_level", "VARCHAR", "low (< 4), medium (4 to < 7) or high (>= 7)."),
+    Column("checkin_comment", "VARCHAR", "Its comment."),
+    Column("checkin_author", "VARCHAR", "Who checked in."),
+    Column("confidence_flag", "VARCHAR", FLAG_DESCRIPTION.replace("the status", "display_status")),
+)
+"""The columns `with_latest_checkins` adds to marts.key_result_attainment."""
+
+
 MARTS_KEY_RESULT_ATTAINMENT = Table(
     "marts",
     "key_result_attainment",
@@ -130,6 +146,7 @@ MARTS_KEY_RESULT_ATTAINMENT = Table(
             "For a KR on a ratio metric: the denominator over the same window as display_value "
             "(how many deals, visits, ... the ratio is of); null otherwise.",
         ),
+        *CHECKIN_COLUMNS,
     ),
     primary_key=("kr_id", "quarter_start"),
     partition_column="quarter_start",

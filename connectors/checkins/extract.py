@@ -1,0 +1,383 @@
+"""Check-ins folder -> `raw.checkins` (docs/checkins.md).
+
+Check-ins are written by people, a few per KR and week, so a file is small: it is parsed in
+Python (the csv module, PyYAML) and each record validated on its own. A record that fails goes
+to `raw.rejected_rows` with its line and the first field that failed; the others load. A file
+that cannot be read at all (not UTF-8, no header, an unknown column, YAML that does not parse
+or is not a list of check-ins, bigger than `MAX_FILE_BYTES`) is quarantined by the shared file
+loader (`connectors.files.load_files`), which also makes a reload of the same file version a
+no-op and a changed version replace what the file loaded before.
+
+- CSV (`*.csv`): a header naming `date`, `kr_id` and `confidence` or `value` (any order; also
+  `comment`, `author`), `,` or `;` delimited (whichever the header has more of), RFC 4180
+  quoting (a comment may hold the delimiter, quotes and line breaks), UTF-8 with or without BOM.
+  A record's line is the line it starts on.
+- YAML (`*.yaml`, `*.yml`): a list of mappings with the same keys, or a mapping whose only key
+  `checkins` holds that list. Dates may be written bare (2025-02-03) or quoted.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import math
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import date, datetime
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pyarrow as pa
+import yaml
+
+from connectors.checkins.tables import CONFIDENCE_WORDS, MAX_CONFIDENCE, RAW_CHECKINS
+from connectors.files import (
+    FIRST_DATE,
+    LAST_DATE,
+    MAX_ABS_VALUE,
+    FileLoadReport,
+    FileSourceError,
+    FileVersion,
+    clip,
+    commit_version,
+    excerpt,
+    load_files,
+)
+from connectors.tables import RAW_LOADED_FILES, RAW_REJECTED_ROWS
+
+SOURCE = "checkins"
+COLUMNS = ("date", "kr_id", "confidence", "value", "comment", "author")
+MAX_FILE_BYTES = 16 << 20
+"""A check-in file larger than this is quarantined: people write check-ins, a few per KR a week."""
+MAX_COMMENT_CHARS = 10_000
+MAX_AUTHOR_CHARS = 200
+KR_ID = re.compile(r"^[a-z0-9][a-z0-9_.-]*$")
+ISO_DAY = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+NUMBER = re.compile(r"^[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?$")
+_ROWS = "_okr_checkin_rows"
+_ARROW = pa.schema(
+    [
+        ("line_no", pa.int64()),
+        ("raw_record", pa.string()),
+        ("field", pa.string()),
+        ("reason", pa.string()),
+        ("date", pa.date32()),
+        ("kr_id", pa.string()),
+        ("confidence", pa.float64()),
+        ("confidence_text", pa.string()),
+        ("value", pa.float64()),
+        ("comment", pa.string()),
+        ("author", pa.string()),
+    ]
+)
+
+
+class CheckinSourceError(FileSourceError):
+    """A check-in file (or the folder) cannot be read at all; the message says why."""
+
+
+def is_checkin_file(path: Path) -> bool:
+    return path.name.lower().endswith((".csv", ".yaml", ".yml"))
+
+
+def load_checkins_folder(
+    con: duckdb.DuckDBPyConnection,
+    folder: Path,
+    *,
+    now: datetime | None = None,
+    strict: bool = False,
+) -> FileLoadReport:
+    """Load every new or changed check-in file under `folder` (recursively); with `strict`, a
+    quarantined file fails the load once the other files have loaded."""
+    for table in (RAW_CHECKINS, RAW_REJECTED_ROWS, RAW_LOADED_FILES):
+        table.create(con)
+    return load_files(
+        con,
+        SOURCE,
+        Path(folder),
+        is_checkin_file,
+        lambda path, version: (*_load_file(con, path, version), None),
+        CheckinSourceError,
+        "check-ins folder",
+        now=now,
+        strict=strict,
+    )
+
+
+@dataclass(frozen=True)
+class Record:
+    """One check-in as written: where it starts, its fields as text or YAML scalars, and its
+    text for `raw.rejected_rows`."""
+
+    line: int
+    fields: dict[str, Any]
+    text: str
+
+
+def read_records(path: Path) -> list[Record]:
+    """The file's check-ins, unvalidated; raises CheckinSourceError when the file cannot be
+    read as check-ins at all."""
+    size = path.stat().st_size
+    if size > MAX_FILE_BYTES:
+        raise CheckinSourceError(
+            f"is {size:,} bytes, more than the {MAX_FILE_BYTES >> 20} MiB a check-in file may "
+            "have; split it into several files"
+        )
+    try:
+        text = path.read_bytes().decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise CheckinSourceError(
+            f"is not UTF-8 text (byte {exc.start}); save it as UTF-8 and run again"
+        ) from exc
+    if path.name.lower().endswith(".csv"):
+        return list(_csv_records(text))
+    return list(_yaml_records(text))
+
+
+def _csv_records(text: str) -> Iterator[Record]:
+    lines = io.StringIO(text, newline="").readlines()  # line ends as the csv module sees them
+    header_at = next((i for i, line in enumerate(lines) if line.strip()), None)
+    if header_at is None:
+        raise CheckinSourceError("is empty; a check-in file needs a header line")
+    header_line = lines[header_at]
+    delim = ";" if header_line.count(";") > header_line.count(",") else ","
+    names = [name.strip().lower() for name in next(csv.reader([header_line], delimiter=delim))]
+    _check_columns(names)
+    reader = csv.reader(io.StringIO("".join(lines[header_at + 1 :]), newline=""), delimiter=delim)
+    consumed = header_at + 1
+    while True:
+        start = consumed + 1
+        try:
+            row = next(reader)
+        except StopIteration:
+            return
+        except csv.Error as exc:
+            raise CheckinSourceError(f"line {start}: {exc}; fix the quoting") from exc
+        record_text = "".join(lines[consumed : header_at + 1 + reader.line_num]).rstrip("\r\n")
+        consumed = header_at + 1 + reader.line_num
+        if not any(cell.strip() for cell in row):
+            continue
+        if len(row) != len(names):
+            yield Record(start, {"__fields__": (len(row), len(names))}, record_text)
+            continue
+        yield Record(start, dict(zip(names, row, strict=True)), record_text)
+
+
+def _check_columns(names: list[str]) -> None:
+    unknown = [name for name in names if name not in COLUMNS]
+    if unknown:
+        raise CheckinSourceError(
+            f"has column(s) {', '.join(map(excerpt, unknown))} a check-in does not have; "
+            f"allowed: {', '.join(COLUMNS)}"
+        )
+    if len(set(names)) != len(names):
+        raise CheckinSourceError("names a column twice in its header")
+    missing = [name for name in ("date", "kr_id") if name not in names]
+    if missing or not {"confidence", "value"} & set(names):
+        raise CheckinSourceError(
+            "needs the columns date, kr_id and confidence or value (also allowed: comment, "
+            f"author); missing: {', '.join(missing) or 'confidence or value'}"
+        )
+
+
+def _yaml_records(text: str) -> Iterator[Record]:
+    try:
+        root = yaml.compose(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}" if mark is not None else ""
+        problem = getattr(exc, "problem", None) or exc
+        raise CheckinSourceError(f"is not valid YAML{where} ({problem}); fix it") from None
+    if root is None:
+        return
+    if isinstance(root, yaml.MappingNode) and [k.value for k, _ in root.value] == ["checkins"]:
+        root = root.value[0][1]
+    if not isinstance(root, yaml.SequenceNode):
+        raise CheckinSourceError(
+            "is not a list of check-ins; write a list of mappings (date, kr_id, confidence, "
+            "comment, author, value), or put the list under a `checkins:` key"
+        )
+    lines = text.splitlines()
+    for item in root.value:
+        line = item.start_mark.line + 1
+        record_text = "\n".join(lines[item.start_mark.line : max(item.end_mark.line, line)])
+        if not isinstance(item, yaml.MappingNode):
+            yield Record(line, {"__not_mapping__": True}, record_text)
+            continue
+        fields: dict[str, Any] = {}
+        for key, node in item.value:
+            if not isinstance(node, yaml.ScalarNode):
+                fields[str(key.value)] = node  # rejected as not a single value
+            else:
+                fields[str(key.value)] = _scalar(node)
+        yield Record(line, fields, record_text)
+
+
+def _scalar(node: yaml.ScalarNode) -> Any:
+    """A scalar as YAML types it (numbers, dates, null), built on its own: nothing nested, so an
+    alias cannot expand into more than one node."""
+    loader = yaml.SafeLoader("")
+    try:
+        return loader.construct_object(node)
+    except yaml.YAMLError:
+        return node.value
+    finally:
+        loader.dispose()
+
+
+# -- validation -----------------------------------------------------------------------------
+
+
+def validate(record: Record) -> tuple[dict[str, Any] | None, str | None, str | None]:
+    """(the check-in's typed fields, None, None), or (None, field, reason) for the first field
+    that fails."""
+    fields = record.fields
+    if "__fields__" in fields:
+        found, expected = fields["__fields__"]
+        return None, None, f"the record has {found} fields where the header has {expected}"
+    if "__not_mapping__" in fields:
+        return None, None, f"the item is not a mapping of {', '.join(COLUMNS)}"
+    unknown = sorted(set(fields) - set(COLUMNS))
+    if unknown:
+        return None, unknown[0], f"is not a field of a check-in; allowed: {', '.join(COLUMNS)}"
+    typed: dict[str, Any] = {}
+    for name, check in _CHECKS:
+        value = fields.get(name)
+        if isinstance(value, yaml.Node):
+            return None, name, "must be a single value, not a list or mapping"
+        if isinstance(value, str):
+            value = value.strip()
+        if value in (None, ""):
+            value = None
+        try:
+            typed.update(check(value))
+        except ValueError as exc:
+            return None, name, str(exc)
+    if typed["confidence"] is None and typed["value"] is None:
+        return None, "confidence", "is missing; a check-in needs a confidence, a value or both"
+    return typed, None, None
+
+
+def _date(value: Any) -> dict[str, Any]:
+    if value is None:
+        raise ValueError("is missing; give the day of the check-in as YYYY-MM-DD")
+    if isinstance(value, datetime):
+        raise ValueError(f"'{value.isoformat()}' is a time; give the day as YYYY-MM-DD")
+    if not isinstance(value, date):
+        text = str(value)
+        try:
+            if not ISO_DAY.match(text):
+                raise ValueError
+            value = date.fromisoformat(text)
+        except ValueError:
+            raise ValueError(f"{excerpt(text)} is not a date; use YYYY-MM-DD") from None
+    if not FIRST_DATE <= value.isoformat() <= LAST_DATE:
+        raise ValueError(f"{value} is outside the plausible range {FIRST_DATE} .. {LAST_DATE}")
+    return {"date": value}
+
+
+def _kr_id(value: Any) -> dict[str, Any]:
+    if value is None:
+        raise ValueError("is missing; name the key result's id from okrs.yaml")
+    text = str(value)
+    if not KR_ID.match(text) or len(text) > 200:
+        raise ValueError(
+            f"{excerpt(text)} is not a key result id (lowercase letters, digits, '_', '.', '-')"
+        )
+    return {"kr_id": text}
+
+
+def _number(value: Any, what: str) -> float:
+    if isinstance(value, bool):
+        raise ValueError(f"{value!r} is not a number")
+    if isinstance(value, int | float):
+        number = float(value)
+    elif NUMBER.match(text := str(value)):
+        number = float(text)
+    else:
+        raise ValueError(f"{excerpt(str(value))} is not {what}")
+    if not math.isfinite(number) or abs(number) > MAX_ABS_VALUE:
+        raise ValueError(f"{clip(str(value))} is beyond the bound of +-1e15")
+    return number
+
+
+def _confidence(value: Any) -> dict[str, Any]:
+    if value is None:
+        return {"confidence": None, "confidence_text": None}
+    text = str(value)
+    word = CONFIDENCE_WORDS.get(text.lower()) if isinstance(value, str) else None
+    number = (
+        word if word is not None else _number(value, "a confidence: use 0-10, low, medium or high")
+    )
+    if not 0 <= number <= MAX_CONFIDENCE:
+        raise ValueError(f"{clip(text)} is outside the scale 0-10 (or use low, medium, high)")
+    return {"confidence": number, "confidence_text": text}
+
+
+def _value(value: Any) -> dict[str, Any]:
+    return {"value": None if value is None else _number(value, "a number")}
+
+
+def _text(name: str, limit: int):
+    def check(value: Any) -> dict[str, Any]:
+        if value is not None and not isinstance(value, str):
+            value = value.isoformat() if isinstance(value, date) else str(value)
+        if value is not None and len(value) > limit:
+            raise ValueError(f"has {len(value):,} characters, more than the {limit:,} allowed")
+        return {name: value}
+
+    return check
+
+
+_CHECKS = (
+    ("date", _date),
+    ("kr_id", _kr_id),
+    ("confidence", _confidence),
+    ("value", _value),
+    ("comment", _text("comment", MAX_COMMENT_CHARS)),
+    ("author", _text("author", MAX_AUTHOR_CHARS)),
+)
+
+
+# -- loading --------------------------------------------------------------------------------
+
+
+def _load_file(con: duckdb.DuckDBPyConnection, path: Path, version: FileVersion) -> tuple[int, int]:
+    """Load one file version in one transaction: (rows loaded, rows rejected)."""
+    rows: list[dict[str, Any]] = []
+    for record in read_records(path):
+        typed, field, reason = validate(record)
+        rows.append(
+            {
+                "line_no": record.line,
+                "raw_record": None if typed else record.text[:1000],
+                "field": field,
+                "reason": reason if reason is None or field is None else f"{field} {reason}",
+                **(typed or {}),
+            }
+        )
+    con.register("_okr_checkin_arrow", pa.Table.from_pylist(rows, schema=_ARROW))
+    try:
+        con.execute(f"CREATE OR REPLACE TEMP TABLE {_ROWS} AS SELECT * FROM _okr_checkin_arrow")
+        return commit_version(
+            con,
+            version,
+            RAW_CHECKINS,
+            _ROWS,
+            "date, kr_id, confidence, confidence_text, value, comment, author",
+            "date, kr_id, confidence, confidence_text, value, comment, author",
+        )
+    finally:
+        con.unregister("_okr_checkin_arrow")
+        con.execute(f"DROP TABLE IF EXISTS {_ROWS}")
+
+
+def file_dates(path: Path, kind: str, timezone: str) -> tuple[date, date] | None:
+    """The first and last day of the file's valid check-ins (for the file sensor)."""
+    try:
+        days = [typed["date"] for typed, _, _ in map(validate, read_records(path)) if typed]
+    except (CheckinSourceError, OSError):
+        return None
+    return (min(days), max(days)) if days else None
