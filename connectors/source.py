@@ -72,6 +72,9 @@ class FileSource:
     staged: tuple[StagedTable, ...]
     asset_name: str | None = None
     """The raw step's name when it lands several tables (one multi-asset)."""
+    max_age_days: int = 2
+    """Default age of its newest data past which the freshness check warns
+    (OKR_SOURCE_MAX_AGE_DAYS overrides it)."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -113,6 +116,8 @@ class ApiSource:
     """(con, client) -> report: upserts new and changed records into the raw tables."""
     raw: tuple[RawTable, ...]
     staged: tuple[RefreshedTable, ...]
+    max_age_days: int = 2
+    """As for a FileSource."""
 
 
 Source = FileSource | ApiSource

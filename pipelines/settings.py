@@ -36,7 +36,7 @@ class ChecksSettings:
 
     max_reject_rate: float = 0.05
     source_max_age_days: Mapping[str, int] = field(
-        default_factory=lambda: dict.fromkeys(SOURCE_FAMILIES, 2)
+        default_factory=lambda: {source.name: source.max_age_days for source in SOURCES}
     )
 
     @classmethod

@@ -496,7 +496,7 @@ def test_thresholds_come_from_the_environment(monkeypatch, built):
     assert ChecksSettings.from_env({}) == ChecksSettings()
     assert ChecksSettings.from_env({MAX_REJECT_RATE_ENV: "0.2"}).max_reject_rate == 0.2
     ages = ChecksSettings.from_env({SOURCE_MAX_AGE_ENV: "csv=1,crm=7"}).source_max_age_days
-    assert ages == {"csv": 1, "analytics": 2, "crm": 7}
+    assert ages == {"csv": 1, "analytics": 2, "checkins": 7, "crm": 7}
     assert set(ChecksSettings.from_env({SOURCE_MAX_AGE_ENV: "3"}).source_max_age_days.values()) == {
         3
     }

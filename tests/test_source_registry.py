@@ -356,6 +356,7 @@ def test_an_api_source_registered_by_its_descriptor_is_synced_staged_and_checked
     assert [s.name for s in enabled_sources(configured, sources)] == [
         "csv",
         "analytics",
+        "checkins",
         "readings",
     ]
     defs = build_definitions(configured, sources=sources)

@@ -78,6 +78,14 @@ def read_checkins(
     )
 
 
+def checkin_kr_ids(con: duckdb.DuckDBPyConnection) -> frozenset[str]:
+    """Every KR id the staged check-ins name (for `marts.okr_lint`)."""
+    if not table_exists(con, STAGING_CHECKINS):
+        return frozenset()
+    rows = con.execute(f"SELECT DISTINCT kr_id FROM {STAGING_CHECKINS.fqn}").fetchall()
+    return frozenset(kr_id for (kr_id,) in rows)
+
+
 def _flag(level: str, status: str) -> pl.Expr:
     return pl.concat_str(pl.col(level), pl.col(status), separator="|").replace_strict(
         {f"{lv}|{st}": flag for (lv, st), flag in FLAGS.items()},

@@ -394,12 +394,12 @@ def _build_config(folder: Path) -> OkrConfig:
 
     for entry, metric in metrics:
         _check_metric(metric, entry, metric_refs, problems)
-        if metric.id == MANUAL:
+        if metric.id == MANUAL or metric.id.startswith(MANUAL_PREFIX):
             problems.append(
                 entry.problem(
                     "id",
-                    "'manual' is reserved: a key result with `metric: manual` takes its values "
-                    "from check-ins; rename this metric",
+                    f"'{MANUAL}' and ids starting '{MANUAL_PREFIX}' are reserved for key results "
+                    "with `metric: manual`, whose values come from check-ins; rename this metric",
                 )
             )
     windows = {
@@ -1057,12 +1057,6 @@ def _resolve_kr(
 
     if kr.metric == MANUAL:
         metric = manual_metric(kr, objective)
-        if metric.id in metrics.by_id:
-            problem(
-                "metric",
-                f"manual: the id '{metric.id}' of this KR's check-in values is taken by a metric "
-                "in metrics.yaml; rename that metric",
-            )
     else:
         metric = metrics.by_id.get(kr.metric)
         if unknown := metrics.unknown(kr.metric):
@@ -1081,7 +1075,7 @@ def manual_metric(kr: KeyResult, objective: Objective) -> SourceMetric:
     forward (a `last` metric over `staging.checkins`), so every KR type, status and grade applies
     unchanged. Lower is better for the types that aim down."""
     return SourceMetric(
-        id=f"{MANUAL_PREFIX}{kr.id}",
+        id=f"{MANUAL_PREFIX}{kr.id}",  # no metric of metrics.yaml may start so
         name=kr.title,
         description=f"Values checked in for key result {kr.id} (metric: manual).",
         source="checkins",

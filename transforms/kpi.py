@@ -33,7 +33,7 @@ from datetime import date, timedelta
 import polars as pl
 
 from transforms.calendar import Quarter, quarter_of
-from transforms.config import OkrConfig, Settings
+from transforms.config import MANUAL_PREFIX, OkrConfig, Settings
 from transforms.history import kpi_lookback_start
 from transforms.kr_types import rounded
 from transforms.measure import MetricReader
@@ -411,6 +411,7 @@ def success_metric_summary(
         rows = _with_health(history)
     return (
         rows.join(reported, on=["grain", "period_start"], how="inner")
+        .filter(~pl.col("metric_id").str.starts_with(MANUAL_PREFIX))  # KR values, not KPIs
         .select([pl.col(name).cast(dtype) for name, dtype in schema.items()])
         .sort("quarter_start", "metric_id", "grain", "period_start")
     )

@@ -53,6 +53,8 @@ class LintInputs:
     latest_data: dict[str, date | None]
     """Latest day with data on or before today, per metric id."""
     today: date
+    checkin_kr_ids: frozenset[str] = frozenset()
+    """The KR ids staging.checkins names."""
 
 
 def too_many_krs(inputs: LintInputs) -> Iterator[Finding]:
@@ -162,6 +164,18 @@ def kr_outlives_objective(inputs: LintInputs) -> Iterator[Finding]:
             )
 
 
+def checkin_unknown_kr(inputs: LintInputs) -> Iterator[Finding]:
+    for kr_id in sorted(inputs.checkin_kr_ids - inputs.config.key_results.keys()):
+        yield Finding(
+            "warning",
+            "key_result",
+            kr_id,
+            "checkin_unknown_kr",
+            "check-ins name this KR id, which okrs.yaml does not have: correct the id in the "
+            "check-in files (raw.checkins has each row's file and line) or add the KR",
+        )
+
+
 RULES: dict[str, Callable[[LintInputs], Iterator[Finding]]] = {
     "too_many_krs": too_many_krs,
     "unused_metric": unused_metric,
@@ -170,6 +184,7 @@ RULES: dict[str, Callable[[LintInputs], Iterator[Finding]]] = {
     "objective_without_owner": objective_without_owner,
     "objective_without_krs": objective_without_krs,
     "kr_outlives_objective": kr_outlives_objective,
+    "checkin_unknown_kr": checkin_unknown_kr,
 }
 
 

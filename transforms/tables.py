@@ -48,7 +48,9 @@ FLAG_DESCRIPTION = (
 )
 
 CHECKIN_COLUMNS = (
-    Column("checkin_date", "DATE", "Day of the latest check-in on or before as_of_date in the quarter."),
+    Column(
+        "checkin_date", "DATE", "Day of the latest check-in on or before as_of_date in the quarter."
+    ),
     Column("confidence", "DOUBLE", "Its confidence, 0-10 (null: none given)."),
     Column("confidence_level", "VARCHAR", "low (< 4), medium (4 to < 7) or high (>= 7)."),
     Column("checkin_comment", "VARCHAR", "Its comment."),
@@ -318,7 +320,7 @@ MARTS_DIM_METRICS = Table(
             "display_format",
             "VARCHAR",
             "Excel-style number format for the unit (Evidence, spreadsheets): 0.0% for a ratio "
-            "(stored as a fraction), 0.0\"%\" for %, \"EUR \"#,##0 for a currency, else #,##0.",
+            '(stored as a fraction), 0.0"%" for %, "EUR "#,##0 for a currency, else #,##0.',
             False,
         ),
         Column(

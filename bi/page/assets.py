@@ -60,6 +60,12 @@ section.quarter { margin-bottom: 40px; }
 .restated { display: inline-block; padding: 1px 7px; border-radius: 4px; font-size: 12px;
   font-weight: 600; background: #ede9fe; color: #4c1d95; }
 .stale-note { color: #7a4b00; }
+.checkin q { font-style: italic; color: #323f4b; }
+.confidence { font-weight: 600; }
+.confidence-high { color: #0b4d22; }
+.confidence-medium { color: #7a4b00; }
+.confidence-low { color: #8a1414; }
+.confidence-flag { color: #8a1414; font-weight: 600; }
 .progress { display: flex; align-items: center; gap: 10px; }
 .bar { position: relative; flex: 0 0 320px; height: 14px; background: #e4e7eb; border-radius: 7px; }
 .bar .fill { position: absolute; left: 0; top: 0; bottom: 0; border-radius: 7px; background: #3e4c59; }

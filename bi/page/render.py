@@ -68,6 +68,40 @@ def shown(row: dict[str, Any]) -> str:
     return row.get("display_status") or row["status"]
 
 
+CONFIDENCE_FLAGS = {
+    "high_confidence_off_track": "the owner is confident, but the data says off track",
+    "low_confidence_on_track": "the data says on track, but the owner's confidence is low",
+}
+"""What the page says about a KR whose owner's confidence disagrees with its status."""
+
+
+def checkin(kr: dict[str, Any]) -> str:
+    """The KR's latest check-in in the quarter (confidence, who, when, comment), and a flag when
+    the confidence disagrees with the status; empty without one (or in marts that predate it)."""
+    if kr.get("checkin_date") is None:
+        return ""
+    level = kr.get("confidence_level")
+    parts = [
+        f'<span class="confidence confidence-{esc(level)}">confidence '
+        f"<b>{esc(num(kr['confidence']))}/10</b> {esc(level)}</span>"
+        if kr.get("confidence") is not None
+        else "no confidence given"
+    ]
+    parts.append(f"{esc(kr.get('checkin_author') or 'check-in')} on {esc(kr['checkin_date'])}")
+    comment = kr.get("checkin_comment")
+    quote = f' <q class="checkin-comment">{esc(comment)}</q>' if comment else ""
+    flag = kr.get("confidence_flag")
+    warning = (
+        f'<div class="note confidence-flag">⚑ {esc(CONFIDENCE_FLAGS.get(flag, flag))}</div>'
+        if flag
+        else ""
+    )
+    return (
+        f'<div class="kr-meta checkin" data-confidence-flag="{esc(flag or "")}">'
+        f"{' · '.join(parts)}{quote}</div>{warning}"
+    )
+
+
 def grade_badge(grade: str | None, final: bool | None) -> str:
     """The grade, marked provisional while its quarter is still running."""
     if grade is None:
@@ -352,7 +386,7 @@ class QuarterView:
             f'<div class="kr-meta">{" · ".join(esc(m) for m in meta)}</div>'
             f"{bar(kr['progress'], kr['expected_progress'], status)}"
             f'<div class="kr-meta values">{" · ".join(values)}</div>'
-            f"{note}</div>{chart}</div>"
+            f"{checkin(kr)}{note}</div>{chart}</div>"
         )
 
     # -- KPI health, or the team roll-up --

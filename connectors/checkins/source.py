@@ -11,6 +11,7 @@ SOURCE = FileSource(
     name="checkins",
     folder="checkins",
     folder_description="check-ins folder",
+    max_age_days=7,  # owners check in weekly
     load=load_checkins_folder,
     file_kind=lambda path: "checkins" if is_checkin_file(path) else None,
     file_dates=file_dates,

@@ -13,6 +13,7 @@ from pipelines.partitions import quarters_in_window
 from pipelines.resources import WAREHOUSE_POOL, OkrConfigResource, WarehouseResource
 from transforms.calendar import Quarter
 from transforms.config import OkrConfig
+from transforms.checkins import checkin_kr_ids
 from transforms.dimensions import dim_key_results, dim_metrics, dim_objectives
 from transforms.history import lookback_quarters, unstaged_quarters
 from transforms.lint import MARTS_OKR_LINT, LintInputs, latest_data_dates, okr_lint
@@ -211,7 +212,9 @@ def build_mart_assets(
             MARTS_KEY_RESULT_ATTAINMENT.create(con)
             attainment = con.sql(f"SELECT * FROM {MARTS_KEY_RESULT_ATTAINMENT.fqn}").pl()
             latest = latest_data_dates(MetricReader(con, config), config, today)
-            findings = okr_lint(LintInputs(config, attainment, latest, today))
+            findings = okr_lint(
+                LintInputs(config, attainment, latest, today, checkin_kr_ids(con))
+            )
             replace_rows(con, MARTS_OKR_LINT, findings, "TRUE")
             counts = findings.group_by("severity").len().iter_rows()
             yield dg.MaterializeResult(
