@@ -17,7 +17,9 @@ LEGEND = (
     "(committed) or 0.7 (aspirational: 0.7 counts as achieved, and its KRs are on track against "
     "0.7 of the expected progress).\n"
     "stale: no data for longer than the metric's freshness (else its trailing window, else 31 "
-    "days); the value shown is the last one measured."
+    "days); the value shown is the last one measured.\n"
+    "confidence ... disagrees: the owner's latest check-in is confident while the KR is off "
+    "track, or not confident while it is on track (docs/checkins.md)."
 )
 
 BAR = 20
@@ -113,5 +115,10 @@ def _kr_lines(krs: pl.DataFrame, units: dict[str, str | None]) -> list[str]:
             line += f" (data through {k['data_through']})"
         elif (k.get("display_value_date") or k["as_of_date"]) < k["as_of_date"]:
             line += f" (as of {k['display_value_date']}, the last day with data)"
+        if k.get("confidence_flag"):
+            line += (
+                f"  [confidence {format_value(k['confidence'], None)}/10 "
+                f"{k['confidence_level']} disagrees]"
+            )
         lines.append(line)
     return lines

@@ -14,6 +14,7 @@ import duckdb
 import pytest
 
 from bi.page import render_scorecard_page
+from bi.scorecard import scorecard_text
 from connectors.checkins.extract import load_checkins_folder
 from connectors.checkins.staging import stage_checkins
 from pipelines.cli import backfill
@@ -251,6 +252,25 @@ def test_the_page_shows_the_latest_check_in_and_flags_disagreement(project: Sett
     assert "the owner is confident, but the data says off track" in q2
     no_checkin = page[page.index('data-kr-id="kr-contract"') :]
     assert 'class="kr-meta checkin"' not in no_checkin[: no_checkin.index('<div class="chart')]
+
+
+def test_the_text_scorecard_and_the_scorecard_mart_carry_the_flags(project: Settings):
+    with duckdb.connect(str(project.bi_snapshot), read_only=True) as con:
+        text = scorecard_text(con, ["2025-Q2"])
+        items = con.execute(
+            "SELECT item_id, confidence, checkin_comment, confidence_flag FROM marts.okr_scorecard "
+            "WHERE item_type = 'key_result' ORDER BY quarter_start, item_id"
+        ).fetchall()
+    [flagged] = [line for line in text.splitlines() if line.endswith("disagrees]")]
+    assert (
+        flagged.startswith("  - Two more hires") and "[confidence 9/10 high disagrees]" in flagged
+    )
+    assert items == [
+        ("kr-hires", 3.0, "Offer declined, second round", None),
+        ("kr-launch", 9.0, 'Shipped; "v1" live', None),
+        ("kr-contract", None, None, None),
+        ("kr-hires-q2", 9.0, "Two offers out", "high_confidence_off_track"),
+    ]
 
 
 def test_a_rerun_changes_nothing(project: Settings, tmp_path: Path):

@@ -97,17 +97,16 @@ def okr_mart_frames(
     results = compute_okr_results(con, config, quarters, today, reader)
     summary = success_metric_summary(reader, config, quarters, today)
     checkins = read_checkins(con, quarters, today)
+    kr_rows = with_latest_checkins(results.key_result_attainment, checkins)
     frames = {
         **vars(results),
-        "key_result_attainment": with_latest_checkins(results.key_result_attainment, checkins),
+        "key_result_attainment": kr_rows,
         "key_result_checkins": key_result_checkins(
             config, checkins, results.key_result_progress_daily
         ),
         "metric_daily": metric_daily(reader, config, quarters, today),
         "success_metric_summary": summary,
         "quarter_as_of": quarter_as_of(quarters, today),
-        "okr_scorecard": okr_scorecard(
-            config, results.objective_attainment, results.key_result_attainment, summary
-        ),
+        "okr_scorecard": okr_scorecard(config, results.objective_attainment, kr_rows, summary),
     }
     return {name: frames[name].select(table.column_names) for name, table in OKR_MARTS.items()}

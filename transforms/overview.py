@@ -40,6 +40,14 @@ MARTS_OKR_SCORECARD = Table(
             False,
         ),
         Column("is_provisional", "BOOLEAN", "A success metric's quarter is still running."),
+        Column("confidence", "DOUBLE", "A KR's latest confidence checked in this quarter, 0-10."),
+        Column("checkin_comment", "VARCHAR", "A KR's latest check-in comment this quarter."),
+        Column(
+            "confidence_flag",
+            "VARCHAR",
+            "high_confidence_off_track or low_confidence_on_track when the KR's latest "
+            "confidence disagrees with its status (docs/checkins.md).",
+        ),
     ),
     primary_key=("objective_id", "quarter_start", "item_type", "item_id"),
     partition_column="quarter_start",
@@ -79,6 +87,9 @@ def okr_scorecard(
         expected_progress="expected_progress",
         status="status",
         is_provisional=pl.lit(None, pl.Boolean),
+        confidence="confidence",
+        checkin_comment="checkin_comment",
+        confidence_flag="confidence_flag",
     ).with_columns(sort_order=pl.int_range(pl.len()).over("objective_id", "quarter_start"))
     related = pl.DataFrame(
         [
