@@ -18,6 +18,8 @@ import polars as pl
 import pytest
 from okr_fixtures import STAGING_DDL, csv_metric, key_result, objective, ratio_metric, write_config
 
+from connectors.checkins.extract import load_checkins_folder
+from connectors.checkins.staging import stage_checkins
 from transforms.attainment import compute_okr_results
 from transforms.calendar import quarters_between
 from transforms.config import OkrConfig
@@ -68,8 +70,31 @@ def observations(seed: int = 11) -> pl.DataFrame:
     )
 
 
+def checkins(seed: int = 3) -> pl.DataFrame:
+    """Weekly check-ins of two authors on a data KR and a manual one through 2025: decimal
+    confidences, the manual KR's values (with gaps), some without a value."""
+    rng = random.Random(seed)
+    rows = []
+    for week in range(47):
+        day = date(2025, 1, 3) + timedelta(days=7 * week)
+        for kr_id, author in (("engaged-2025", "ana"), ("hires-2025", "bo"), ("hires-2025", "cy")):
+            value = None if kr_id == "engaged-2025" or rng.random() < 0.3 else week / 4.7
+            rows.append(
+                {
+                    "date": day,
+                    "kr_id": kr_id,
+                    "confidence": round(rng.uniform(0, 10), 3),
+                    "value": value,
+                    "author": author,
+                    "comment": f"week {week}",
+                }
+            )
+    return pl.DataFrame(rows).with_row_index("line", offset=2)
+
+
 def build_warehouse(path: Path, rows: pl.DataFrame, chunks: int = 1) -> Path:
-    """A warehouse file holding `rows` in their order, inserted in `chunks` statements."""
+    """A warehouse file holding `rows` and the check-ins in their order, each inserted in
+    `chunks` statements, and staged."""
     with duckdb.connect(str(path)) as con:
         con.execute(STAGING_DDL)
         size = -(-rows.height // chunks)
@@ -79,6 +104,19 @@ def build_warehouse(path: Path, rows: pl.DataFrame, chunks: int = 1) -> Path:
                 "INSERT INTO staging.csv_observations "
                 "SELECT date, metric_id, value, dimensions::JSON FROM chunk"
             )
+        load_checkins_folder(con, path.parent / "none")  # the raw tables, empty
+        marks = checkins().sample(fraction=1.0, shuffle=chunks > 1, seed=chunks)
+        step = -(-marks.height // chunks)
+        for offset in range(0, marks.height, step):
+            part = marks.slice(offset, step).to_arrow()  # noqa: F841 (read by the SQL below)
+            con.execute(
+                "INSERT INTO raw.checkins (date, kr_id, confidence, value, comment, author, "
+                "_source, _source_ref, _source_row, _batch_id, _loaded_at) "
+                "SELECT date, kr_id, confidence, value, comment, author, 'checkins', 'c.csv', "
+                "line, 'b', TIMESTAMPTZ '2025-11-20 00:00:00+00' FROM part"
+            )
+        for quarter in quarters_between(date(2025, 1, 1), AS_OF):
+            stage_checkins(con, quarter.start, quarter.end)
     return path
 
 
@@ -166,7 +204,10 @@ def config(folder: Path) -> OkrConfig:
         )
     company = objective(
         "company",
-        [key_result("engaged-2025", "engaged", baseline="auto", target="+12%", weight=0.4)],
+        [
+            key_result("engaged-2025", "engaged", baseline="auto", target="+12%", weight=0.4),
+            key_result("hires-2025", "manual", baseline=0.5, target=9.3, weight=0.3),
+        ],
         period={"start": "2025-01-01", "end": "2025-12-31"},
         team="exec",
         type="aspirational",
