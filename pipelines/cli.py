@@ -324,6 +324,17 @@ def _command(args: argparse.Namespace) -> int:
     return 2
 
 
+def failed_blocking_checks(result: dg.ExecuteInProcessResult) -> list[str]:
+    """One line per blocking check that failed the run: what failed, where, and why (the
+    step's error only names the check)."""
+    return [
+        f"{'/'.join(e.asset_check_key.asset_key.path)} check {e.asset_check_key.name} failed: "
+        f"{e.description}"
+        for e in result.get_asset_check_evaluations()
+        if not e.passed and e.blocking and e.severity == dg.AssetCheckSeverity.ERROR
+    ]
+
+
 def interrupted(result: dg.ExecuteInProcessResult) -> bool:
     """Whether Ctrl-C or SIGTERM stopped the run (a step failed on the interrupt itself)."""
     return any(
@@ -346,6 +357,8 @@ def _run(settings: Settings, first: str | None, last: str | None, to_running: bo
     if interrupted(result):
         raise KeyboardInterrupt
     if not result.success:
+        for check in failed_blocking_checks(result):
+            print(f"okr: {check}", file=sys.stderr)
         print("okr: the run failed; see the errors above", file=sys.stderr)
         return 1
     tags = run.tags if run else {}

@@ -17,7 +17,7 @@ from bi.page import render_scorecard_page
 from bi.scorecard import scorecard_text
 from connectors.checkins.extract import load_checkins_folder
 from connectors.checkins.staging import stage_checkins
-from pipelines.cli import backfill
+from pipelines.cli import backfill, main
 from pipelines.settings import Settings
 from transforms.config import ConfigError, load_config
 
@@ -430,6 +430,45 @@ def test_loading_is_idempotent_and_a_later_file_wins_per_day_kr_and_author(tmp_p
     assert con.execute(
         "SELECT author, confidence FROM raw.checkins ORDER BY author"
     ).fetchall() == [("ana", 9.0), ("bo", 1.0)]
+
+
+def test_okr_names_the_file_and_line_that_failed_the_reject_rate(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture
+):
+    settings = write_project(tmp_path)
+    (settings.data_dir / "checkins" / "q1.csv").write_text(
+        Q1_CSV.replace("2025-02-09,kr-hires,medium", "2025-02-09,kr-hires,very")
+    )
+    for name, value in {
+        "OKR_CONFIG_DIR": settings.config_dir,
+        "OKR_DATA_DIR": settings.data_dir,
+        "OKR_WAREHOUSE": settings.warehouse,
+        "OKR_BI_SNAPSHOT": settings.bi_snapshot,
+        "OKR_AS_OF": settings.as_of,
+        "DAGSTER_HOME": tmp_path / "dagster_home",
+    }.items():
+        monkeypatch.setenv(name, str(value))
+    assert main(["backfill", "2025-Q1"]) == 1
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert lines[-2] == (
+        "okr: raw/checkins check reject_rate failed: 1 files reject more than 5.0% of their "
+        "rows (worst: q1.csv, 16.7%, e.g. q1.csv:4: confidence 'very' is not a confidence: use "
+        "0-10, low, medium or high); fix them (every rejected row is in raw.rejected_rows) or "
+        "raise OKR_MAX_REJECT_RATE"
+    )
+    assert lines[-1] == "okr: the run failed; see the errors above"
+    # The other check-ins of the file loaded; nothing reached the marts.
+    with duckdb.connect(str(settings.warehouse), read_only=True) as con:
+        assert con.execute(
+            "SELECT count(*) FROM raw.checkins WHERE _source_ref = 'q1.csv'"
+        ).fetchone() == (5,)
+        marts = {
+            t
+            for (t,) in con.execute(
+                "SELECT table_name FROM duckdb_tables() WHERE schema_name = 'marts'"
+            ).fetchall()
+        }
+        assert "key_result_attainment" not in marts  # only the config's dims were written
 
 
 # -- the config -------------------------------------------------------------------------------

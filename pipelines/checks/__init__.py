@@ -10,7 +10,7 @@ finite marts values), `sources` (raw and staging), `marts`; `core` is what a che
 | --- | --- | --- |
 | `unique_key` | every raw/staging/marts table with a `primary_key` | ERROR, blocking |
 | `non_null_ids` | the same tables: the key columns declared NOT NULL | as `unique_key` |
-| `reject_rate` | raw/csv_observations, raw/analytics_events, raw/analytics_report | ERROR, blocking |
+| `reject_rate` | raw/csv_observations, raw/analytics_events, raw/analytics_report, raw/checkins | ERROR, blocking |
 | `quarantined_files` | the same raw file assets | WARN |
 | `freshness` | every raw source asset (CSV, analytics, CRM when configured) | WARN |
 | `no_future_observations` | every staging asset | ERROR, blocking |

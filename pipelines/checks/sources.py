@@ -181,10 +181,17 @@ def reject_rate(source: SourceTable, threshold: float, inputs: CheckInputs) -> O
         batches,
     )
     worst = max(over, key=lambda row: row[3])
+    [(location, reason)] = fetch(
+        inputs.con,
+        f"SELECT location, reason FROM {RAW_REJECTED_ROWS.fqn} WHERE batch_id = ? "
+        "ORDER BY location LIMIT 1",
+        [worst[4]],
+    ) or [(worst[0], "")]
     return Outcome(
         False,
         f"{len(over)} files reject more than {threshold:.1%} of their rows (worst: {worst[0]}, "
-        f"{worst[3]:.1%}); see raw.rejected_rows",
+        f"{worst[3]:.1%}, e.g. {location}: {reason}); fix them (every rejected row is in "
+        f"raw.rejected_rows) or raise {MAX_REJECT_RATE_ENV}",
         metadata,
     )
 
