@@ -41,8 +41,8 @@ RETRY = Retry(
     respect_retry_after_header=True,
     raise_on_status=False,
 )
-"""5xx and 429 answers and refused connections are retried with backoff (1, 2, 4 s), or after
-the Retry-After the server asks for (429, 503)."""
+"""429 and 5xx answers and refused connections are retried: at once, then after 2, 4 and 8 s, or
+after the Retry-After the server asks for (429, 503)."""
 _URLLIB3_LOGGERS = ("urllib3.connectionpool", "urllib3.connection", "urllib3.util.retry")
 """urllib3 logs retries and connections with the URL: silenced while an alert is posted."""
 

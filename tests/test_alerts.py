@@ -449,6 +449,9 @@ def test_the_daemon_alerts_once_per_transition_and_never_shows_the_url(
         no_new_message_after_two_ticks(4)
         assert sorted(body["okr"]["key"] for body in receiver.bodies()) == sorted(expected)
         assert {p for p, _, _ in receiver.posts} == {path}
+        for body in receiver.bodies():  # Slack's fields, and the facts as data
+            assert body["text"] == body["blocks"][0]["text"]["text"]
+            assert body["okr"]["quarter"] == "2025-Q1"
 
         # The pipeline runs again on the same data: the same transitions, no new message.
         run(str(BIN / "okr"), "backfill", "2025-Q1")
