@@ -125,7 +125,7 @@ def build_alerts_sensor(
 
     @dg.sensor(
         name="okr_alerts_sensor",
-        job=okr_alert,
+        job_name=ALERT_JOB,
         minimum_interval_seconds=settings.alert_interval_seconds,
         description=(
             "One okr_alert run per transition the BI snapshot shows (KR at risk or off track, "

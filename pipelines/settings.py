@@ -28,7 +28,8 @@ EXAMPLE_AS_OF = "2026-11-20"
 MAX_REJECT_RATE_ENV = "OKR_MAX_REJECT_RATE"
 SOURCE_MAX_AGE_ENV = "OKR_SOURCE_MAX_AGE_DAYS"
 ALERT_WEBHOOK_URL_ENV = "OKR_ALERT_WEBHOOK_URL"
-"""Where alerts are posted (pipelines/alerts.py); read by the alert runs only, never stored."""
+"""Where alerts are posted (pipelines/alerts.py): read from the environment by the alerts sensor
+(is it set?) and by the run that posts, never stored."""
 ALERT_INTERVAL_ENV = "OKR_ALERT_INTERVAL_SECONDS"
 SOURCE_FAMILIES = tuple(source.name for source in SOURCES)
 
