@@ -465,7 +465,12 @@ def test_the_daemon_alerts_once_per_transition_and_never_shows_the_url(
         assert receiver.bodies()[4]["okr"]["key"] == "kr-status:kr-orders:off_track:2025-02-19"
 
         with dg.DagsterInstance.from_config(str(home)) as instance:
-            runs = instance.get_runs(dg.RunsFilter(job_name=ALERT_JOB))
+
+            def finished_runs() -> list[dg.DagsterRun] | None:
+                runs = instance.get_runs(dg.RunsFilter(job_name=ALERT_JOB))
+                return runs if all(run.is_finished for run in runs) else None
+
+            runs = wait_until(finished_runs, 30, "the alert runs to finish")
             assert sorted(r.tags["dagster/run_key"] for r in runs) == sorted(
                 [*expected, "kr-status:kr-orders:off_track:2025-02-19"]
             )
