@@ -9,6 +9,7 @@ import dagster as dg
 
 from connectors.registry import SOURCES
 from connectors.source import ApiSource, FileSource, Source
+from pipelines.alerts import AlertWebhookResource, build_alerts_sensor, okr_alert
 from pipelines.assets.api import api_resource, api_staging_keys, build_api_assets
 from pipelines.assets.bi import build_bi_assets
 from pipelines.assets.marts import build_mart_assets
@@ -49,6 +50,7 @@ def build_definitions(settings: Settings, sources: Sequence[Source] = SOURCES) -
             data_dir=str(settings.data_dir), strict_files=settings.strict_files
         ),
         "bi_outputs": BiOutputsResource(snapshot_path=str(settings.bi_snapshot)),
+        "alert_webhook": AlertWebhookResource(),
     }
     sources = enabled_sources(settings, sources)
     files = [source for source in sources if isinstance(source, FileSource)]
@@ -80,8 +82,9 @@ def build_definitions(settings: Settings, sources: Sequence[Source] = SOURCES) -
             *mart_assets,
             *build_bi_assets([key for a in mart_assets for key in a.keys]),
         ],
+        jobs=[okr_alert],
         schedules=schedules,
-        sensors=sensors,
+        sensors=[*sensors, build_alerts_sensor(settings, okr_config, config)],
         resources=resources,
     )
 

@@ -27,6 +27,10 @@ EXAMPLE_AS_OF = "2026-11-20"
 """The last day of the shipped example data: the demo measures as of this day."""
 MAX_REJECT_RATE_ENV = "OKR_MAX_REJECT_RATE"
 SOURCE_MAX_AGE_ENV = "OKR_SOURCE_MAX_AGE_DAYS"
+ALERT_WEBHOOK_URL_ENV = "OKR_ALERT_WEBHOOK_URL"
+"""Where alerts are posted (pipelines/alerts.py): read from the environment by the alerts sensor
+(is it set?) and by the run that posts, never stored."""
+ALERT_INTERVAL_ENV = "OKR_ALERT_INTERVAL_SECONDS"
 SOURCE_FAMILIES = tuple(source.name for source in SOURCES)
 
 
@@ -106,6 +110,8 @@ class Settings:
     source's assets exist; the URL itself is read at run time only (it holds the password)."""
     checks: ChecksSettings = field(default_factory=ChecksSettings)
     """The data-quality checks' thresholds (OKR_MAX_REJECT_RATE, OKR_SOURCE_MAX_AGE_DAYS)."""
+    alert_interval_seconds: int = 60
+    """OKR_ALERT_INTERVAL_SECONDS: the alerts sensor's minimum interval between ticks."""
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -153,6 +159,7 @@ class Settings:
             ),
             warehouse_lock_timeout=seconds("OKR_WAREHOUSE_LOCK_TIMEOUT", 180.0),
             checks=ChecksSettings.from_env(os.environ),
+            alert_interval_seconds=max(1, round(seconds(ALERT_INTERVAL_ENV, 60.0))),
         )
 
 
