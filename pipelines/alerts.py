@@ -28,8 +28,7 @@ from transforms.config import OkrConfig
 
 ALERT_JOB = "okr_alert"
 ALERT_OP = "post_alert"
-TIMEOUT_SECONDS = (5.0, 30.0)
-"""(connect, read) per attempt."""
+CONNECT_TIMEOUT_SECONDS = 5.0
 RETRY = Retry(
     total=4,
     connect=4,
@@ -56,8 +55,11 @@ class AlertConfig(dg.Config):
 
 
 class AlertWebhookResource(dg.ConfigurableResource):
-    """Posts to the webhook named by OKR_ALERT_WEBHOOK_URL, read when the run posts. It has no
-    field: nothing in run config can change where an alert goes."""
+    """Posts to the webhook named by OKR_ALERT_WEBHOOK_URL, read when the run posts. No field
+    says where: nothing in run config can change where an alert goes."""
+
+    read_timeout_seconds: float = 30.0
+    """How long one attempt waits for the webhook's answer."""
 
     def post(self, payload: dict, log: logging.Logger | dg.DagsterLogManager) -> int:
         """The HTTP status of the accepted post; a dg.Failure naming the variable and the status
@@ -73,7 +75,9 @@ class AlertWebhookResource(dg.ConfigurableResource):
         problem = None
         with session, _urllib3_silenced():
             try:
-                response = session.post(url, json=payload, timeout=TIMEOUT_SECONDS)
+                response = session.post(
+                    url, json=payload, timeout=(CONNECT_TIMEOUT_SECONDS, self.read_timeout_seconds)
+                )
             except requests.RequestException as error:
                 problem = type(error).__name__
         # Raised outside the `except`: the chained exception's message holds the URL.
