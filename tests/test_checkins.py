@@ -19,6 +19,7 @@ from connectors.checkins.extract import load_checkins_folder
 from connectors.checkins.staging import stage_checkins
 from pipelines.cli import backfill, main
 from pipelines.settings import Settings
+from transforms.alerts import pending_alerts
 from transforms.config import ConfigError, load_config
 
 METRICS = """
@@ -271,6 +272,22 @@ def test_the_text_scorecard_and_the_scorecard_mart_carry_the_flags(project: Sett
         ("kr-contract", None, None, None),
         ("kr-hires-q2", 9.0, "Two offers out", "high_confidence_off_track"),
     ]
+
+
+def test_a_kr_status_alert_quotes_the_owners_latest_check_in(project: Settings):
+    with duckdb.connect(str(project.bi_snapshot), read_only=True) as con:
+        alerts = {a.key: a for a in pending_alerts(con, date(2025, 5, 15))}
+    # Progress stays 0 while e = d / 91 grows: the gap passes 0.25 on Apr 23 (23/91 = 0.253).
+    alert = alerts["kr-status:kr-hires-q2:off_track:2025-04-23"]
+    assert alert.payload["text"].endswith(
+        "Latest check-in, 2025-05-01 by ana: confidence 9/10 (high): Two offers out"
+    )
+    okr = alert.payload["okr"]
+    assert (okr["confidence"], okr["checkin_comment"], okr["confidence_flag"]) == (
+        9.0,
+        "Two offers out",
+        "high_confidence_off_track",
+    )
 
 
 def test_a_rerun_changes_nothing(project: Settings, tmp_path: Path):

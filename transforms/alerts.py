@@ -32,6 +32,14 @@ from transforms.tables import (
 )
 
 ALERTED_STATUSES = ("at_risk", "off_track")
+CHECKIN_FACTS = (
+    "checkin_date",
+    "checkin_author",
+    "confidence",
+    "confidence_level",
+    "checkin_comment",
+    "confidence_flag",
+)
 PAYLOAD_VERSION = 1
 
 
@@ -103,9 +111,7 @@ _KR_STATUS = f"""
          AND (b.day IS NULL OR d.as_of_date > b.day)
         GROUP BY a.kr_id
     )
-    SELECT a.kr_id, a.kr_title, a.objective_id, a.team, a.owner, a.metric_id, a.quarter,
-           a.as_of_date, a.status, a.progress, a.expected_progress, a.current_value, a.target,
-           coalesce(s.day, a.as_of_date) AS since, b.status AS previous_status
+    SELECT a.*, coalesce(s.day, a.as_of_date) AS since, b.status AS previous_status
     FROM alerting a LEFT JOIN before b USING (kr_id) LEFT JOIN since s USING (kr_id)
     ORDER BY a.kr_id
 """
@@ -124,7 +130,7 @@ def _kr_status(con: duckdb.DuckDBPyConnection) -> list[Alert]:
             f"Key result {title} ({row['kr_id']}) is {status.replace('_', ' ')} since {since}"
             f"{_was(row['previous_status'])}: progress {_pct(row['progress'])} against "
             f"{_pct(row['expected_progress'])} expected ({row['quarter']}, team {row['team']}"
-            f"{', owner ' + row['owner'] if row['owner'] else ''})."
+            f"{', owner ' + row['owner'] if row['owner'] else ''}).{_checkin(row)}"
         )
         alerts.append(
             _alert(
@@ -147,6 +153,8 @@ def _kr_status(con: duckdb.DuckDBPyConnection) -> list[Alert]:
                     "target": row["target"],
                     "progress": row["progress"],
                     "expected_progress": row["expected_progress"],
+                    # the owner's latest check-in of the quarter (null in marts before check-ins)
+                    **{name: row.get(name) for name in CHECKIN_FACTS},
                 },
             )
         )
@@ -384,6 +392,22 @@ def _json(value: Any) -> Any:
     if isinstance(value, dict):
         return {name: _json(item) for name, item in value.items()}
     return value
+
+
+def _checkin(row: dict[str, Any]) -> str:
+    """The owner's latest check-in, as the KR alert quotes it."""
+    if row.get("checkin_date") is None:
+        return ""
+    said = f": {row['checkin_comment']}" if row.get("checkin_comment") else ""
+    confidence = (
+        f"confidence {row['confidence']:g}/10 ({row['confidence_level']})"
+        if row.get("confidence") is not None
+        else "no confidence given"
+    )
+    return (
+        f" Latest check-in, {row['checkin_date']} by {row.get('checkin_author') or 'someone'}: "
+        f"{confidence}{said}"
+    )
 
 
 def _was(previous: str | None) -> str:
