@@ -154,7 +154,7 @@ def _csv_records(text: str) -> Iterator[Record]:
         except StopIteration:
             return
         except csv.Error as exc:
-            raise CheckinSourceError(f"line {start}: {exc}; fix the quoting") from exc
+            raise CheckinSourceError(f"line {start}: {clip(str(exc))}; fix the quoting") from exc
         record_text = "".join(lines[consumed : header_at + 1 + reader.line_num]).rstrip("\r\n")
         consumed = header_at + 1 + reader.line_num
         if not any(cell.strip() for cell in row):
@@ -185,10 +185,12 @@ def _check_columns(names: list[str]) -> None:
 def _yaml_records(text: str) -> Iterator[Record]:
     try:
         root = yaml.compose(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
+    except RecursionError:
+        raise CheckinSourceError("nests lists or mappings too deeply to be check-ins") from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}" if mark is not None else ""
-        problem = getattr(exc, "problem", None) or exc
+        problem = clip(str(getattr(exc, "problem", None) or exc))
         raise CheckinSourceError(f"is not valid YAML{where} ({problem}); fix it") from None
     if root is None:
         return
@@ -221,7 +223,7 @@ def _scalar(node: yaml.ScalarNode) -> Any:
     loader = yaml.SafeLoader("")
     try:
         return loader.construct_object(node)
-    except yaml.YAMLError:
+    except (yaml.YAMLError, ValueError, OverflowError):  # 2025-02-30: judged as text
         return node.value
     finally:
         loader.dispose()
@@ -298,7 +300,9 @@ def _number(value: Any, what: str) -> float:
         number = float(text)
     else:
         raise ValueError(f"{excerpt(str(value))} is not {what}")
-    if not math.isfinite(number) or abs(number) > MAX_ABS_VALUE:
+    if not math.isfinite(number):
+        raise ValueError(f"{clip(str(value))} is not a finite number")
+    if abs(number) > MAX_ABS_VALUE:
         raise ValueError(f"{clip(str(value))} is beyond the bound of +-1e15")
     return number
 
