@@ -33,6 +33,22 @@ def lineage_columns() -> tuple[Column, ...]:
     )
 
 
+def staged_lineage_columns(day_column: str) -> tuple[Column, ...]:
+    """The partition key and the lineage of a staging table that keeps one row per key from
+    its files (a later file's row wins)."""
+    return (
+        Column(
+            "quarter_start",
+            "DATE",
+            f"First day of the fiscal quarter holding `{day_column}` (partition key).",
+            False,
+        ),
+        Column("_source_ref", "VARCHAR", "File the winning row came from.", False),
+        Column("_source_row", "BIGINT", "Line of the winning row in that file."),
+        Column("_batch_id", "VARCHAR", "Batch that loaded the winning row.", False),
+    )
+
+
 RAW_REJECTED_ROWS = Table(
     "raw",
     "rejected_rows",

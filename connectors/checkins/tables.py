@@ -4,7 +4,7 @@ metrics read `staging.checkins` (a KR with `metric: manual` reads its `value`)."
 from __future__ import annotations
 
 from connectors.spec import NUMERIC, TEXT, TIME, SourceSpec
-from connectors.tables import lineage_columns
+from connectors.tables import lineage_columns, staged_lineage_columns
 from warehouse.tables import Column, Table
 
 CONFIDENCE_WORDS = {"low": 2.0, "medium": 5.0, "high": 8.0}
@@ -52,15 +52,7 @@ STAGING_CHECKINS = Table(
             "VARCHAR",
             "low (< 4), medium (4 to < 7) or high (>= 7); null without a confidence.",
         ),
-        Column(
-            "quarter_start",
-            "DATE",
-            "First day of the fiscal quarter holding `date` (partition key).",
-            False,
-        ),
-        Column("_source_ref", "VARCHAR", "File the winning row came from.", False),
-        Column("_source_row", "BIGINT", "Line of the winning row in that file."),
-        Column("_batch_id", "VARCHAR", "Batch that loaded the winning row.", False),
+        *staged_lineage_columns("date"),
     ),
     primary_key=("date", "kr_id", "author"),
     partition_column="quarter_start",

@@ -4,7 +4,7 @@ table."""
 from __future__ import annotations
 
 from connectors.spec import NUMERIC, TEXT, TIME, SourceSpec
-from connectors.tables import lineage_columns
+from connectors.tables import lineage_columns, staged_lineage_columns
 from warehouse.tables import Column, Table
 
 RAW_CSV_OBSERVATIONS = Table(
@@ -45,15 +45,7 @@ STAGING_CSV_OBSERVATIONS = Table(
             "Dimension columns of the row as a JSON object ('{}' if none).",
             False,
         ),
-        Column(
-            "quarter_start",
-            "DATE",
-            "First day of the fiscal quarter holding `date` (partition key).",
-            False,
-        ),
-        Column("_source_ref", "VARCHAR", "File the winning row came from.", False),
-        Column("_source_row", "BIGINT", "Line of the winning row in that file."),
-        Column("_batch_id", "VARCHAR", "Batch that loaded the winning row.", False),
+        *staged_lineage_columns("date"),
     ),
     primary_key=("date", "metric_id", "dimensions"),
     partition_column="quarter_start",
