@@ -338,7 +338,7 @@ def test_bad_check_ins_are_rejected_with_file_line_and_field(tmp_path: Path):
         "    kr_id: kr-b\n"
         "    confidence: 5\n"
         "  - {date: 2025-02-08, kr_id: kr-b, confidence: 5, comment: [a, b]}\n"
-        "  - {date: 2025-02-08, kr_id: kr-b, confidence: 5, mood: great}\n"
+        "  - {date: 2025-02-08, kr_id: kr-b, confidence: 5, __fields__: great}\n"
         "  - {date: 2025-02-09, kr_id: kr-b, value: 1e400}\n"
         "  - just text\n"
         "  - {date: 2025-02-09, kr_id: kr-b, confidence: Low, value: 2}\n"
@@ -356,7 +356,7 @@ def test_bad_check_ins_are_rejected_with_file_line_and_field(tmp_path: Path):
         ("more.yaml:2", "value"),
         ("more.yaml:3", "date"),
         ("more.yaml:6", "comment"),
-        ("more.yaml:7", "mood"),
+        ("more.yaml:7", "__fields__"),
         ("more.yaml:8", "value"),
         ("more.yaml:9", None),
         ("week.csv:5", "date"),

@@ -114,6 +114,8 @@ class Record:
     line: int
     fields: dict[str, Any]
     text: str
+    problem: str | None = None
+    """Why the record as a whole is no check-in (its shape), before any field is read."""
 
 
 def read_records(path: Path) -> list[Record]:
@@ -160,7 +162,8 @@ def _csv_records(text: str) -> Iterator[Record]:
         if not any(cell.strip() for cell in row):
             continue
         if len(row) != len(names):
-            yield Record(start, {"__fields__": (len(row), len(names))}, record_text)
+            problem = f"the record has {len(row)} fields where the header has {len(names)}"
+            yield Record(start, {}, record_text, problem)
             continue
         yield Record(start, dict(zip(names, row, strict=True)), record_text)
 
@@ -206,7 +209,8 @@ def _yaml_records(text: str) -> Iterator[Record]:
         line = item.start_mark.line + 1
         record_text = "\n".join(lines[item.start_mark.line : max(item.end_mark.line, line)])
         if not isinstance(item, yaml.MappingNode):
-            yield Record(line, {"__not_mapping__": True}, record_text)
+            problem = f"the item is not a mapping of {', '.join(COLUMNS)}"
+            yield Record(line, {}, record_text, problem)
             continue
         fields: dict[str, Any] = {}
         for key, node in item.value:
@@ -235,12 +239,9 @@ def _scalar(node: yaml.ScalarNode) -> Any:
 def validate(record: Record) -> tuple[dict[str, Any] | None, str | None, str | None]:
     """(the check-in's typed fields, None, None), or (None, field, reason) for the first field
     that fails."""
+    if record.problem:
+        return None, None, record.problem
     fields = record.fields
-    if "__fields__" in fields:
-        found, expected = fields["__fields__"]
-        return None, None, f"the record has {found} fields where the header has {expected}"
-    if "__not_mapping__" in fields:
-        return None, None, f"the item is not a mapping of {', '.join(COLUMNS)}"
     unknown = sorted(set(fields) - set(COLUMNS))
     if unknown:
         return None, unknown[0], f"is not a field of a check-in; allowed: {', '.join(COLUMNS)}"
