@@ -59,7 +59,19 @@ class KeptSqliteEventLogStorage(SqliteEventLogStorage):
 
     def __init__(self, base_dir: str, inst_data: ConfigurableClassData | None = None) -> None:
         self._engines: dict[str, db.Engine] = {}
+        self._tables_found: set[str] = set()
         super().__init__(base_dir, inst_data)
+
+    def has_table(self, table_name: str) -> bool:
+        """Whether the index has the table, remembered once it does (migrations add tables,
+        nothing drops them; `wipe` empties them): Dagster asks before storing every asset
+        check event, and each question opened an engine of its own."""
+        if table_name in self._tables_found:
+            return True
+        found = super().has_table(table_name)
+        if found:
+            self._tables_found.add(table_name)
+        return found
 
     @contextmanager
     def _connect(self, shard: str) -> Iterator[db.Connection]:
