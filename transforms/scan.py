@@ -196,12 +196,18 @@ class Scanner:
             ).fetchall()
             for key, row_day, value_day in rows:
                 latest[(*group, key)] = (row_day, value_day)
-        for key, metric in unbatched.items():
-            matched = self.daily(metric).filter(
-                (pl.col("matched_rows") > 0) & (pl.col("date") <= as_of)
+        if unbatched:
+            self.prefetch(unbatched.values())
+            codes = {self.code(metric): key for key, metric in unbatched.items()}
+            days = dict(
+                self.partials_of(pl.Series(list(codes), dtype=pl.UInt32))
+                .filter((pl.col("matched_rows") > 0) & (pl.col("date") <= as_of))
+                .group_by("pkey")
+                .agg(pl.col("date").max())
+                .iter_rows()
             )
-            day = matched["date"].max()
-            latest[(key,)] = (day, day)
+            for code, key in codes.items():
+                latest[(key,)] = (days.get(code), days.get(code))
 
         def latest_of(metric: SourceMetric) -> date | None:
             if (partial_key(metric),) in latest:

@@ -212,6 +212,16 @@ def table_exists(con: duckdb.DuckDBPyConnection, table: Table) -> bool:
     return bool(count)
 
 
+def existing_tables(con: duckdb.DuckDBPyConnection) -> frozenset[tuple[str, str]]:
+    """Every table of the warehouse as (schema, name), from one catalog query."""
+    return frozenset(
+        con.execute(
+            "SELECT schema_name, table_name FROM duckdb_tables() "
+            "WHERE database_name = current_database()"
+        ).fetchall()
+    )
+
+
 def written_partitions(con: duckdb.DuckDBPyConnection, table: Table) -> set[date]:
     """Partitions of `table` that have been written (possibly with zero rows)."""
     META_PARTITIONS.create(con)

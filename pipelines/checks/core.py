@@ -4,6 +4,7 @@ offending rows in its metadata."""
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
+from functools import cached_property
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -14,7 +15,7 @@ from transforms.config import OkrConfig
 from transforms.measure import MetricReader
 from warehouse.sql import quote_ident
 from warehouse.tables import Table
-from warehouse.writes import table_exists
+from warehouse.writes import existing_tables
 
 EXAMPLES = 5
 """Offending rows shown in a failed check's metadata."""
@@ -35,6 +36,12 @@ class CheckInputs:
 
     def metric_reader(self) -> MetricReader:
         return self.reader or MetricReader(self.con, self.config)
+
+    @cached_property
+    def tables(self) -> frozenset[tuple[str, str]]:
+        """The warehouse's tables, read once for all of a step's checks (they run after the
+        step's writes, so no table appears in between)."""
+        return existing_tables(self.con)
 
 
 def real_today(timezone: str) -> date:
@@ -83,7 +90,7 @@ class QualityCheck:
         )
 
     def evaluate(self, inputs: CheckInputs) -> dg.AssetCheckResult:
-        if not table_exists(inputs.con, self.table):
+        if (self.table.schema, self.table.name) not in inputs.tables:
             outcome = Outcome(False, f"{self.table.fqn} does not exist")
         else:
             outcome = self.run(inputs)

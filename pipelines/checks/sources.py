@@ -30,7 +30,6 @@ from pipelines.settings import MAX_REJECT_RATE_ENV, SOURCE_MAX_AGE_ENV, ChecksSe
 from transforms.config import SourceMetric
 from warehouse.sql import quote_ident
 from warehouse.tables import Table
-from warehouse.writes import table_exists
 
 
 @dataclass(frozen=True)
@@ -125,7 +124,7 @@ def _file_rows(
 ) -> list[tuple]:
     """`columns` (the file first) of `table`'s rows about the source's files of its kind, by
     file; none before the table exists."""
-    if not table_exists(inputs.con, table):
+    if (table.schema, table.name) not in inputs.tables:
         return []
     rows = fetch(
         inputs.con,
