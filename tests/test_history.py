@@ -61,3 +61,56 @@ def test_a_kr_reads_only_the_history_its_numbers_need(
     assert history_start(config.key_results["kr"]) == first_day
     assert lookback_quarters(config) == quarters_back
     assert first_reported_day(config) == date(2025, 1, 1)
+
+
+def test_raw_fingerprints_follow_every_change_of_raw_without_rescanning_it(tmp_path: Path):
+    """The quarters' raw row counts and batch fingerprints come from per-batch day counts kept
+    in meta.raw_batch_days; they must equal what raw holds after loads, a replaced file, rows
+    removed behind the loader's back and an emptied table, for each day rule."""
+    import duckdb
+
+    from connectors.csv_drop.extract import load_csv_folder
+    from connectors.csv_drop.tables import RAW_CSV_OBSERVATIONS
+    from transforms.history import raw_fingerprints
+    from warehouse.meta import META_RAW_BATCH_DAYS
+    from warehouse.staging import RawInput
+
+    drop = tmp_path / "csv"
+    drop.mkdir()
+    (drop / "a.csv").write_text("date,metric_id,value\n2025-03-31,m,1\n2025-04-01,m,2\n")
+    (drop / "b.csv").write_text("date,metric_id,value\n2025-03-30,m,3\n")
+    con = duckdb.connect(str(tmp_path / "w.duckdb"))
+    load_csv_folder(con, drop)
+    by_date = RawInput(RAW_CSV_OBSERVATIONS, "date")
+    next_day = RawInput(RAW_CSV_OBSERVATIONS, "date + ?::INTEGER", (1,))
+
+    def rows(raw: RawInput) -> dict[date, int]:
+        return {q: n for q, (n, _) in raw_fingerprints(con, raw, 1).items()}
+
+    def batches() -> int:
+        return con.execute(
+            f"SELECT count(DISTINCT batch_id) FROM {META_RAW_BATCH_DAYS.fqn}"
+        ).fetchone()[0]
+
+    q1, q2 = date(2025, 1, 1), date(2025, 4, 1)
+    assert rows(by_date) == {q1: 2, q2: 1}  # Mar 31 and Mar 30 in Q1, Apr 1 in Q2
+    assert rows(next_day) == {q1: 1, q2: 2}  # Mar 31 + 1 day is in Q2
+    assert batches() == 2
+    before = raw_fingerprints(con, by_date, 1)
+    assert raw_fingerprints(con, by_date, 1) == before  # nothing changed: same answer
+
+    (drop / "b.csv").write_text("date,metric_id,value\n2025-03-30,m,3\n2025-05-01,m,4\n")
+    load_csv_folder(con, drop)  # b.csv replaced: a new batch, the old one gone
+    after = raw_fingerprints(con, by_date, 1)
+    assert {q: n for q, (n, _) in after.items()} == {q1: 2, q2: 2}
+    assert after[q1][1] != before[q1][1] and after[q2][1] != before[q2][1]
+    assert rows(next_day) == {q1: 1, q2: 3}
+    assert batches() == 2  # the replaced file's batch is gone for both rules
+
+    con.execute("DELETE FROM raw.csv_observations WHERE date = '2025-04-01'")  # not by batch
+    assert rows(by_date) == {q1: 2, q2: 1}
+    assert rows(next_day) == {q1: 1, q2: 2}
+    con.execute("DELETE FROM raw.csv_observations")
+    assert raw_fingerprints(con, by_date, 1) == {}
+    assert rows(next_day) == {}
+    assert batches() == 0

@@ -16,7 +16,7 @@ import duckdb
 
 from transforms.calendar import Quarter, quarter_of, quarters_between
 from transforms.config import OkrConfig, ResolvedKeyResult
-from warehouse.meta import META_STAGING_INPUTS
+from warehouse.meta import META_RAW_BATCH_DAYS, META_STAGING_INPUTS
 from warehouse.staging import RawInput
 from warehouse.tables import Table
 from warehouse.writes import table_exists, transaction, written_partitions
@@ -107,20 +107,62 @@ def _raw_quarters(
     """(quarter start, rows, batch fingerprint or None) of the quarters raw has rows in."""
     if not table_exists(con, raw.table):
         return []
+    salt = "|".join(map(str, raw.params))
+    day_key = f"{raw.day_sql}|{salt}"
+    _count_batch_days(con, raw, day_key)
     shift = fiscal_month - 1
-    fingerprint = "bit_xor(DISTINCT hash(_batch_id, ?::VARCHAR))" if hashed else "NULL"
+    fingerprint = "bit_xor(DISTINCT hash(batch_id, ?::VARCHAR))" if hashed else "NULL"
     return con.execute(
         f"""
         SELECT CAST(date_trunc('quarter', day - to_months(?::INTEGER)) + to_months(?::INTEGER)
                     AS DATE),
-               count(*), {fingerprint}
-        FROM (SELECT {raw.day_sql} AS day, _batch_id FROM {raw.table.fqn})
-        WHERE day IS NOT NULL
+               sum(raw_rows)::BIGINT, {fingerprint}
+        FROM {META_RAW_BATCH_DAYS.fqn}
+        WHERE table_name = ? AND day_key = ? AND day IS NOT NULL
         GROUP BY 1
         """,
         # in the order of the ?s
-        [shift, shift, *(["|".join(map(str, raw.params))] if hashed else []), *raw.params],
+        [shift, shift, *([salt] if hashed else []), raw.table.fqn, day_key],
     ).fetchall()
+
+
+def _count_batch_days(con: duckdb.DuckDBPyConnection, raw: RawInput, day_key: str) -> None:
+    """Bring `meta.raw_batch_days` up to date for `raw` and `day_key`: count the rows per day of
+    the batches it lacks, or whose row count in raw differs from its own (a file replaced, rows
+    removed), and drop the batches raw no longer has. Costs one pass over raw's batch column
+    plus a pass over the new batches' rows, so a refresh does not re-read the history."""
+    META_RAW_BATCH_DAYS.create(con)
+    in_raw = dict(
+        con.execute(f"SELECT _batch_id, count(*) FROM {raw.table.fqn} GROUP BY 1").fetchall()
+    )
+    counted = dict(
+        con.execute(
+            f"SELECT batch_id, sum(raw_rows)::BIGINT FROM {META_RAW_BATCH_DAYS.fqn} "
+            "WHERE table_name = ? AND day_key = ? GROUP BY 1",
+            [raw.table.fqn, day_key],
+        ).fetchall()
+    )
+    stale = [batch for batch, n in counted.items() if in_raw.get(batch) != n]
+    new = [batch for batch, n in in_raw.items() if counted.get(batch) != n]
+    if not stale and not new:
+        return
+    with transaction(con):
+        con.execute(
+            f"DELETE FROM {META_RAW_BATCH_DAYS.fqn} WHERE table_name = ? AND day_key = ? "
+            "AND batch_id IN (SELECT unnest(?::VARCHAR[]))",
+            [raw.table.fqn, day_key, stale],
+        )
+        con.execute(
+            f"""
+            INSERT INTO {META_RAW_BATCH_DAYS.fqn}
+            SELECT ?, ?, _batch_id, {raw.day_sql} AS day, count(*)
+            FROM {raw.table.fqn}
+            WHERE _batch_id IN (SELECT unnest(?::VARCHAR[]))
+            GROUP BY ALL
+            """,
+            # in the order of the ?s
+            [raw.table.fqn, day_key, *raw.params, new],
+        )
 
 
 def stored_fingerprints(

@@ -33,8 +33,8 @@ META_STAGING_INPUTS = Table(
         Column(
             "raw_hash",
             "UBIGINT",
-            "XOR of the hashes of those rows' lineage (file, line, batch): changes with any load, "
-            "replacement or removal.",
+            "XOR of the hashes of those rows' load batches (one per file version): changes with "
+            "any load, replacement or removal.",
             False,
         ),
         Column("recorded_at", "TIMESTAMPTZ", "When the quarter was built.", False),
@@ -42,4 +42,26 @@ META_STAGING_INPUTS = Table(
     primary_key=("table_name", "quarter_start"),
 )
 
-META_TABLES = (META_PARTITIONS, META_STAGING_INPUTS)
+META_RAW_BATCH_DAYS = Table(
+    "meta",
+    "raw_batch_days",
+    "Raw rows per load batch and day, the day being the one a staging table files a raw row "
+    "under: the staging fingerprints and the marts' history check add these up instead of "
+    "scanning raw. A batch's counts are made once, when a step first sees it, and made again "
+    "if its row count in raw changes; a batch gone from raw is dropped.",
+    (
+        Column("table_name", "VARCHAR", "Schema-qualified raw table name.", False),
+        Column(
+            "day_key",
+            "VARCHAR",
+            "The SQL of a raw row's day and its parameters (e.g. the timezone), `|`-joined.",
+            False,
+        ),
+        Column("batch_id", "VARCHAR", "The raw rows' `_batch_id`.", False),
+        Column("day", "DATE", "The rows' day; null for rows without one (never staged)."),
+        Column("raw_rows", "BIGINT", "Raw rows of the batch on that day.", False),
+    ),
+    primary_key=("table_name", "day_key", "batch_id", "day"),
+)
+
+META_TABLES = (META_PARTITIONS, META_STAGING_INPUTS, META_RAW_BATCH_DAYS)
