@@ -26,10 +26,18 @@ FLOAT_TYPES = ("DOUBLE", "FLOAT", "REAL")
 
 def unique_key(table: Table, inputs: CheckInputs) -> Outcome:
     keys = ", ".join(map(quote_ident, table.primary_key))
+    # Grouping on a 64-bit hash of the key is far cheaper than on the key; only the rows of
+    # repeated hashes (repeated keys, or a rare collision) are then grouped on the key itself.
     [(duplicate_keys, duplicate_rows)] = fetch(
         inputs.con,
-        f"SELECT count(*), coalesce(sum(n - 1), 0) FROM "
-        f"(SELECT count(*) AS n FROM {table.fqn} GROUP BY {keys} HAVING count(*) > 1)",
+        f"""
+        WITH repeated AS MATERIALIZED (
+            SELECT hash({keys}) AS key_hash FROM {table.fqn} GROUP BY 1 HAVING count(*) > 1
+        )
+        SELECT count(*), coalesce(sum(n - 1), 0) FROM (
+            SELECT count(*) AS n FROM {table.fqn} SEMI JOIN repeated ON hash({keys}) = key_hash
+            GROUP BY {keys} HAVING count(*) > 1
+        )""",
     )
     metadata: dict[str, Any] = {
         "primary_key": ", ".join(table.primary_key),
