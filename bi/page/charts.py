@@ -110,19 +110,58 @@ BURNUP_FIELDS = ["as_of_date", "progress", "expected_progress"]
 
 def burnup_spec(daily: pl.DataFrame, start: date, end: date) -> dict[str, Any]:
     """Progress over the days of the KR window in this quarter, with the expected line."""
+    return burnup_chart(burnup_columns(daily), start, end)
 
-    def rounded(values: list[float | None]) -> list[float | None]:
-        return [None if (v := finite(value)) is None else round(v, DECIMALS) for value in values]
 
-    columns = {
-        "as_of_date": [day.isoformat() for day in daily["as_of_date"].to_list()],
-        "progress": rounded(daily["progress"].to_list()),
-        "expected_progress": rounded(daily["expected_progress"].to_list()),
+def finite_or_null(column: str) -> pl.Expr:
+    """The column with NaN and infinity as nulls (see `finite`)."""
+    return pl.when(pl.col(column).is_finite()).then(pl.col(column)).alias(column)
+
+
+def burnup_columns(daily: pl.DataFrame) -> dict[str, list[Any]]:
+    """The burn-up columns of `daily`: ISO days, progress rounded to DECIMALS. Python's `round`
+    (correctly rounded, unlike Polars' multiply-and-round) on the finite values only."""
+    frame = daily.select(
+        pl.col("as_of_date").dt.to_string("%Y-%m-%d"),
+        finite_or_null("progress"),
+        finite_or_null("expected_progress"),
+    )
+    rounded = {
+        field: [None if v is None else round(v, DECIMALS) for v in frame[field].to_list()]
+        for field in BURNUP_FIELDS[1:]
     }
-    spec = json.loads(_template("burnup", _burnup_template))
-    spec["encoding"]["x"]["scale"]["domain"] = [_utc_json(start), _utc_json(end)]
-    spec["data"] = {"values": [{field: columns[field] for field in BURNUP_FIELDS}]}
-    return spec
+    return {"as_of_date": frame["as_of_date"].to_list(), **rounded}
+
+
+def burnup_columns_by_kr(daily: pl.DataFrame) -> dict[str, dict[str, list[Any]]]:
+    """Each KR's burn-up columns, from the days of many KRs: one Polars pass for all of them,
+    then a slice per KR (a Polars call per KR costs more than the KR's own work)."""
+    daily = daily.sort("kr_id", maintain_order=True)  # each KR's days together, in their order
+    columns = burnup_columns(daily)
+    by_kr, offset = {}, 0
+    for kr_id, days in daily.group_by("kr_id", maintain_order=True).len().iter_rows():
+        by_kr[kr_id] = {field: values[offset : offset + days] for field, values in columns.items()}
+        offset += days
+    return by_kr
+
+
+def burnup_chart(columns: dict[str, list[Any]], start: date, end: date) -> dict[str, Any]:
+    """The burn-up spec of one KR's columns (`burnup_columns`) over its window `start`-`end`.
+    The parts of the spec it does not change are the template's own, shared by every burn-up
+    rather than copied: read the spec, do not change it."""
+    spec = _burnup_template_dict()
+    x = spec["encoding"]["x"]
+    domain = [_utc_json(start), _utc_json(end)]
+    return {
+        **spec,
+        "encoding": {**spec["encoding"], "x": {**x, "scale": {**x["scale"], "domain": domain}}},
+        "data": {"values": [{field: columns[field] for field in BURNUP_FIELDS}]},
+    }
+
+
+@functools.cache
+def _burnup_template_dict() -> dict[str, Any]:
+    return json.loads(_template("burnup", _burnup_template))
 
 
 def _burnup_template() -> str:
@@ -210,46 +249,39 @@ def kpi_health_spec(
     colors = [HEALTH_COLORS.get(h, OTHER_HEALTH_COLOR) for h in domain]
     metric_ids = summary["metric_id"].unique().to_list()
     labels = metric_labels(metric_ids, names)
-    complete = (
-        [bool(c) for c in summary["is_complete"].to_list()]
+    health = pl.col("health").fill_null("no_data")
+    value = finite_or_null("value")
+    # Nothing measured: "no data" on one line. Else the value over the health's word, if any.
+    empty = (health == "no_data") & value.is_null()
+    words = HEALTH_LABELS | {h: "" for h in HEALTH_COLORS if h not in HEALTH_LABELS}
+    cells = summary.select(
+        pl.col("metric_id").replace_strict(labels, return_dtype=pl.String).alias("metric"),
+        "metric_id",
+        pl.col("period_label").alias("period"),
+        health,
+        value,
+        finite_or_null("target_value").alias("target"),
+        pl.col("is_complete").cast(pl.Boolean).fill_null(False).alias("complete")
         if "is_complete" in summary.columns
-        else [True] * summary.height
+        else pl.lit(True).alias("complete"),
+        pl.when(empty)
+        .then(pl.lit(""))
+        .otherwise(health.replace_strict(words, default=health, return_dtype=pl.String))
+        .alias("word"),
+        empty.alias("empty"),
     )
+    columns = {field: cells[field].to_list() for field in cells.columns}
     units = units or {}
-    rows = []
-    for metric_id, period, health, raw_value, target, is_complete in zip(
-        summary["metric_id"].to_list(),
-        summary["period_label"].to_list(),
-        summary["health"].to_list(),
-        summary["value"].to_list(),
-        summary["target_value"].to_list(),
-        complete,
-        strict=True,
-    ):
-        health = health or "no_data"
-        value = finite(raw_value)
-        word = HEALTH_LABELS.get(health, "" if health in HEALTH_COLORS else health)
-        if health == "no_data" and value is None:
-            label, word = word, ""
-        else:
-            label = cell_number(value, units.get(metric_id))
-        rows.append(
-            {
-                "metric": labels[metric_id],
-                "metric_id": metric_id,
-                "period": period,
-                "health": health,
-                "value": value,
-                "target": finite(target),
-                "complete": is_complete,
-                "label": label,
-                "word": word,
-            }
+    columns["label"] = [
+        HEALTH_LABELS["no_data"] if is_empty else cell_number(v, units.get(metric_id))
+        for is_empty, v, metric_id in zip(
+            columns["empty"], columns["value"], columns["metric_id"], strict=True
         )
+    ]
     spec = json.loads(_template("kpi-health", _kpi_health_template, tuple(domain), tuple(colors)))
     spec["encoding"]["x"]["sort"] = periods["period_label"].to_list()
     spec["encoding"]["y"]["sort"] = sorted(labels.values(), key=str.casefold)
-    spec["data"] = _columns(HEATMAP_FIELDS, rows)
+    spec["data"] = {"values": [{field: columns[field] for field in HEATMAP_FIELDS}]}
     return spec
 
 

@@ -168,7 +168,7 @@ class QuarterView:
         self.anchors = anchors
         self.specs: dict[str, dict[str, Any]] = {}
         self.kr_count = 0
-        # Each objective's KRs and each KR's burn-up days, in their order: one pass each, not a
+        # Each objective's KRs and each KR's burn-up columns, in their order: one pass each, not a
         # filter per objective and per KR.
         self.krs_by_objective = {
             objective_id: krs
@@ -176,10 +176,7 @@ class QuarterView:
                 "objective_id", as_dict=True
             ).items()
         }
-        self.daily_by_kr = {
-            kr_id: days
-            for (kr_id,), days in quarter.daily.partition_by("kr_id", as_dict=True).items()
-        }
+        self.burnups = charts.burnup_columns_by_kr(quarter.daily)
         objectives = quarter.objectives
         self.rows = {o["objective_id"]: o for o in objectives.iter_rows(named=True)}
         self.children: dict[str, list[str]] = {}
@@ -333,11 +330,10 @@ class QuarterView:
     def _kr(self, kr: dict[str, Any]) -> str:
         self.kr_count += 1
         chart_id = f"{self.q.slug}-kr-{self.kr_count}"
-        history = self.daily_by_kr.get(kr["kr_id"], self.q.daily.clear())
         start = max(kr["period_start"], self.q.start)
         end = min(kr["period_end"], self.q.end)
-        if history.height:
-            self.specs[chart_id] = charts.burnup_spec(history, start, end)
+        if (burnup := self.burnups.get(kr["kr_id"])) is not None:
+            self.specs[chart_id] = charts.burnup_chart(burnup, start, end)
             chart = (
                 f'<div class="chart burnup" id="{chart_id}" data-kr-id="{esc(kr["kr_id"])}"></div>'
             )
@@ -431,26 +427,28 @@ class QuarterView:
         kpi = self.kpi()
         running = " (running)" if q.running and q is self.data.quarters[0] else ""
         default = q is self.data.default
-        return (
-            f'<section class="quarter{" active" if default else ""}" id="{q.slug}" '
-            f'data-quarter="{esc(q.label)}"{" data-default" if default else ""}>'
-            f'<div class="quarter-head"><h2>{esc(q.label)}{esc(running)}</h2>'
-            f'<span class="subtitle">as of {esc(q.as_of.isoformat())} · '
-            f"{q.objectives.height} objectives · {q.krs.height} key results · quarter "
-            f"{esc(q.start.isoformat())} to {esc(q.end.isoformat())} · "
-            + (
+        # One join, not a chain of `+`: each `+` would copy everything before it again.
+        return "".join(
+            [
+                f'<section class="quarter{" active" if default else ""}" id="{q.slug}" '
+                f'data-quarter="{esc(q.label)}"{" data-default" if default else ""}>'
+                f'<div class="quarter-head"><h2>{esc(q.label)}{esc(running)}</h2>'
+                f'<span class="subtitle">as of {esc(q.as_of.isoformat())} · '
+                f"{q.objectives.height} objectives · {q.krs.height} key results · quarter "
+                f"{esc(q.start.isoformat())} to {esc(q.end.isoformat())} · ",
                 "grades are provisional until the quarter closes"
                 if q.running
-                else "closed: grades are final"
-            )
-            + "</span></div>"
-            + alignment
-            + cards
-            + '<div class="no-match" hidden>No objective of this quarter matches the filters.</div>'
-            + kpi
-            + f'<script type="application/json" class="okr-chart-specs" id="{q.slug}-specs">'
-            + specs_json(self.specs)
-            + "</script></section>"
+                else "closed: grades are final",
+                "</span></div>",
+                alignment,
+                cards,
+                '<div class="no-match" hidden>'
+                "No objective of this quarter matches the filters.</div>",
+                kpi,
+                f'<script type="application/json" class="okr-chart-specs" id="{q.slug}-specs">',
+                specs_json(self.specs),
+                "</script></section>",
+            ]
         )
 
 
@@ -504,7 +502,7 @@ def render_scorecard_page(con: duckdb.DuckDBPyConnection, quarter: str | None = 
     span = (
         f"{esc(oldest.label)} to {esc(latest.label)}" if oldest is not latest else esc(latest.label)
     )
-    return (
+    head = (
         "<!DOCTYPE html>\n"
         '<html lang="en"><head><meta charset="utf-8">'
         '<meta name="viewport" content="width=device-width, initial-scale=1">'
@@ -522,11 +520,17 @@ def render_scorecard_page(con: duckdb.DuckDBPyConnection, quarter: str | None = 
         '<noscript><div class="note">JavaScript is off: every quarter follows, latest first; '
         "the charts, the quarter selector and the filters need JavaScript.</div></noscript>"
         f"{legend}</header><main>"
-        + "".join(sections)
-        + "</main>"
-        + f'<script id="vega-bundle">{charts.vega_bundle()}</script>'
-        + f"<script>{assets.APP}</script>"
-        + "</body></html>\n"
+    )
+    # One join, not a chain of `+`: each `+` would copy the page so far again.
+    return "".join(
+        [
+            head,
+            *sections,
+            "</main>",
+            f'<script id="vega-bundle">{charts.vega_bundle()}</script>',
+            f"<script>{assets.APP}</script>",
+            "</body></html>\n",
+        ]
     )
 
 
