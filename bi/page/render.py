@@ -168,14 +168,11 @@ class QuarterView:
         self.anchors = anchors
         self.specs: dict[str, dict[str, Any]] = {}
         self.kr_count = 0
-        # Each objective's KRs and each KR's burn-up columns, in their order: one pass each, not a
-        # filter per objective and per KR.
-        self.krs_by_objective = {
-            objective_id: krs
-            for (objective_id,), krs in quarter.krs.partition_by(
-                "objective_id", as_dict=True
-            ).items()
-        }
+        # Each objective's KRs (as rows) and each KR's burn-up columns, in their order: one pass
+        # each, not a Polars call per objective and per KR.
+        self.krs_by_objective: dict[str, list[dict[str, Any]]] = {}
+        for kr in quarter.krs.iter_rows(named=True):
+            self.krs_by_objective.setdefault(kr["objective_id"], []).append(kr)
         self.burnups = charts.burnup_columns_by_kr(quarter.daily)
         objectives = quarter.objectives
         self.rows = {o["objective_id"]: o for o in objectives.iter_rows(named=True)}
@@ -189,8 +186,8 @@ class QuarterView:
         reachable = self._reachable()
         self.order += [i for i in self.rows if i not in reachable]
 
-    def krs_of(self, objective_id: str) -> pl.DataFrame:
-        return self.krs_by_objective.get(objective_id, self.q.krs.clear())
+    def krs_of(self, objective_id: str) -> list[dict[str, Any]]:
+        return self.krs_by_objective.get(objective_id, [])
 
     def _reachable(self) -> set[str]:
         seen: set[str] = set()
@@ -214,8 +211,7 @@ class QuarterView:
 
     def _node_attributes(self, objective_id: str) -> str:
         o = self.rows[objective_id]
-        krs = self.krs_of(objective_id)
-        kr_owners = sorted(set(krs["owner"].drop_nulls().to_list()))
+        kr_owners = sorted({kr["owner"] for kr in self.krs_of(objective_id)} - {None})
         return (
             f'data-objective-id="{esc(objective_id)}" data-team="{esc(o["team"])}" '
             f'data-owner="{esc(o["owner"])}" data-kr-owners="{esc(json.dumps(kr_owners))}"'
@@ -290,13 +286,7 @@ class QuarterView:
             f'<div class="meta">{" · ".join(esc(m) for m in meta)}</div>'
             f"{bar(_score(o), expected, shown(o))}"
             f"{self._history(objective_id)}"
-            + (
-                '<div class="krs">'
-                + "".join(self._kr(k) for k in krs.iter_rows(named=True))
-                + "</div>"
-                if krs.height
-                else ""
-            )
+            + ('<div class="krs">' + "".join(self._kr(k) for k in krs) + "</div>" if krs else "")
             + "</section>"
             + (f'<div class="children">{below}</div>' if below else "")
             + "</div>"
