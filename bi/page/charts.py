@@ -48,6 +48,7 @@ HEATMAP_ROW = 36  # pixels per metric row: two lines of text fit
 # renderer paints a diagonal gradient as a pattern anchored at the chart's corner, not the cell's.)
 STRIPES = 20
 DECIMALS = 4  # burn-up progress is drawn to 0.01 percentage points
+FIXED = f".{DECIMALS}f"  # its format spec (made once: f"{v:.{DECIMALS}f}" makes it per value)
 
 
 def finite(value: float | None) -> float | None:
@@ -106,11 +107,12 @@ def _spec(chart: alt.TopLevelMixin, data: dict[str, Any]) -> dict[str, Any]:
 # -- burn-up --------------------------------------------------------------------------------------
 
 BURNUP_FIELDS = ["as_of_date", "progress", "expected_progress"]
+COMPACT = (",", ":")  # JSON separators, as the page writes the specs
 
 
 def burnup_spec(daily: pl.DataFrame, start: date, end: date) -> dict[str, Any]:
     """Progress over the days of the KR window in this quarter, with the expected line."""
-    return burnup_chart(burnup_columns(daily), start, end)
+    return json.loads(burnup_json(burnup_columns(daily), start, end))
 
 
 def finite_or_null(column: str) -> pl.Expr:
@@ -118,22 +120,34 @@ def finite_or_null(column: str) -> pl.Expr:
     return pl.when(pl.col(column).is_finite()).then(pl.col(column)).alias(column)
 
 
-def burnup_columns(daily: pl.DataFrame) -> dict[str, list[Any]]:
-    """The burn-up columns of `daily`: ISO days, progress rounded to DECIMALS. Python's `round`
-    (correctly rounded, unlike Polars' multiply-and-round) on the finite values only."""
+def rounded_json(value: float | None) -> str:
+    """The JSON of `round(value, DECIMALS)`, made in one step: the burn-ups' points are the bulk
+    of the page. Below 1e10 the value with DECIMALS places (correctly rounded, as `round` does)
+    has at most 15 significant digits, so without its trailing zeros it is the shortest text of
+    the rounded float: the one `repr`, and so `json`, writes."""
+    if value is None:
+        return "null"
+    if abs(value) < 1e10:
+        text = format(value, FIXED).rstrip("0")
+        return text + "0" if text.endswith(".") else text
+    return repr(round(value, DECIMALS))
+
+
+def burnup_columns(daily: pl.DataFrame) -> dict[str, list[str]]:
+    """The burn-up columns of `daily` as JSON texts, one per day: the ISO day, progress and
+    expected progress rounded to DECIMALS, NaN and infinity as gaps."""
     frame = daily.select(
-        pl.col("as_of_date").dt.to_string("%Y-%m-%d"),
+        pl.format('"{}"', pl.col("as_of_date").dt.to_string("%Y-%m-%d")).alias("as_of_date"),
         finite_or_null("progress"),
         finite_or_null("expected_progress"),
     )
     rounded = {
-        field: [None if v is None else round(v, DECIMALS) for v in frame[field].to_list()]
-        for field in BURNUP_FIELDS[1:]
+        field: [rounded_json(v) for v in frame[field].to_list()] for field in BURNUP_FIELDS[1:]
     }
     return {"as_of_date": frame["as_of_date"].to_list(), **rounded}
 
 
-def burnup_columns_by_kr(daily: pl.DataFrame) -> dict[str, dict[str, list[Any]]]:
+def burnup_columns_by_kr(daily: pl.DataFrame) -> dict[str, dict[str, list[str]]]:
     """Each KR's burn-up columns, from the days of many KRs: one Polars pass for all of them,
     then a slice per KR (a Polars call per KR costs more than the KR's own work)."""
     daily = daily.sort("kr_id", maintain_order=True)  # each KR's days together, in their order
@@ -145,23 +159,25 @@ def burnup_columns_by_kr(daily: pl.DataFrame) -> dict[str, dict[str, list[Any]]]
     return by_kr
 
 
-def burnup_chart(columns: dict[str, list[Any]], start: date, end: date) -> dict[str, Any]:
-    """The burn-up spec of one KR's columns (`burnup_columns`) over its window `start`-`end`.
-    The parts of the spec it does not change are the template's own, shared by every burn-up
-    rather than copied: read the spec, do not change it."""
-    spec = _burnup_template_dict()
-    x = spec["encoding"]["x"]
-    domain = [_utc_json(start), _utc_json(end)]
-    return {
-        **spec,
-        "encoding": {**spec["encoding"], "x": {**x, "scale": {**x["scale"], "domain": domain}}},
-        "data": {"values": [{field: columns[field] for field in BURNUP_FIELDS}]},
-    }
+def burnup_json(columns: dict[str, list[str]], start: date, end: date) -> str:
+    """One KR's burn-up spec as compact JSON, from its columns (`burnup_columns`) and window
+    `start`-`end`: the template's JSON, written once, with the two put in."""
+    before, between, after = _burnup_template_json()
+    domain = json.dumps([_utc_json(start), _utc_json(end)], separators=COMPACT)
+    data = ",".join(f'"{field}":[{",".join(columns[field])}]' for field in BURNUP_FIELDS)
+    return f'{before}{{"values":[{{{data}}}]}}{between}{domain}{after}'
 
 
 @functools.cache
-def _burnup_template_dict() -> dict[str, Any]:
-    return json.loads(_template("burnup", _burnup_template))
+def _burnup_template_json() -> tuple[str, str, str]:
+    """The burn-up template as compact JSON, cut where its data and its x domain go (in that
+    order in the spec)."""
+    spec = json.loads(_template("burnup", _burnup_template))
+    spec["data"] = "@data@"
+    spec["encoding"]["x"]["scale"]["domain"] = "@domain@"
+    before, rest = json.dumps(spec, separators=COMPACT, allow_nan=False).split('"@data@"')
+    between, after = rest.split('"@domain@"')
+    return before, between, after
 
 
 def _burnup_template() -> str:

@@ -150,10 +150,15 @@ def bar(progress: float | None, expected: float | None, status: str | None) -> s
     )
 
 
-def specs_json(specs: dict[str, dict[str, Any]]) -> str:
-    """Chart specs as JSON for a `<script type="application/json">`: no `<`, so no text in
-    them can close the element."""
-    return json.dumps(specs, separators=(",", ":"), allow_nan=False).replace("<", "\\u003c")
+def spec_json(spec: dict[str, Any]) -> str:
+    return json.dumps(spec, separators=charts.COMPACT, allow_nan=False)
+
+
+def specs_json(specs: dict[str, str]) -> str:
+    """Chart specs (each as JSON) as one JSON object for a `<script type="application/json">`:
+    no `<`, so no text in them can close the element."""
+    members = ",".join(f"{json.dumps(chart_id)}:{spec}" for chart_id, spec in specs.items())
+    return f"{{{members}}}".replace("<", "\\u003c")
 
 
 # -- one quarter ----------------------------------------------------------------------------------
@@ -166,7 +171,7 @@ class QuarterView:
         self.q = quarter
         self.data = data
         self.anchors = anchors
-        self.specs: dict[str, dict[str, Any]] = {}
+        self.specs: dict[str, str] = {}  # chart id -> its spec as JSON
         self.kr_count = 0
         # Each objective's KRs (as rows) and each KR's burn-up columns, in their order: one pass
         # each, not a Polars call per objective and per KR.
@@ -323,7 +328,7 @@ class QuarterView:
         start = max(kr["period_start"], self.q.start)
         end = min(kr["period_end"], self.q.end)
         if (burnup := self.burnups.get(kr["kr_id"])) is not None:
-            self.specs[chart_id] = charts.burnup_chart(burnup, start, end)
+            self.specs[chart_id] = charts.burnup_json(burnup, start, end)
             chart = (
                 f'<div class="chart burnup" id="{chart_id}" data-kr-id="{esc(kr["kr_id"])}"></div>'
             )
@@ -383,8 +388,8 @@ class QuarterView:
         q = self.q
         if q.kpi is not None and q.kpi.height:
             chart_id = f"{q.slug}-kpi-health"
-            self.specs[chart_id] = charts.kpi_health_spec(
-                q.kpi, self.data.metric_names, self.data.units
+            self.specs[chart_id] = spec_json(
+                charts.kpi_health_spec(q.kpi, self.data.metric_names, self.data.units)
             )
             return (
                 f'<section class="kpi" id="{q.slug}-kpi"><h3>KPI health</h3>'
@@ -403,7 +408,7 @@ class QuarterView:
                 '<div class="note">No KPI health or team roll-up for this quarter.</div></section>'
             )
         chart_id = f"{q.slug}-team-attainment"
-        self.specs[chart_id] = charts.team_spec(q.teams)
+        self.specs[chart_id] = spec_json(charts.team_spec(q.teams))
         return (
             f'<section class="kpi" id="{q.slug}-kpi"><h3>Team roll-up</h3>'
             '<div class="note">No KPI health in this warehouse yet: weighted score per team, '
