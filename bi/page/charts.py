@@ -133,6 +133,19 @@ def rounded_json(value: float | None) -> str:
     return repr(round(value, DECIMALS))
 
 
+def rounded_jsons(values: list[float | None]) -> list[str]:
+    """`rounded_json` of each value, each distinct value formatted once: a quarter's days repeat
+    values (its expected progress takes a few hundred over thousands of days)."""
+    texts: dict[float | str, str] = {}
+    written = []
+    for value in values:
+        key = value if value else repr(value)  # 0.0 and -0.0 are equal keys but written apart
+        if key not in texts:
+            texts[key] = rounded_json(value)
+        written.append(texts[key])
+    return written
+
+
 def burnup_columns(daily: pl.DataFrame) -> dict[str, list[str]]:
     """The burn-up columns of `daily` as JSON texts, one per day: the ISO day, progress and
     expected progress rounded to DECIMALS, NaN and infinity as gaps."""
@@ -141,9 +154,7 @@ def burnup_columns(daily: pl.DataFrame) -> dict[str, list[str]]:
         finite_or_null("progress"),
         finite_or_null("expected_progress"),
     )
-    rounded = {
-        field: [rounded_json(v) for v in frame[field].to_list()] for field in BURNUP_FIELDS[1:]
-    }
+    rounded = {field: rounded_jsons(frame[field].to_list()) for field in BURNUP_FIELDS[1:]}
     return {"as_of_date": frame["as_of_date"].to_list(), **rounded}
 
 
