@@ -234,24 +234,34 @@ HEATMAP_FIELDS += ["label", "word"]  # the cell's text: its value (or "no data")
 DARK_CELLS = "datum.health === 'green' || datum.health === 'red'"  # written on in white
 
 
-def short_number(value: float | None) -> str:
-    """A value as it fits a heatmap cell: 4 significant digits, k/M for large numbers."""
-    if value is None:
-        return "–"
-    magnitude = abs(value)
-    for limit, unit, suffix in ((1e9, 1e9, "B"), (1e6, 1e6, "M"), (1e4, 1e3, "k")):
-        if magnitude >= limit:
-            return f"{value / unit:,.4g}{suffix}"
-    return f"{value:,.4g}"
+SHORT_SCALES = ((1e9, 1e9, "B"), (1e6, 1e6, "M"), (1e4, 1e3, "k"))  # from, divided by, suffix
 
 
-def cell_number(value: float | None, unit: str | None) -> str:
-    """A value in a heatmap cell, in its metric's unit: percentages as such, a currency code
-    before the short number, other units left to the row label."""
-    if value is not None and unit in (PERCENT_POINTS, FRACTION):
-        return format_value(value, unit)
-    text = short_number(value)
-    return f"{unit} {text}" if value is not None and unit and CURRENCY.match(unit) else text
+def cell_numbers(cells: pl.DataFrame, units: dict[str, str | None]) -> list[str]:
+    """Each cell's `value` as written in the heatmap, in its metric's unit: percentages as such,
+    a currency code before the short number (4 significant digits, k/M/B for large numbers),
+    other units left to the row label. The scale of each value is chosen in Polars; the
+    division stays in Python (Polars multiplies by the inverse, which can round differently)."""
+    magnitude = pl.col("value").abs()
+    divisor, suffix = pl.lit(1.0), pl.lit("")
+    for limit, by, text in reversed(SHORT_SCALES):  # the largest scale that fits wins
+        divisor = pl.when(magnitude >= limit).then(pl.lit(by)).otherwise(divisor)
+        suffix = pl.when(magnitude >= limit).then(pl.lit(text)).otherwise(suffix)
+    short = cells.select("metric_id", "value", divisor.alias("divisor"), suffix.alias("suffix"))
+    currencies = {u for u in set(units.values()) if u and CURRENCY.match(u)}
+    texts = []
+    for metric_id, number, number_divisor, number_suffix in zip(
+        *(short[c].to_list() for c in short.columns), strict=True
+    ):
+        unit = units.get(metric_id)
+        if number is None:
+            texts.append("–")
+        elif unit in (PERCENT_POINTS, FRACTION):
+            texts.append(format_value(number, unit))
+        else:
+            text = f"{number / number_divisor:,.4g}{number_suffix}"
+            texts.append(f"{unit} {text}" if unit in currencies else text)
+    return texts
 
 
 def metric_labels(metric_ids: list[str], names: dict[str, str]) -> dict[str, str]:
@@ -298,12 +308,9 @@ def kpi_health_spec(
         empty.alias("empty"),
     )
     columns = {field: cells[field].to_list() for field in cells.columns}
-    units = units or {}
     columns["label"] = [
-        HEALTH_LABELS["no_data"] if is_empty else cell_number(v, units.get(metric_id))
-        for is_empty, v, metric_id in zip(
-            columns["empty"], columns["value"], columns["metric_id"], strict=True
-        )
+        HEALTH_LABELS["no_data"] if is_empty else number
+        for is_empty, number in zip(columns["empty"], cell_numbers(cells, units or {}), strict=True)
     ]
     spec = json.loads(_template("kpi-health", _kpi_health_template, tuple(domain), tuple(colors)))
     spec["encoding"]["x"]["sort"] = periods["period_label"].to_list()
