@@ -48,6 +48,7 @@ HEATMAP_ROW = 36  # pixels per metric row: two lines of text fit
 # renderer paints a diagonal gradient as a pattern anchored at the chart's corner, not the cell's.)
 STRIPES = 20
 DECIMALS = 4  # burn-up progress is drawn to 0.01 percentage points
+FIXED = f".{DECIMALS}f"  # its format spec (made once: f"{v:.{DECIMALS}f}" makes it per value)
 
 
 def finite(value: float | None) -> float | None:
@@ -106,23 +107,88 @@ def _spec(chart: alt.TopLevelMixin, data: dict[str, Any]) -> dict[str, Any]:
 # -- burn-up --------------------------------------------------------------------------------------
 
 BURNUP_FIELDS = ["as_of_date", "progress", "expected_progress"]
+COMPACT = (",", ":")  # JSON separators, as the page writes the specs
 
 
 def burnup_spec(daily: pl.DataFrame, start: date, end: date) -> dict[str, Any]:
     """Progress over the days of the KR window in this quarter, with the expected line."""
+    return json.loads(burnup_json(burnup_columns(daily), start, end))
 
-    def rounded(values: list[float | None]) -> list[float | None]:
-        return [None if (v := finite(value)) is None else round(v, DECIMALS) for value in values]
 
-    columns = {
-        "as_of_date": [day.isoformat() for day in daily["as_of_date"].to_list()],
-        "progress": rounded(daily["progress"].to_list()),
-        "expected_progress": rounded(daily["expected_progress"].to_list()),
-    }
+def finite_or_null(column: str) -> pl.Expr:
+    """The column with NaN and infinity as nulls (see `finite`)."""
+    return pl.when(pl.col(column).is_finite()).then(pl.col(column)).alias(column)
+
+
+def rounded_json(value: float | None) -> str:
+    """The JSON of `round(value, DECIMALS)`, made in one step: the burn-ups' points are the bulk
+    of the page. Below 1e10 the value with DECIMALS places (correctly rounded, as `round` does)
+    has at most 15 significant digits, so without its trailing zeros it is the shortest text of
+    the rounded float: the one `repr`, and so `json`, writes."""
+    if value is None:
+        return "null"
+    if abs(value) < 1e10:
+        text = format(value, FIXED).rstrip("0")
+        return text + "0" if text.endswith(".") else text
+    return repr(round(value, DECIMALS))
+
+
+def rounded_jsons(values: list[float | None]) -> list[str]:
+    """`rounded_json` of each value, each distinct value formatted once: a quarter's days repeat
+    values (its expected progress takes a few hundred over thousands of days)."""
+    texts: dict[float | str, str] = {}
+    written = []
+    for value in values:
+        key = value if value else repr(value)  # 0.0 and -0.0 are equal keys but written apart
+        if key not in texts:
+            texts[key] = rounded_json(value)
+        written.append(texts[key])
+    return written
+
+
+def burnup_columns(daily: pl.DataFrame) -> dict[str, list[str]]:
+    """The burn-up columns of `daily` as JSON texts, one per day: the ISO day, progress and
+    expected progress rounded to DECIMALS, NaN and infinity as gaps."""
+    frame = daily.select(
+        pl.format('"{}"', pl.col("as_of_date").dt.to_string("%Y-%m-%d")).alias("as_of_date"),
+        finite_or_null("progress"),
+        finite_or_null("expected_progress"),
+    )
+    rounded = {field: rounded_jsons(frame[field].to_list()) for field in BURNUP_FIELDS[1:]}
+    return {"as_of_date": frame["as_of_date"].to_list(), **rounded}
+
+
+def burnup_columns_by_kr(daily: pl.DataFrame) -> dict[str, dict[str, list[str]]]:
+    """Each KR's burn-up columns, from the days of many KRs: one Polars pass for all of them,
+    then a slice per KR (a Polars call per KR costs more than the KR's own work)."""
+    daily = daily.sort("kr_id", maintain_order=True)  # each KR's days together, in their order
+    columns = burnup_columns(daily)
+    by_kr, offset = {}, 0
+    for kr_id, days in daily.group_by("kr_id", maintain_order=True).len().iter_rows():
+        by_kr[kr_id] = {field: values[offset : offset + days] for field, values in columns.items()}
+        offset += days
+    return by_kr
+
+
+def burnup_json(columns: dict[str, list[str]], start: date, end: date) -> str:
+    """One KR's burn-up spec as compact JSON, from its columns (`burnup_columns`) and window
+    `start`-`end`: the template's JSON, written once, with the two put in."""
+    before, between, after = _burnup_template_json()
+    domain = json.dumps([_utc_json(start), _utc_json(end)], separators=COMPACT)
+    data = ",".join(f'"{field}":[{",".join(columns[field])}]' for field in BURNUP_FIELDS)
+    return f'{before}{{"values":[{{{data}}}]}}{between}{domain}{after}'
+
+
+@functools.cache
+def _burnup_template_json() -> tuple[str, str, str]:
+    """The burn-up template as compact JSON, cut where its data and its x domain go (in that
+    order in the spec)."""
     spec = json.loads(_template("burnup", _burnup_template))
-    spec["encoding"]["x"]["scale"]["domain"] = [_utc_json(start), _utc_json(end)]
-    spec["data"] = {"values": [{field: columns[field] for field in BURNUP_FIELDS}]}
-    return spec
+    spec["data"] = "@data@"
+    spec["encoding"]["x"]["scale"]["domain"] = "@domain@"
+    before, rest = json.dumps(spec, separators=COMPACT, allow_nan=False).split('"@data@"')
+    between, after = rest.split('"@domain@"')
+    return before, between, after
 
 
 def _burnup_template() -> str:
@@ -168,24 +234,34 @@ HEATMAP_FIELDS += ["label", "word"]  # the cell's text: its value (or "no data")
 DARK_CELLS = "datum.health === 'green' || datum.health === 'red'"  # written on in white
 
 
-def short_number(value: float | None) -> str:
-    """A value as it fits a heatmap cell: 4 significant digits, k/M for large numbers."""
-    if value is None:
-        return "–"
-    magnitude = abs(value)
-    for limit, unit, suffix in ((1e9, 1e9, "B"), (1e6, 1e6, "M"), (1e4, 1e3, "k")):
-        if magnitude >= limit:
-            return f"{value / unit:,.4g}{suffix}"
-    return f"{value:,.4g}"
+SHORT_SCALES = ((1e9, 1e9, "B"), (1e6, 1e6, "M"), (1e4, 1e3, "k"))  # from, divided by, suffix
 
 
-def cell_number(value: float | None, unit: str | None) -> str:
-    """A value in a heatmap cell, in its metric's unit: percentages as such, a currency code
-    before the short number, other units left to the row label."""
-    if value is not None and unit in (PERCENT_POINTS, FRACTION):
-        return format_value(value, unit)
-    text = short_number(value)
-    return f"{unit} {text}" if value is not None and unit and CURRENCY.match(unit) else text
+def cell_numbers(cells: pl.DataFrame, units: dict[str, str | None]) -> list[str]:
+    """Each cell's `value` as written in the heatmap, in its metric's unit: percentages as such,
+    a currency code before the short number (4 significant digits, k/M/B for large numbers),
+    other units left to the row label. The scale of each value is chosen in Polars; the
+    division stays in Python (Polars multiplies by the inverse, which can round differently)."""
+    magnitude = pl.col("value").abs()
+    divisor, suffix = pl.lit(1.0), pl.lit("")
+    for limit, by, text in reversed(SHORT_SCALES):  # the largest scale that fits wins
+        divisor = pl.when(magnitude >= limit).then(pl.lit(by)).otherwise(divisor)
+        suffix = pl.when(magnitude >= limit).then(pl.lit(text)).otherwise(suffix)
+    short = cells.select("metric_id", "value", divisor.alias("divisor"), suffix.alias("suffix"))
+    currencies = {u for u in set(units.values()) if u and CURRENCY.match(u)}
+    texts = []
+    for metric_id, number, number_divisor, number_suffix in zip(
+        *(short[c].to_list() for c in short.columns), strict=True
+    ):
+        unit = units.get(metric_id)
+        if number is None:
+            texts.append("–")
+        elif unit in (PERCENT_POINTS, FRACTION):
+            texts.append(format_value(number, unit))
+        else:
+            text = f"{number / number_divisor:,.4g}{number_suffix}"
+            texts.append(f"{unit} {text}" if unit in currencies else text)
+    return texts
 
 
 def metric_labels(metric_ids: list[str], names: dict[str, str]) -> dict[str, str]:
@@ -210,46 +286,36 @@ def kpi_health_spec(
     colors = [HEALTH_COLORS.get(h, OTHER_HEALTH_COLOR) for h in domain]
     metric_ids = summary["metric_id"].unique().to_list()
     labels = metric_labels(metric_ids, names)
-    complete = (
-        [bool(c) for c in summary["is_complete"].to_list()]
+    health = pl.col("health").fill_null("no_data")
+    value = finite_or_null("value")
+    # Nothing measured: "no data" on one line. Else the value over the health's word, if any.
+    empty = (health == "no_data") & value.is_null()
+    words = HEALTH_LABELS | {h: "" for h in HEALTH_COLORS if h not in HEALTH_LABELS}
+    cells = summary.select(
+        pl.col("metric_id").replace_strict(labels, return_dtype=pl.String).alias("metric"),
+        "metric_id",
+        pl.col("period_label").alias("period"),
+        health,
+        value,
+        finite_or_null("target_value").alias("target"),
+        pl.col("is_complete").cast(pl.Boolean).fill_null(False).alias("complete")
         if "is_complete" in summary.columns
-        else [True] * summary.height
+        else pl.lit(True).alias("complete"),
+        pl.when(empty)
+        .then(pl.lit(""))
+        .otherwise(health.replace_strict(words, default=health, return_dtype=pl.String))
+        .alias("word"),
+        empty.alias("empty"),
     )
-    units = units or {}
-    rows = []
-    for metric_id, period, health, raw_value, target, is_complete in zip(
-        summary["metric_id"].to_list(),
-        summary["period_label"].to_list(),
-        summary["health"].to_list(),
-        summary["value"].to_list(),
-        summary["target_value"].to_list(),
-        complete,
-        strict=True,
-    ):
-        health = health or "no_data"
-        value = finite(raw_value)
-        word = HEALTH_LABELS.get(health, "" if health in HEALTH_COLORS else health)
-        if health == "no_data" and value is None:
-            label, word = word, ""
-        else:
-            label = cell_number(value, units.get(metric_id))
-        rows.append(
-            {
-                "metric": labels[metric_id],
-                "metric_id": metric_id,
-                "period": period,
-                "health": health,
-                "value": value,
-                "target": finite(target),
-                "complete": is_complete,
-                "label": label,
-                "word": word,
-            }
-        )
+    columns = {field: cells[field].to_list() for field in cells.columns}
+    columns["label"] = [
+        HEALTH_LABELS["no_data"] if is_empty else number
+        for is_empty, number in zip(columns["empty"], cell_numbers(cells, units or {}), strict=True)
+    ]
     spec = json.loads(_template("kpi-health", _kpi_health_template, tuple(domain), tuple(colors)))
     spec["encoding"]["x"]["sort"] = periods["period_label"].to_list()
     spec["encoding"]["y"]["sort"] = sorted(labels.values(), key=str.casefold)
-    spec["data"] = _columns(HEATMAP_FIELDS, rows)
+    spec["data"] = {"values": [{field: columns[field] for field in HEATMAP_FIELDS}]}
     return spec
 
 

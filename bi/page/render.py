@@ -150,10 +150,15 @@ def bar(progress: float | None, expected: float | None, status: str | None) -> s
     )
 
 
-def specs_json(specs: dict[str, dict[str, Any]]) -> str:
-    """Chart specs as JSON for a `<script type="application/json">`: no `<`, so no text in
-    them can close the element."""
-    return json.dumps(specs, separators=(",", ":"), allow_nan=False).replace("<", "\\u003c")
+def spec_json(spec: dict[str, Any]) -> str:
+    return json.dumps(spec, separators=charts.COMPACT, allow_nan=False)
+
+
+def specs_json(specs: dict[str, str]) -> str:
+    """Chart specs (each as JSON) as one JSON object for a `<script type="application/json">`:
+    no `<`, so no text in them can close the element."""
+    members = ",".join(f"{json.dumps(chart_id)}:{spec}" for chart_id, spec in specs.items())
+    return f"{{{members}}}".replace("<", "\\u003c")
 
 
 # -- one quarter ----------------------------------------------------------------------------------
@@ -166,20 +171,14 @@ class QuarterView:
         self.q = quarter
         self.data = data
         self.anchors = anchors
-        self.specs: dict[str, dict[str, Any]] = {}
+        self.specs: dict[str, str] = {}  # chart id -> its spec as JSON
         self.kr_count = 0
-        # Each objective's KRs and each KR's burn-up days, in their order: one pass each, not a
-        # filter per objective and per KR.
-        self.krs_by_objective = {
-            objective_id: krs
-            for (objective_id,), krs in quarter.krs.partition_by(
-                "objective_id", as_dict=True
-            ).items()
-        }
-        self.daily_by_kr = {
-            kr_id: days
-            for (kr_id,), days in quarter.daily.partition_by("kr_id", as_dict=True).items()
-        }
+        # Each objective's KRs (as rows) and each KR's burn-up columns, in their order: one pass
+        # each, not a Polars call per objective and per KR.
+        self.krs_by_objective: dict[str, list[dict[str, Any]]] = {}
+        for kr in quarter.krs.iter_rows(named=True):
+            self.krs_by_objective.setdefault(kr["objective_id"], []).append(kr)
+        self.burnups = charts.burnup_columns_by_kr(quarter.daily)
         objectives = quarter.objectives
         self.rows = {o["objective_id"]: o for o in objectives.iter_rows(named=True)}
         self.children: dict[str, list[str]] = {}
@@ -192,8 +191,8 @@ class QuarterView:
         reachable = self._reachable()
         self.order += [i for i in self.rows if i not in reachable]
 
-    def krs_of(self, objective_id: str) -> pl.DataFrame:
-        return self.krs_by_objective.get(objective_id, self.q.krs.clear())
+    def krs_of(self, objective_id: str) -> list[dict[str, Any]]:
+        return self.krs_by_objective.get(objective_id, [])
 
     def _reachable(self) -> set[str]:
         seen: set[str] = set()
@@ -217,8 +216,7 @@ class QuarterView:
 
     def _node_attributes(self, objective_id: str) -> str:
         o = self.rows[objective_id]
-        krs = self.krs_of(objective_id)
-        kr_owners = sorted(set(krs["owner"].drop_nulls().to_list()))
+        kr_owners = sorted({kr["owner"] for kr in self.krs_of(objective_id)} - {None})
         return (
             f'data-objective-id="{esc(objective_id)}" data-team="{esc(o["team"])}" '
             f'data-owner="{esc(o["owner"])}" data-kr-owners="{esc(json.dumps(kr_owners))}"'
@@ -293,13 +291,7 @@ class QuarterView:
             f'<div class="meta">{" · ".join(esc(m) for m in meta)}</div>'
             f"{bar(_score(o), expected, shown(o))}"
             f"{self._history(objective_id)}"
-            + (
-                '<div class="krs">'
-                + "".join(self._kr(k) for k in krs.iter_rows(named=True))
-                + "</div>"
-                if krs.height
-                else ""
-            )
+            + ('<div class="krs">' + "".join(self._kr(k) for k in krs) + "</div>" if krs else "")
             + "</section>"
             + (f'<div class="children">{below}</div>' if below else "")
             + "</div>"
@@ -333,11 +325,10 @@ class QuarterView:
     def _kr(self, kr: dict[str, Any]) -> str:
         self.kr_count += 1
         chart_id = f"{self.q.slug}-kr-{self.kr_count}"
-        history = self.daily_by_kr.get(kr["kr_id"], self.q.daily.clear())
         start = max(kr["period_start"], self.q.start)
         end = min(kr["period_end"], self.q.end)
-        if history.height:
-            self.specs[chart_id] = charts.burnup_spec(history, start, end)
+        if (burnup := self.burnups.get(kr["kr_id"])) is not None:
+            self.specs[chart_id] = charts.burnup_json(burnup, start, end)
             chart = (
                 f'<div class="chart burnup" id="{chart_id}" data-kr-id="{esc(kr["kr_id"])}"></div>'
             )
@@ -397,8 +388,8 @@ class QuarterView:
         q = self.q
         if q.kpi is not None and q.kpi.height:
             chart_id = f"{q.slug}-kpi-health"
-            self.specs[chart_id] = charts.kpi_health_spec(
-                q.kpi, self.data.metric_names, self.data.units
+            self.specs[chart_id] = spec_json(
+                charts.kpi_health_spec(q.kpi, self.data.metric_names, self.data.units)
             )
             return (
                 f'<section class="kpi" id="{q.slug}-kpi"><h3>KPI health</h3>'
@@ -417,7 +408,7 @@ class QuarterView:
                 '<div class="note">No KPI health or team roll-up for this quarter.</div></section>'
             )
         chart_id = f"{q.slug}-team-attainment"
-        self.specs[chart_id] = charts.team_spec(q.teams)
+        self.specs[chart_id] = spec_json(charts.team_spec(q.teams))
         return (
             f'<section class="kpi" id="{q.slug}-kpi"><h3>Team roll-up</h3>'
             '<div class="note">No KPI health in this warehouse yet: weighted score per team, '
@@ -431,26 +422,28 @@ class QuarterView:
         kpi = self.kpi()
         running = " (running)" if q.running and q is self.data.quarters[0] else ""
         default = q is self.data.default
-        return (
-            f'<section class="quarter{" active" if default else ""}" id="{q.slug}" '
-            f'data-quarter="{esc(q.label)}"{" data-default" if default else ""}>'
-            f'<div class="quarter-head"><h2>{esc(q.label)}{esc(running)}</h2>'
-            f'<span class="subtitle">as of {esc(q.as_of.isoformat())} · '
-            f"{q.objectives.height} objectives · {q.krs.height} key results · quarter "
-            f"{esc(q.start.isoformat())} to {esc(q.end.isoformat())} · "
-            + (
+        # One join, not a chain of `+`: each `+` would copy everything before it again.
+        return "".join(
+            [
+                f'<section class="quarter{" active" if default else ""}" id="{q.slug}" '
+                f'data-quarter="{esc(q.label)}"{" data-default" if default else ""}>'
+                f'<div class="quarter-head"><h2>{esc(q.label)}{esc(running)}</h2>'
+                f'<span class="subtitle">as of {esc(q.as_of.isoformat())} · '
+                f"{q.objectives.height} objectives · {q.krs.height} key results · quarter "
+                f"{esc(q.start.isoformat())} to {esc(q.end.isoformat())} · ",
                 "grades are provisional until the quarter closes"
                 if q.running
-                else "closed: grades are final"
-            )
-            + "</span></div>"
-            + alignment
-            + cards
-            + '<div class="no-match" hidden>No objective of this quarter matches the filters.</div>'
-            + kpi
-            + f'<script type="application/json" class="okr-chart-specs" id="{q.slug}-specs">'
-            + specs_json(self.specs)
-            + "</script></section>"
+                else "closed: grades are final",
+                "</span></div>",
+                alignment,
+                cards,
+                '<div class="no-match" hidden>'
+                "No objective of this quarter matches the filters.</div>",
+                kpi,
+                f'<script type="application/json" class="okr-chart-specs" id="{q.slug}-specs">',
+                specs_json(self.specs),
+                "</script></section>",
+            ]
         )
 
 
@@ -504,7 +497,7 @@ def render_scorecard_page(con: duckdb.DuckDBPyConnection, quarter: str | None = 
     span = (
         f"{esc(oldest.label)} to {esc(latest.label)}" if oldest is not latest else esc(latest.label)
     )
-    return (
+    head = (
         "<!DOCTYPE html>\n"
         '<html lang="en"><head><meta charset="utf-8">'
         '<meta name="viewport" content="width=device-width, initial-scale=1">'
@@ -522,11 +515,17 @@ def render_scorecard_page(con: duckdb.DuckDBPyConnection, quarter: str | None = 
         '<noscript><div class="note">JavaScript is off: every quarter follows, latest first; '
         "the charts, the quarter selector and the filters need JavaScript.</div></noscript>"
         f"{legend}</header><main>"
-        + "".join(sections)
-        + "</main>"
-        + f'<script id="vega-bundle">{charts.vega_bundle()}</script>'
-        + f"<script>{assets.APP}</script>"
-        + "</body></html>\n"
+    )
+    # One join, not a chain of `+`: each `+` would copy the page so far again.
+    return "".join(
+        [
+            head,
+            *sections,
+            "</main>",
+            f'<script id="vega-bundle">{charts.vega_bundle()}</script>',
+            f"<script>{assets.APP}</script>",
+            "</body></html>\n",
+        ]
     )
 
 
