@@ -2,8 +2,11 @@
 
 Both tables are joined on their key columns (a FULL join, so a row on one side only is a
 mismatch); every other column of the reference side is compared with the project's column of
-the same name: exactly for text, dates and booleans, to a relative tolerance for doubles
-(|a - b| <= tol * max(|a|, |b|)), and a null equals only a null.
+the same name: exactly for text, dates and booleans, to a tolerance for doubles that is
+relative above 1 and absolute below (|a - b| <= tol * max(|a|, |b|, 1)), and a null equals only
+a null. The floor matters for differences of nearly equal values (a KPI's change_abs when two
+periods average alike): their rounding error is that of the operands, so a side summing in
+another order gives -7e-15 where the other gives 0.
 """
 
 from __future__ import annotations
@@ -28,7 +31,7 @@ def compare_rows(con, project: str, reference: str, keys: list[str],
         p, r = f"p.{quote_ident(name)}", f"r.{quote_ident(name)}"
         if kind.upper() in FLOATS:
             tests.append(f"({p} IS NOT DISTINCT FROM {r} OR abs({p} - {r}) <= "
-                         f"{tolerance!r} * greatest(abs({p}), abs({r})))")
+                         f"{tolerance!r} * greatest(abs({p}), abs({r}), 1.0))")
         else:
             tests.append(f"({p} IS NOT DISTINCT FROM {r})")
     def listed(side: str, names) -> str:

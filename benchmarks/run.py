@@ -620,7 +620,7 @@ class Runner:
                  f"{', '.join(ROLLUP_NOT_COVERED)} (the project's time includes them)",
                  f"rollup agreement: {'OK' if agree else 'MISMATCH'} (rows compared: "
                  + ", ".join(f"{n} {r['compared']:,}" for n, r in tables.items())
-                 + f"; every baseline column, doubles to rel. {REL_TOLERANCE:g})"]
+                 + f"; every baseline column, doubles to {REL_TOLERANCE:g}, relative above 1)"]
         for name, r in tables.items():
             if not agrees(r):
                 notes.append(f"  {name}: {r['mismatched']} mismatched, {r['only_project']} only "
@@ -670,7 +670,7 @@ class Runner:
                  f"KR agreement: {'OK' if agree else 'MISMATCH'} ({check['compared']:,} rows of "
                  "marts.key_result_attainment compared on (kr_id, quarter_start): baseline, "
                  "target, current_value, progress, raw/expected progress, status, grade, "
-                 f"as_of_date, objective; doubles to rel. {REL_TOLERANCE:g})"]
+                 f"as_of_date, objective; doubles to {REL_TOLERANCE:g}, relative above 1)"]
         if not agree:
             notes.append(f"  {check['mismatched']} mismatched, {check['only_project']} only in "
                          f"project, {check['only_reference']} only in reference")
