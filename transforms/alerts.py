@@ -30,6 +30,7 @@ from transforms.tables import (
     MARTS_KEY_RESULT_ATTAINMENT,
     MARTS_KEY_RESULT_PROGRESS_DAILY,
 )
+from warehouse.writes import relation_names
 
 ALERTED_STATUSES = ("at_risk", "off_track")
 CHECKIN_FACTS = (
@@ -57,13 +58,7 @@ class Alert:
 def pending_alerts(con: duckdb.DuckDBPyConnection, today: date) -> list[Alert]:
     """Every transition the marts show now, ordered by kind, then object. A table missing from
     an older snapshot gives no alerts of its kind instead of failing the others."""
-    present = {
-        f"{schema}.{name}"
-        for schema, name in con.execute(
-            "SELECT schema_name, table_name FROM duckdb_tables() "
-            "UNION ALL SELECT schema_name, view_name FROM duckdb_views()"
-        ).fetchall()
-    }
+    present = relation_names(con)
 
     def has(*tables: Any) -> bool:
         return all(table.fqn in present for table in tables)

@@ -26,6 +26,7 @@ from connectors.spec import SourceSpec, filter_text
 from connectors.sql_engine.filters import metric_filter
 from transforms.config import OkrConfig, SourceMetric
 from warehouse.sql import quote_ident, quote_literal
+from warehouse.writes import relation_names
 
 PARTIALS_SCHEMA = {
     "pkey": pl.UInt32,
@@ -66,7 +67,7 @@ class Scanner:
     _distincts: dict[tuple, pl.DataFrame] = field(default_factory=dict)
     _pairs: dict[str, str] = field(default_factory=dict)
     _first_days: dict[tuple, date | None] = field(default_factory=dict)
-    _tables: set[str] | None = None
+    _tables: frozenset[str] | None = None
     _column_types: dict[str, dict[str, str]] = field(default_factory=dict)
 
     def code(self, metric: SourceMetric) -> int:
@@ -549,13 +550,7 @@ class Scanner:
 
     def _has_table(self, table: str) -> bool:
         if self._tables is None:
-            self._tables = {
-                f"{schema}.{name}"
-                for schema, name in self.con.execute(
-                    "SELECT schema_name, table_name FROM duckdb_tables() "
-                    "UNION ALL SELECT schema_name, view_name FROM duckdb_views()"
-                ).fetchall()
-            }
+            self._tables = relation_names(self.con)
         return table in self._tables
 
     def _column_type(self, table: str, column: str) -> str | None:

@@ -212,11 +212,15 @@ def table_exists(con: duckdb.DuckDBPyConnection, table: Table) -> bool:
     return bool(count)
 
 
-def existing_tables(con: duckdb.DuckDBPyConnection) -> frozenset[tuple[str, str]]:
-    """Every table of the warehouse as (schema, name), from one catalog query."""
+def relation_names(con: duckdb.DuckDBPyConnection) -> frozenset[str]:
+    """Every table and view of the current database by its `fqn` (schema.name), from one
+    catalog query: for code that asks about many relations at once."""
     return frozenset(
-        con.execute(
+        f"{schema}.{name}"
+        for schema, name in con.execute(
             "SELECT schema_name, table_name FROM duckdb_tables() "
+            "WHERE database_name = current_database() UNION ALL "
+            "SELECT schema_name, view_name FROM duckdb_views() "
             "WHERE database_name = current_database()"
         ).fetchall()
     )

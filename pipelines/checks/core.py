@@ -15,7 +15,7 @@ from transforms.config import OkrConfig
 from transforms.measure import MetricReader
 from warehouse.sql import quote_ident
 from warehouse.tables import Table
-from warehouse.writes import existing_tables
+from warehouse.writes import relation_names
 
 EXAMPLES = 5
 """Offending rows shown in a failed check's metadata."""
@@ -38,10 +38,10 @@ class CheckInputs:
         return self.reader or MetricReader(self.con, self.config)
 
     @cached_property
-    def tables(self) -> frozenset[tuple[str, str]]:
-        """The warehouse's tables, read once for all of a step's checks (they run after the
-        step's writes, so no table appears in between)."""
-        return existing_tables(self.con)
+    def relations(self) -> frozenset[str]:
+        """The warehouse's tables and views, read once for all of a step's checks (they run
+        after the step's writes, so none appears in between)."""
+        return relation_names(self.con)
 
 
 def real_today(timezone: str) -> date:
@@ -90,7 +90,7 @@ class QualityCheck:
         )
 
     def evaluate(self, inputs: CheckInputs) -> dg.AssetCheckResult:
-        if (self.table.schema, self.table.name) not in inputs.tables:
+        if self.table.fqn not in inputs.relations:
             outcome = Outcome(False, f"{self.table.fqn} does not exist")
         else:
             outcome = self.run(inputs)

@@ -124,7 +124,7 @@ def _file_rows(
 ) -> list[tuple]:
     """`columns` (the file first) of `table`'s rows about the source's files of its kind, by
     file; none before the table exists."""
-    if (table.schema, table.name) not in inputs.tables:
+    if table.fqn not in inputs.relations:
         return []
     rows = fetch(
         inputs.con,
