@@ -937,15 +937,16 @@ def test_the_vega_bundle_is_built_once_and_kept_in_the_cache(warehouse, monkeypa
 
 
 def test_each_burn_up_gets_its_own_window_and_data_from_the_shared_template():
-    from bi.page import _burnup_spec
+    from bi.page.charts import burnup_columns, burnup_json
 
-    def daily(first: date) -> pl.DataFrame:
-        return pl.DataFrame(
+    def burnup(first: date, last: date) -> dict:
+        daily = pl.DataFrame(
             {"as_of_date": [first], "progress": [0.123456], "expected_progress": [0.25]}
         )
+        return json.loads(burnup_json(burnup_columns(daily), first, last))
 
-    spring = _burnup_spec(daily(date(2025, 4, 1)), date(2025, 4, 1), date(2025, 6, 30))
-    autumn = _burnup_spec(daily(date(2025, 10, 1)), date(2025, 10, 1), date(2025, 12, 31))
+    spring = burnup(date(2025, 4, 1), date(2025, 6, 30))
+    autumn = burnup(date(2025, 10, 1), date(2025, 12, 31))
     for spec, (first, last) in ((spring, (4, 6)), (autumn, (10, 12))):
         lo, hi = spec["encoding"]["x"]["scale"]["domain"]
         assert (lo["month"], hi["month"]) == (first, last)  # not the other chart's

@@ -57,12 +57,11 @@ _EXPORTS = {
     "NO_DATA_STRIPE": "charts",
     "TEAM_COLOR": "charts",
     "rows_of": "charts",
-    "_burnup_spec": "charts",
     "_vega_bundle": "charts",
     "render_scorecard_page": "render",
     "write_scorecard_page": "render",
 }
-_RENAMED = {"_burnup_spec": "burnup_spec", "_vega_bundle": "vega_bundle"}
+_RENAMED = {"_vega_bundle": "vega_bundle"}
 
 __all__ = sorted(_EXPORTS)
 

@@ -110,11 +110,6 @@ BURNUP_FIELDS = ["as_of_date", "progress", "expected_progress"]
 COMPACT = (",", ":")  # JSON separators, as the page writes the specs
 
 
-def burnup_spec(daily: pl.DataFrame, start: date, end: date) -> dict[str, Any]:
-    """Progress over the days of the KR window in this quarter, with the expected line."""
-    return json.loads(burnup_json(burnup_columns(daily), start, end))
-
-
 def finite_or_null(column: str) -> pl.Expr:
     """The column with NaN and infinity as nulls (see `finite`)."""
     return pl.when(pl.col(column).is_finite()).then(pl.col(column)).alias(column)
