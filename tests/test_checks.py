@@ -478,6 +478,21 @@ def test_a_file_with_half_its_rows_rejected_blocks_staging(project: Settings):
     assert evaluate(project, "raw/csv_observations", "reject_rate", thresholds=lenient).passed
 
 
+def test_reject_rate_names_the_first_rejected_line_of_the_worst_file(project: Settings):
+    # Rejected on lines 4 and 11: as text "bad.csv:11" sorts before "bad.csv:4".
+    lines = [f"2025-05-{day:02d},csat,{80 + day}" for day in range(1, 11)]
+    lines[2] = "2025-05-03,csat,eighty"
+    lines[9] = "2025-05-10,csat,ninety"
+    (project.data_dir / "csv" / "bad.csv").write_text("date,metric_id,value\n" + "\n".join(lines))
+    with duckdb.connect(str(project.warehouse)) as con:
+        load_csv_folder(con, project.data_dir / "csv")
+    check = evaluate(project, "raw/csv_observations", "reject_rate")
+    assert not check.passed
+    assert "(worst: bad.csv, 20.0%, e.g. bad.csv:4: value 'eighty' is not a number" in (
+        check.description
+    )
+
+
 def test_reject_rate_counts_event_and_report_files_apart(project: Settings):
     for asset in ("raw/analytics_events", "raw/analytics_report"):
         assert evaluate(project, asset, "reject_rate").passed

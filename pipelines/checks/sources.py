@@ -182,8 +182,9 @@ def reject_rate(source: SourceTable, threshold: float, inputs: CheckInputs) -> O
     worst = max(over, key=lambda row: row[3])
     [(location, reason)] = fetch(
         inputs.con,
+        # One file's locations are `file:line`: the shortest is the lowest line number.
         f"SELECT location, reason FROM {RAW_REJECTED_ROWS.fqn} WHERE batch_id = ? "
-        "ORDER BY location LIMIT 1",
+        "ORDER BY length(location), location LIMIT 1",
         [worst[4]],
     ) or [(worst[0], "")]
     return Outcome(
