@@ -403,21 +403,64 @@ def test_files_that_cannot_be_read_are_quarantined_and_the_others_load(tmp_path:
 
 
 def test_yaml_aliases_cannot_blow_up_a_load(tmp_path: Path):
-    bomb = ["a: &a [x, x, x, x, x, x, x, x, x, x]"]
-    for level in "bcdefghij":
-        previous = chr(ord(level) - 1)
-        bomb.append(f"{level}: &{level} [*{previous}, *{previous}, *{previous}, *{previous}]")
+    # Ten levels of anchored lists, four aliases each: 10 * 4**9 items once expanded. Each
+    # level is a record's comment (rejected: not a single value); the last record uses the
+    # deepest one as a key, which an early loader expanded into text (~4x the time per level).
+    levels = ["[x, x, x, x, x, x, x, x, x, x]"]
+    levels += [f"[*l{i}, *l{i}, *l{i}, *l{i}]" for i in range(9)]
+    bomb = "".join(
+        f"- {{date: 2025-01-01, kr_id: kr-a, confidence: 5, comment: &l{i} {items}}}\n"
+        for i, items in enumerate(levels)
+    )
     (tmp_path / "bomb.yaml").write_text(
-        "\n".join(f"# {line}" for line in bomb)
-        + "\n- {date: 2025-01-01, kr_id: kr-a, confidence: 5, comment: &c hello}\n"
+        bomb
+        + "- {date: 2025-01-01, kr_id: kr-a, confidence: 5, comment: &c hello}\n"
         + "- {date: 2025-01-02, kr_id: kr-a, confidence: 5, comment: *c}\n"
         + "- {date: 2025-01-03, kr_id: kr-a, confidence: 5, comment: [*c, *c]}\n"
+        + "- {date: 2025-01-04, kr_id: kr-a, confidence: 5, ? *l9 : 1}\n"
     )
     con, report = load(tmp_path)
-    assert (report.rows_loaded, report.rows_rejected) == (2, 1)
+    assert (report.rows_loaded, report.rows_rejected) == (2, 12)
     assert con.execute("SELECT comment FROM raw.checkins ORDER BY date").fetchall() == [
         ("hello",),
         ("hello",),
+    ]
+    assert [row for row in rejects(con) if row[0] == "bomb.yaml:14"] == [
+        (
+            "bomb.yaml:14",
+            None,
+            "a key is a list or mapping; keys are the field names date, kr_id, confidence, "
+            "value, comment, author",
+        )
+    ]
+
+
+def test_yaml_text_stays_as_written_and_numbers_follow_the_csv_rules(tmp_path: Path):
+    # YAML 1.1 would read `off` and `No` as booleans, 0x1F as 31 and 1.50 as 1.5.
+    (tmp_path / "words.yaml").write_text(
+        "- {date: 2025-01-01, kr_id: kr-a, confidence: 5, comment: off, author: No}\n"
+        "- {date: 2025-01-02, kr_id: kr-a, confidence: 5, comment: 1.50, author: 0x1F}\n"
+        "- {date: 2025-01-03, kr_id: kr-a, confidence: 5, comment: ~, author: ''}\n"
+        "- {date: 2025-01-04, kr_id: kr-a, value: 1.0e-400}\n"
+        "- {date: 2025-01-05, kr_id: kr-a, value: 1e-400}\n"
+        "- {date: 2025-01-06, kr_id: kr-a, value: 0.0e-400}\n"
+    )
+    con, report = load(tmp_path)
+    assert con.execute(
+        "SELECT comment, author, value FROM raw.checkins ORDER BY date"
+    ).fetchall() == [
+        ("off", "No", None),
+        ("1.50", "0x1F", None),
+        (None, None, None),
+        (None, None, 0.0),
+    ]
+    too_small = (
+        "is too small to represent: a nonzero number below 2.2e-308 in magnitude would load "
+        "as 0 or lose precision"
+    )
+    assert rejects(con) == [
+        ("words.yaml:4", "value", f"value '1.0e-400' {too_small}"),
+        ("words.yaml:5", "value", f"value '1e-400' {too_small}"),
     ]
 
 

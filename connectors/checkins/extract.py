@@ -37,6 +37,8 @@ from connectors.files import (
     FIRST_DATE,
     LAST_DATE,
     MAX_ABS_VALUE,
+    MIN_NORMAL,
+    NUMBER_PATTERN,
     FileLoadReport,
     FileSourceError,
     FileVersion,
@@ -55,7 +57,11 @@ MAX_COMMENT_CHARS = 10_000
 MAX_AUTHOR_CHARS = 200
 KR_ID = re.compile(r"^[a-z0-9][a-z0-9_.-]*$")
 ISO_DAY = re.compile(r"^\d{4}-\d{2}-\d{2}$")
-NUMBER = re.compile(r"^[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?$")
+NUMBER = re.compile(f"^{NUMBER_PATTERN}$")
+TEXT_FIELDS = ("kr_id", "comment", "author")
+"""Fields kept as written in YAML: typed, `off` would become False and `0x1F` 31."""
+_YAML_NULL = "tag:yaml.org,2002:null"
+_YAML_NUMBERS = ("tag:yaml.org,2002:int", "tag:yaml.org,2002:float")
 _ROWS = "_okr_checkin_rows"
 _ARROW = pa.schema(
     [
@@ -212,13 +218,27 @@ def _yaml_records(text: str) -> Iterator[Record]:
             problem = f"the item is not a mapping of {', '.join(COLUMNS)}"
             yield Record(line, {}, record_text, problem)
             continue
-        fields: dict[str, Any] = {}
-        for key, node in item.value:
-            if not isinstance(node, yaml.ScalarNode):
-                fields[str(key.value)] = node  # rejected as not a single value
-            else:
-                fields[str(key.value)] = _scalar(node)
-        yield Record(line, fields, record_text)
+        if not all(isinstance(key, yaml.ScalarNode) for key, _ in item.value):
+            # Never turned into text: an alias to nested lists would expand exponentially.
+            problem = f"a key is a list or mapping; keys are the field names {', '.join(COLUMNS)}"
+            yield Record(line, {}, record_text, problem)
+            continue
+        yield Record(
+            line, {key.value: _yaml_value(key.value, node) for key, node in item.value}, record_text
+        )
+
+
+def _yaml_value(name: str, node: yaml.Node) -> Any:
+    """A field's YAML value: a list or mapping as its node (rejected as not a single value), a
+    text field as written, a plain decimal number as its text (judged as in CSV files),
+    anything else as YAML types it."""
+    if not isinstance(node, yaml.ScalarNode):
+        return node
+    if node.tag == _YAML_NULL:
+        return None
+    if name in TEXT_FIELDS or (node.tag in _YAML_NUMBERS and NUMBER.match(node.value)):
+        return node.value
+    return _scalar(node)
 
 
 def _scalar(node: yaml.ScalarNode) -> Any:
@@ -305,6 +325,11 @@ def _number(value: Any, what: str) -> float:
         raise ValueError(f"{clip(str(value))} is not a finite number")
     if abs(number) > MAX_ABS_VALUE:
         raise ValueError(f"{clip(str(value))} is beyond the bound of +-1e15")
+    if abs(number) < MIN_NORMAL and re.search("[1-9]", re.split("[eE]", str(value))[0]):
+        raise ValueError(
+            f"{excerpt(str(value))} is too small to represent: a nonzero number below 2.2e-308 "
+            "in magnitude would load as 0 or lose precision"
+        )
     return number
 
 
@@ -326,9 +351,7 @@ def _value(value: Any) -> dict[str, Any]:
 
 
 def _text(name: str, limit: int):
-    def check(value: Any) -> dict[str, Any]:
-        if value is not None and not isinstance(value, str):
-            value = value.isoformat() if isinstance(value, date) else str(value)
+    def check(value: str | None) -> dict[str, Any]:
         if value is not None and len(value) > limit:
             raise ValueError(f"has {len(value):,} characters, more than the {limit:,} allowed")
         return {name: value}
