@@ -318,13 +318,15 @@ def test_a_5xx_answer_is_retried_and_retry_after_is_honoured(
     settings = write_alert_project(tmp_path)
     path = secret_path()
     monkeypatch.setenv(ALERT_WEBHOOK_URL_ENV, receiver.url(path))
-    receiver.answers = [(500, {}), (429, {"Retry-After": "2"})]
+    # The 429 comes first: the backoff before a first retry is 0 s, so only Retry-After makes
+    # the second post wait (after a 500 the backoff alone would wait 2 s).
+    receiver.answers = [(429, {"Retry-After": "2"}), (500, {})]
     success, logs = post_one(settings, ALERT)
     assert success
     assert [(p, body) for p, body, _ in receiver.posts] == [(path, ALERT)] * 3
-    first, second, third = (at for _, _, at in receiver.posts)
-    assert third - second >= 1.9  # waited as the 429 asked
-    assert "answered [500, 429] first; retried" in logs
+    first, second, _third = (at for _, _, at in receiver.posts)
+    assert second - first >= 1.9  # waited as the 429 asked
+    assert "answered [429, 500] first; retried" in logs
     assert path not in logs
 
 
