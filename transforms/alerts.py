@@ -168,10 +168,15 @@ _KPI_LATEST = f"""
     ORDER BY s.metric_id
 """
 _KPI_BEFORE = f"""
-    SELECT health FROM {MARTS_SUCCESS_METRIC_SUMMARY.fqn}
-    WHERE metric_id = ? AND grain = ? AND period_start < ?
-    ORDER BY period_start DESC LIMIT 1
+    WITH streak AS (
+        SELECT unnest(?::VARCHAR[]) AS metric_id, unnest(?::VARCHAR[]) AS grain,
+               unnest(?::DATE[]) AS start
+    )
+    SELECT w.metric_id, w.grain, w.start, s.health
+    FROM streak w ASOF LEFT JOIN {MARTS_SUCCESS_METRIC_SUMMARY.fqn} s
+        ON w.metric_id = s.metric_id AND w.grain = s.grain AND w.start > s.period_start
 """
+"""The health of the period before each red streak, in one query for all of them."""
 
 
 def periods_back(grain: str, start: date, periods: int) -> date:
@@ -187,13 +192,21 @@ def periods_back(grain: str, start: date, periods: int) -> date:
 def _kpi_red(con: duckdb.DuckDBPyConnection, today: date) -> list[Alert]:
     """A KPI whose latest period (started by `today`) at its target grain is red. The key names
     the period its red streak started in: the streak keeps one key while it lasts."""
+    red = [row for row in _records(con, _KPI_LATEST, [today]) if row["health"] == "red"]
+    starts = [
+        periods_back(row["grain"], row["period_start"], int(row["consecutive_red"]) - 1)
+        for row in red
+    ]
+    before = {
+        (metric_id, grain, start): health
+        for metric_id, grain, start, health in con.execute(
+            _KPI_BEFORE,
+            [[row["metric_id"] for row in red], [row["grain"] for row in red], starts],
+        ).fetchall()
+    }
     alerts = []
-    for row in _records(con, _KPI_LATEST, [today]):
-        if row["health"] != "red":
-            continue
+    for row, start in zip(red, starts, strict=True):
         grain, streak = row["grain"], int(row["consecutive_red"])
-        start = periods_back(grain, row["period_start"], streak - 1)
-        before = con.execute(_KPI_BEFORE, [row["metric_id"], grain, start]).fetchone()
         name, unit = row["metric_name"], row["unit"]
         periods = f"{streak} {grain}{'s' if streak != 1 else ''} in a row"
         text = (
@@ -210,7 +223,7 @@ def _kpi_red(con: duckdb.DuckDBPyConnection, today: date) -> list[Alert]:
                 text=text,
                 facts={
                     "title": name,
-                    "from": before[0] if before else None,
+                    "from": before[(row["metric_id"], grain, start)],
                     "to": "red",
                     "date": start,
                     "as_of": row["as_of_date"],
