@@ -151,6 +151,11 @@ def test_each_transition_has_one_key_that_a_rerun_keeps_and_a_new_transition_cha
     assert (revenue["period"], revenue["value"], revenue["consecutive_red"]) == ("2025-02", 40, 1)
     assert revenue["health_target"] == pytest.approx(300 * 20 / 28)
     assert (revenue["from"], revenue["is_provisional"]) == ("green", True)
+    [revenue_alert] = [alert for alert in first if alert.key.startswith("kpi-red:")]
+    assert revenue_alert.payload["text"] == (  # values in their unit, as the page writes them
+        "KPI Revenue (revenue) is red for the month 2025-02: EUR 40 against EUR 214 so far "
+        "(1 month in a row, since 2025-02-01)."
+    )
     uptime = facts["stale:uptime:2025-02-10"]
     assert (uptime["date"], uptime["source"], uptime["kr_ids"]) == (
         "2025-02-10",

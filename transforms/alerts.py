@@ -22,7 +22,7 @@ from typing import Any
 
 import duckdb
 
-from transforms.calendar import _add_months
+from transforms.calendar import add_months
 from transforms.kpi import MARTS_SUCCESS_METRIC_SUMMARY
 from transforms.reported import MARTS_GRADE_RESTATEMENTS
 from transforms.tables import (
@@ -30,6 +30,7 @@ from transforms.tables import (
     MARTS_KEY_RESULT_ATTAINMENT,
     MARTS_KEY_RESULT_PROGRESS_DAILY,
 )
+from transforms.units import format_value
 from warehouse.writes import relation_names
 
 ALERTED_STATUSES = ("at_risk", "off_track")
@@ -185,8 +186,7 @@ def periods_back(grain: str, start: date, periods: int) -> date:
     out from its length, so the key does not depend on which earlier periods the marts hold."""
     if grain == "week":
         return start - timedelta(weeks=periods)
-    year, month = _add_months(start.year, start.month, -periods * (3 if grain == "quarter" else 1))
-    return date(year, month, 1)
+    return add_months(start, -periods * (3 if grain == "quarter" else 1))
 
 
 def _kpi_red(con: duckdb.DuckDBPyConnection, today: date) -> list[Alert]:
@@ -427,9 +427,8 @@ def _pct(value: float | None) -> str:
 
 
 def _num(value: float | None, unit: str | None) -> str:
-    if value is None:
-        return "no data"
-    return f"{value:,.6g}{' ' + unit if unit else ''}"
+    """A value in its unit as the page and the text scorecard write it."""
+    return "no data" if value is None else format_value(value, unit)
 
 
 def _grade(grade: str | None, progress: float | None, status: str | None) -> str:

@@ -22,6 +22,11 @@ def _add_months(year: int, month: int, months: int) -> tuple[int, int]:
     return index // 12, index % 12 + 1
 
 
+def add_months(day: date, months: int) -> date:
+    """The first day of the month `months` after the one holding `day` (before it if negative)."""
+    return date(*_add_months(day.year, day.month, months), 1)
+
+
 def quarter_from_label(label: str, fiscal_year_start_month: int = 1) -> Quarter:
     match = QUARTER_LABEL.match(label)
     if not match:

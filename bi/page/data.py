@@ -10,6 +10,8 @@ from datetime import date, timedelta
 import duckdb
 import polars as pl
 
+from transforms.calendar import add_months
+
 KPI_MONTHS = 6  # months of success metrics the page shows per quarter
 
 
@@ -62,11 +64,6 @@ def table_exists(con: duckdb.DuckDBPyConnection, schema: str, name: str) -> bool
         params=[schema, name],
     ).fetchall()
     return count > 0
-
-
-def add_months(day: date, months: int) -> date:
-    index = day.month - 1 + months
-    return date(day.year + index // 12, index % 12 + 1, 1)
 
 
 def _slugs(labels: list[str]) -> dict[str, str]:
