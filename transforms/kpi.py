@@ -386,13 +386,15 @@ def success_metric_summary(
     settings = config.settings
     schema = MARTS_SUCCESS_METRIC_SUMMARY.polars_schema()
     reported = _reported_periods(quarters, today, settings)
-    if reported.height == 0 or not config.metrics:
+    # Manual metrics are KR values (check-ins), not KPIs: never measured here.
+    kpis = {m: metric for m, metric in config.metrics.items() if not m.startswith(MANUAL_PREFIX)}
+    if reported.height == 0 or not kpis:
         return pl.DataFrame(schema=schema)
     first_reported = reported["period_start"].min()
     # Before a metric's first data every value is null, so its history starts there at most.
     history_start = {
         metric_id: min(first_reported, reader.earliest_date(metric) or first_reported)
-        for metric_id, metric in config.metrics.items()
+        for metric_id, metric in kpis.items()
     }
     lookback = kpi_lookback_start(first_reported)
     measured_from = {m: max(start, lookback) for m, start in history_start.items()}
@@ -411,7 +413,6 @@ def success_metric_summary(
         rows = _with_health(history)
     return (
         rows.join(reported, on=["grain", "period_start"], how="inner")
-        .filter(~pl.col("metric_id").str.starts_with(MANUAL_PREFIX))  # KR values, not KPIs
         .select([pl.col(name).cast(dtype) for name, dtype in schema.items()])
         .sort("quarter_start", "metric_id", "grain", "period_start")
     )
