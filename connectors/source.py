@@ -21,6 +21,9 @@ from warehouse.staging import RawInput
 from warehouse.tables import Table
 
 Connection = duckdb.DuckDBPyConnection
+DEFAULT_MAX_AGE_DAYS = 2
+"""Age in days of a source's newest data past which its freshness check warns, unless its
+descriptor or OKR_SOURCE_MAX_AGE_DAYS says otherwise."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -72,9 +75,9 @@ class FileSource:
     staged: tuple[StagedTable, ...]
     asset_name: str | None = None
     """The raw step's name when it lands several tables (one multi-asset)."""
-    max_age_days: int = 2
-    """Default age of its newest data past which the freshness check warns
-    (OKR_SOURCE_MAX_AGE_DAYS overrides it)."""
+    max_age_days: int = DEFAULT_MAX_AGE_DAYS
+    """Age of its newest data past which the freshness check warns (OKR_SOURCE_MAX_AGE_DAYS
+    overrides it)."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -116,7 +119,7 @@ class ApiSource:
     """(con, client) -> report: upserts new and changed records into the raw tables."""
     raw: tuple[RawTable, ...]
     staged: tuple[RefreshedTable, ...]
-    max_age_days: int = 2
+    max_age_days: int = DEFAULT_MAX_AGE_DAYS
     """As for a FileSource."""
 
 

@@ -11,6 +11,7 @@ from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
 from connectors.registry import API_SOURCES, SOURCES
+from connectors.source import DEFAULT_MAX_AGE_DAYS
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 EXAMPLE_DIR = PROJECT_ROOT / "examples" / "acme"
@@ -66,8 +67,8 @@ class ChecksSettings:
         return cls(max_reject_rate=rate, source_max_age_days=ages)
 
     def max_age(self, family: str) -> int:
-        """A family not named (a source added since) keeps the default of 2 days."""
-        return self.source_max_age_days.get(family, 2)
+        """A family not named (a source added since) keeps the default."""
+        return self.source_max_age_days.get(family, DEFAULT_MAX_AGE_DAYS)
 
 
 def _parse_ages(text: str) -> dict[str, int]:
