@@ -10,10 +10,10 @@ from datetime import date
 import duckdb
 import polars as pl
 
-from connectors.checkins.tables import STAGING_CHECKINS
+from connectors.checkins.tables import CONFIDENCE_LEVEL_TEXT, STAGING_CHECKINS
 from transforms.calendar import Quarter
 from transforms.config import OkrConfig
-from transforms.tables import FLAG_DESCRIPTION
+from transforms.tables import flag_description, quarter_columns
 from warehouse.tables import Column, Table
 from warehouse.writes import table_exists
 
@@ -32,17 +32,14 @@ MARTS_KEY_RESULT_CHECKINS = Table(
         Column("kr_id", "VARCHAR", "Key result the check-in is about.", False),
         Column("checkin_date", "DATE", "Day of the check-in.", False),
         Column("author", "VARCHAR", "Who checked in."),
-        Column("quarter", "VARCHAR", "Fiscal quarter of the check-in, e.g. 2025-Q1.", False),
-        Column(
-            "quarter_start", "DATE", "First day of that fiscal quarter (the partition key).", False
-        ),
+        *quarter_columns(),
         Column("objective_id", "VARCHAR", "The KR's objective; null for a KR id okrs.yaml lacks."),
         Column("kr_title", "VARCHAR", "The KR's title; null for a KR id okrs.yaml lacks."),
         Column("team", "VARCHAR", "Team of the KR's objective."),
         Column(
             "confidence", "DOUBLE", "Owner's confidence, 0-10; null when only a value was given."
         ),
-        Column("confidence_level", "VARCHAR", "low (< 4), medium (4 to < 7) or high (>= 7)."),
+        Column("confidence_level", "VARCHAR", f"{CONFIDENCE_LEVEL_TEXT}."),
         Column("comment", "VARCHAR", "What the owner said."),
         Column("value", "DOUBLE", "The value checked in (a manual KR's measured value)."),
         Column(
@@ -51,7 +48,7 @@ MARTS_KEY_RESULT_CHECKINS = Table(
             "The KR's status computed from the data for that day (marts.key_result_progress_daily);"
             " null when the day is outside the KR's window.",
         ),
-        Column("confidence_flag", "VARCHAR", FLAG_DESCRIPTION.replace("the status", "kr_status")),
+        Column("confidence_flag", "VARCHAR", flag_description("kr_status")),
         Column("_source_ref", "VARCHAR", "File the check-in came from.", False),
         Column("_source_row", "BIGINT", "Its line in that file."),
     ),

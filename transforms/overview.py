@@ -6,7 +6,7 @@ from __future__ import annotations
 import polars as pl
 
 from transforms.config import OkrConfig
-from transforms.tables import FLAG_DESCRIPTION
+from transforms.tables import flag_description
 from warehouse.tables import Column, Table
 
 MARTS_OKR_SCORECARD = Table(
@@ -43,7 +43,7 @@ MARTS_OKR_SCORECARD = Table(
         Column("is_provisional", "BOOLEAN", "A success metric's quarter is still running."),
         Column("confidence", "DOUBLE", "A KR's latest confidence checked in this quarter, 0-10."),
         Column("checkin_comment", "VARCHAR", "A KR's latest check-in comment this quarter."),
-        Column("confidence_flag", "VARCHAR", FLAG_DESCRIPTION),
+        Column("confidence_flag", "VARCHAR", flag_description()),
     ),
     primary_key=("objective_id", "quarter_start", "item_type", "item_id"),
     partition_column="quarter_start",

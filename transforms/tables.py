@@ -3,11 +3,12 @@ teams per quarter, the daily burn-up, and the dimensions of the config."""
 
 from __future__ import annotations
 
+from connectors.checkins.tables import CONFIDENCE_LEVEL_TEXT
 from transforms.okr import STATUSES as KR_STATUSES
 from warehouse.tables import Column, Table
 
 
-def _quarter_columns() -> tuple[Column, ...]:
+def quarter_columns() -> tuple[Column, ...]:
     return (
         Column("quarter", "VARCHAR", "Fiscal quarter label, e.g. 2025-Q1.", False),
         Column(
@@ -42,20 +43,23 @@ _PROGRESS = (
     Column("grade", "VARCHAR", "Google scale on progress: red < 0.4 <= yellow < 0.7 <= green."),
 )
 
-FLAG_DESCRIPTION = (
-    "high_confidence_off_track or low_confidence_on_track when the owner's confidence level "
-    "disagrees with the status; null when they agree or there is no confidence."
-)
+def flag_description(status: str = "the status") -> str:
+    """What confidence_flag says, against `status` (the column it compares with)."""
+    return (
+        "high_confidence_off_track or low_confidence_on_track when the owner's confidence level "
+        f"disagrees with {status}; null when they agree or there is no confidence."
+    )
+
 
 CHECKIN_COLUMNS = (
     Column(
         "checkin_date", "DATE", "Day of the latest check-in on or before as_of_date in the quarter."
     ),
     Column("confidence", "DOUBLE", "Its confidence, 0-10 (null: none given)."),
-    Column("confidence_level", "VARCHAR", "low (< 4), medium (4 to < 7) or high (>= 7)."),
+    Column("confidence_level", "VARCHAR", f"{CONFIDENCE_LEVEL_TEXT}."),
     Column("checkin_comment", "VARCHAR", "Its comment."),
     Column("checkin_author", "VARCHAR", "Who checked in."),
-    Column("confidence_flag", "VARCHAR", FLAG_DESCRIPTION.replace("the status", "display_status")),
+    Column("confidence_flag", "VARCHAR", flag_description("display_status")),
 )
 """The columns `with_latest_checkins` adds to marts.key_result_attainment."""
 
@@ -67,7 +71,7 @@ MARTS_KEY_RESULT_ATTAINMENT = Table(
     "min(quarter end, KR end, today).",
     (
         Column("kr_id", "VARCHAR", "Key result id from okrs.yaml.", False),
-        *_quarter_columns(),
+        *quarter_columns(),
         Column("kr_title", "VARCHAR", "Key result title.", False),
         Column("objective_id", "VARCHAR", "Objective the KR belongs to.", False),
         Column("metric_id", "VARCHAR", "Metric the KR measures.", False),
@@ -161,7 +165,7 @@ MARTS_KEY_RESULT_PROGRESS_DAILY = Table(
     (
         Column("kr_id", "VARCHAR", "Key result id.", False),
         Column("as_of_date", "DATE", "The day measured.", False),
-        *_quarter_columns(),
+        *quarter_columns(),
         Column("objective_id", "VARCHAR", "Objective the KR belongs to.", False),
         Column("metric_id", "VARCHAR", "Metric the KR measures.", False),
         Column("kr_type", "VARCHAR", "KR type.", False),
@@ -182,7 +186,7 @@ MARTS_OBJECTIVE_ATTAINMENT = Table(
     "and the bottom-up roll-up of its child objectives.",
     (
         Column("objective_id", "VARCHAR", "Objective id from okrs.yaml.", False),
-        *_quarter_columns(),
+        *quarter_columns(),
         Column("title", "VARCHAR", "Objective title.", False),
         Column("team", "VARCHAR", "Owning team.", False),
         Column("owner", "VARCHAR", "Owner, when set."),
@@ -247,7 +251,7 @@ MARTS_TEAM_ATTAINMENT = Table(
     "is in another team (or that have none).",
     (
         Column("team", "VARCHAR", "Team.", False),
-        *_quarter_columns(),
+        *quarter_columns(),
         Column("as_of_date", "DATE", "Latest as-of date among the objectives counted.", False),
         Column("score_weighted", "DOUBLE", "Mean rollup_score weighted by objective weight."),
         Column("score_unweighted", "DOUBLE", "Plain mean rollup_score."),
@@ -268,7 +272,7 @@ MARTS_QUARTER_AS_OF = Table(
     "replaces only the quarters it computes, so after a partial backfill quarters can be as of "
     "different dates; this says which.",
     (
-        *_quarter_columns(),
+        *quarter_columns(),
         Column("quarter_end", "DATE", "Last day of the fiscal quarter.", False),
         Column(
             "as_of_date",

@@ -13,6 +13,9 @@ CONFIDENCE_LEVELS = (("low", 4.0), ("medium", 7.0), ("high", None))
 """Each level and the confidence it reaches up to (exclusive): 0 <= low < 4 <= medium < 7 <=
 high <= 10."""
 MAX_CONFIDENCE = 10.0
+_LOW, _MEDIUM = (f"{limit:g}" for _, limit in CONFIDENCE_LEVELS[:2])
+CONFIDENCE_LEVEL_TEXT = f"low (< {_LOW}), medium ({_LOW} to < {_MEDIUM}) or high (>= {_MEDIUM})"
+"""The levels as the column comments state them."""
 
 _CHECKIN_COLUMNS = (
     Column("date", "DATE", "Day of the check-in (ISO in the file).", False),
@@ -50,7 +53,7 @@ STAGING_CHECKINS = Table(
         Column(
             "confidence_level",
             "VARCHAR",
-            "low (< 4), medium (4 to < 7) or high (>= 7); null without a confidence.",
+            f"{CONFIDENCE_LEVEL_TEXT}; null without a confidence.",
         ),
         *staged_lineage_columns("date"),
     ),
