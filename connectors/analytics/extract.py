@@ -101,7 +101,7 @@ from connectors.files import (
 from connectors.tables import RAW_LOADED_FILES, RAW_REJECTED_ROWS
 from warehouse.sql import quote_literal
 from warehouse.tables import Table
-from warehouse.writes import insertion_order
+from warehouse.writes import ensure_tables, insertion_order
 
 SOURCE = "analytics"
 VALID_OFFSET = r"(Z|[+-]((0\d|1[0-3])(:?[0-5]\d)?|14(:?00)?))$"
@@ -172,8 +172,9 @@ def load_analytics_exports(
 ) -> AnalyticsLoadReport:
     """Load every new or changed export under `folder` (recursively, by relative path); with
     `strict`, a quarantined file fails the load once the other files have loaded."""
-    for table in (RAW_ANALYTICS_EVENTS, RAW_ANALYTICS_REPORT, RAW_REJECTED_ROWS, RAW_LOADED_FILES):
-        table.create(con)
+    ensure_tables(
+        con, RAW_ANALYTICS_EVENTS, RAW_ANALYTICS_REPORT, RAW_REJECTED_ROWS, RAW_LOADED_FILES
+    )
     return load_files(
         con,
         SOURCE,

@@ -48,6 +48,7 @@ from connectors.files import (
     load_files,
 )
 from connectors.tables import RAW_LOADED_FILES, RAW_REJECTED_ROWS
+from warehouse.writes import ensure_tables
 
 SOURCE = "checkins"
 COLUMNS = ("date", "kr_id", "confidence", "value", "comment", "author")
@@ -63,6 +64,7 @@ TEXT_FIELDS = ("kr_id", "comment", "author")
 _YAML_NULL = "tag:yaml.org,2002:null"
 _YAML_NUMBERS = ("tag:yaml.org,2002:int", "tag:yaml.org,2002:float")
 _ROWS = "_okr_checkin_rows"
+_VALUES = "date, kr_id, confidence, confidence_text, value, comment, author"
 _ARROW = pa.schema(
     [
         ("line_no", pa.int64()),
@@ -97,8 +99,7 @@ def load_checkins_folder(
 ) -> FileLoadReport:
     """Load every new or changed check-in file under `folder` (recursively); with `strict`, a
     quarantined file fails the load once the other files have loaded."""
-    for table in (RAW_CHECKINS, RAW_REJECTED_ROWS, RAW_LOADED_FILES):
-        table.create(con)
+    ensure_tables(con, RAW_CHECKINS, RAW_REJECTED_ROWS, RAW_LOADED_FILES)
     return load_files(
         con,
         SOURCE,
@@ -386,20 +387,11 @@ def _load_file(con: duckdb.DuckDBPyConnection, path: Path, version: FileVersion)
                 **(typed or {}),
             }
         )
-    con.register("_okr_checkin_arrow", pa.Table.from_pylist(rows, schema=_ARROW))
+    con.register(_ROWS, pa.Table.from_pylist(rows, schema=_ARROW))
     try:
-        con.execute(f"CREATE OR REPLACE TEMP TABLE {_ROWS} AS SELECT * FROM _okr_checkin_arrow")
-        return commit_version(
-            con,
-            version,
-            RAW_CHECKINS,
-            _ROWS,
-            "date, kr_id, confidence, confidence_text, value, comment, author",
-            "date, kr_id, confidence, confidence_text, value, comment, author",
-        )
+        return commit_version(con, version, RAW_CHECKINS, _ROWS, _VALUES, _VALUES)
     finally:
-        con.unregister("_okr_checkin_arrow")
-        con.execute(f"DROP TABLE IF EXISTS {_ROWS}")
+        con.unregister(_ROWS)
 
 
 def file_dates(path: Path, kind: str, timezone: str) -> tuple[date, date] | None:

@@ -78,7 +78,7 @@ from connectors.files import (
 )
 from connectors.tables import RAW_LOADED_FILES, RAW_REJECTED_ROWS
 from warehouse.sql import quote_literal
-from warehouse.writes import insertion_order
+from warehouse.writes import ensure_tables, insertion_order
 
 SOURCE = "csv"
 METRIC_ID_PATTERN = "[a-z0-9][a-z0-9_.-]*"
@@ -121,8 +121,7 @@ def load_csv_folder(
 ) -> CsvLoadReport:
     """Load every new or changed `*.csv` under `folder` (recursively, by relative path); with
     `strict`, a quarantined file fails the load once the other files have loaded."""
-    for table in (RAW_CSV_OBSERVATIONS, RAW_REJECTED_ROWS, RAW_LOADED_FILES):
-        table.create(con)
+    ensure_tables(con, RAW_CSV_OBSERVATIONS, RAW_REJECTED_ROWS, RAW_LOADED_FILES)
     return load_files(
         con,
         SOURCE,
