@@ -54,6 +54,11 @@ class AlertConfig(dg.Config):
     payload_json: str
 
 
+def webhook_url() -> str:
+    """OKR_ALERT_WEBHOOK_URL as set in this process's environment; empty when it is not."""
+    return (os.environ.get(ALERT_WEBHOOK_URL_ENV) or "").strip()
+
+
 class AlertWebhookResource(dg.ConfigurableResource):
     """Posts to the webhook named by OKR_ALERT_WEBHOOK_URL, read when the run posts. No field
     says where: nothing in run config can change where an alert goes."""
@@ -64,7 +69,7 @@ class AlertWebhookResource(dg.ConfigurableResource):
     def post(self, payload: dict, log: logging.Logger | dg.DagsterLogManager) -> int:
         """The HTTP status of the accepted post; a dg.Failure naming the variable and the status
         or error class otherwise."""
-        url = (os.environ.get(ALERT_WEBHOOK_URL_ENV) or "").strip()
+        url = webhook_url()
         if not url:
             raise dg.Failure(f"{ALERT_WEBHOOK_URL_ENV} is not set in the run's environment")
         session = requests.Session()
@@ -137,7 +142,7 @@ def build_alerts_sensor(
         ),
     )
     def okr_alerts_sensor(context: dg.SensorEvaluationContext):
-        if not os.environ.get(ALERT_WEBHOOK_URL_ENV, "").strip():
+        if not webhook_url():
             return dg.SkipReason(
                 f"{ALERT_WEBHOOK_URL_ENV} is not set: no alert is sent (nor marked sent)"
             )

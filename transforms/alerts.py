@@ -91,7 +91,7 @@ _LATEST_KR = f"""
 
 _KR_STATUS = f"""
     WITH alerting AS (
-        SELECT * FROM ({_LATEST_KR}) WHERE display_status IN (?, ?)
+        SELECT * FROM ({_LATEST_KR}) WHERE display_status IN (SELECT unnest(?::VARCHAR[]))
     ),
     before AS (  -- the last day up to the row's as-of date with another status
         SELECT a.kr_id, max(d.as_of_date) AS day, arg_max(d.status, d.as_of_date) AS status
@@ -118,12 +118,12 @@ def _kr_status(con: duckdb.DuckDBPyConnection) -> list[Alert]:
     judged on too few cases is not judged. The run of its status is walked back on the daily
     status, so the same run keeps its key and a new run (off, on, off again) gets a new one."""
     alerts = []
-    for row in _records(con, _KR_STATUS, list(ALERTED_STATUSES)):
+    for row in _records(con, _KR_STATUS, [list(ALERTED_STATUSES)]):
         since = row["since"]
         status = row["status"]
         title = row["kr_title"]
         text = (
-            f"Key result {title} ({row['kr_id']}) is {status.replace('_', ' ')} since {since}"
+            f"Key result {title} ({row['kr_id']}) is {_words(status)} since {since}"
             f"{_was(row['previous_status'])}: progress {_pct(row['progress'])} against "
             f"{_pct(row['expected_progress'])} expected ({row['quarter']}, team {row['team']}"
             f"{', owner ' + row['owner'] if row['owner'] else ''}).{_checkin(row)}"
@@ -340,7 +340,7 @@ def _restated(con: duckdb.DuckDBPyConnection) -> list[Alert]:
                     "date": reported_at.date(),
                     "object_type": row["object_type"],
                     "objective_id": row["objective_id"],
-                    "reported_at": reported_at.isoformat(),
+                    "reported_at": reported_at,
                     "reported": {
                         "value": row["reported_value"],
                         "progress": row["reported_progress"],
@@ -418,8 +418,13 @@ def _checkin(row: dict[str, Any]) -> str:
     )
 
 
+def _words(status: str) -> str:
+    """A status as words: off_track -> off track."""
+    return status.replace("_", " ")
+
+
 def _was(previous: str | None) -> str:
-    return f" (was {previous.replace('_', ' ')})" if previous else ""
+    return f" (was {_words(previous)})" if previous else ""
 
 
 def _pct(value: float | None) -> str:
@@ -432,4 +437,4 @@ def _num(value: float | None, unit: str | None) -> str:
 
 
 def _grade(grade: str | None, progress: float | None, status: str | None) -> str:
-    return f"{grade or 'ungraded'} ({_pct(progress)}, {(status or 'no status').replace('_', ' ')})"
+    return f"{grade or 'ungraded'} ({_pct(progress)}, {_words(status or 'no status')})"
