@@ -290,7 +290,7 @@ def test_a_kr_status_alert_quotes_the_owners_latest_check_in(project: Settings):
     )
 
 
-def test_a_rerun_changes_nothing(project: Settings, tmp_path: Path):
+def test_a_rerun_changes_nothing(project: Settings):
     before = query(project, "SELECT * FROM marts.key_result_checkins ORDER BY ALL")
     attainment = query(
         project, "SELECT * EXCLUDE (as_of_date) FROM marts.key_result_attainment ORDER BY ALL"
@@ -306,6 +306,43 @@ def test_a_rerun_changes_nothing(project: Settings, tmp_path: Path):
 
 
 # -- the files --------------------------------------------------------------------------------
+
+
+def test_the_latest_check_in_is_the_last_one_by_the_row_s_as_of_date():
+    """A KR ending on Feb 15 is measured as of Feb 15: a check-in of Feb 20 in the same quarter
+    is after its numbers and is not shown; of two check-ins on one day, the last author by
+    name is; a high confidence on an off-track KR is flagged."""
+    import polars as pl
+
+    from transforms.checkins import with_latest_checkins
+
+    q1 = date(2025, 1, 1)
+    kr_rows = pl.DataFrame(
+        {
+            "kr_id": ["kr-a"],
+            "quarter_start": [q1],
+            "as_of_date": [date(2025, 2, 15)],
+            "display_status": ["off_track"],
+        }
+    )
+    checkins = pl.DataFrame(
+        {
+            "kr_id": ["kr-a"] * 3,
+            "quarter_start": [q1] * 3,
+            "date": [date(2025, 2, 10), date(2025, 2, 10), date(2025, 2, 20)],
+            "author": ["bo", "ana", "cy"],
+            "confidence": [8.0, 3.0, 1.0],
+            "confidence_level": ["high", "low", "low"],
+            "comment": ["fine", "worried", "too late"],
+        }
+    )
+    [row] = with_latest_checkins(kr_rows, checkins).to_dicts()
+    assert (row["checkin_date"], row["checkin_author"], row["checkin_comment"]) == (
+        date(2025, 2, 10),
+        "bo",
+        "fine",
+    )
+    assert row["confidence_flag"] == "high_confidence_off_track"
 
 
 def load(folder: Path, con: duckdb.DuckDBPyConnection | None = None):
