@@ -317,6 +317,18 @@ def post_one(settings: Settings, alert: dict) -> tuple[bool, str]:
 ALERT = {"text": "KR off track", "okr": {"key": "kr-status:kr:off_track:2025-02-10"}}
 
 
+def test_a_snapshot_missing_a_kind_s_tables_gives_the_other_kinds(tmp_path: Path):
+    """An older snapshot without the restatements view (or any mart) skips those alerts only."""
+    settings = write_alert_project(tmp_path)
+    full = run_pipeline(settings, "2025-Q1")
+    with duckdb.connect(str(settings.bi_snapshot)) as con:
+        con.execute("DROP VIEW marts.grade_restatements")
+        con.execute("DROP TABLE marts.success_metric_summary")
+        partial = pending_alerts(con, date.fromisoformat(settings.as_of))
+    assert keys(partial) == [k for k in keys(full) if not k.startswith("kpi-red:")]
+    assert pending_alerts(duckdb.connect(), date(2025, 3, 1)) == []
+
+
 def test_a_5xx_answer_is_retried_and_retry_after_is_honoured(
     tmp_path: Path, receiver: Receiver, monkeypatch: pytest.MonkeyPatch
 ):
